@@ -1,0 +1,150 @@
+"""The exceptions beacon_orchestrator raises, all under one root.
+
+::
+
+    BeaconError
+    ├── SpecError (also ValueError)      an invalid job document or JobSpec; lists every problem
+    ├── UsageError                       the API was called in a way it does not support
+    ├── StoreError                       a store could not do what was asked
+    │   └── JobConflictError             the same job id was opened with a different spec
+    ├── PreflightError                   a health check before the job found a region unusable
+    └── ExecutionError                   one execution attempt failed (raised by executors)
+        ├── TransientError               worth retrying; may carry ``retry_after``
+        └── PermanentError               retrying will not help
+
+Executors raise ``TransientError`` or ``PermanentError``; any other exception an executor
+raises is recorded as a permanent failure of that one execution and never ends the job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from attrs import frozen
+
+__all__ = [
+    "BeaconError",
+    "ExecutionError",
+    "JobConflictError",
+    "PermanentError",
+    "PreflightError",
+    "SpecError",
+    "SpecProblem",
+    "StoreError",
+    "TransientError",
+    "UsageError",
+]
+
+_NO_VALUE: Any = object()
+
+
+class BeaconError(Exception):
+    """Root of every exception this library raises on purpose."""
+
+
+@frozen
+class SpecProblem:
+    """One thing wrong with a job document.
+
+    Attributes:
+        path: Where the problem is, e.g. ``models[1].regions[0]`` (``""`` for the document).
+        message: What is wrong and what was expected, in one sentence.
+        value: The offending value, when there is one (shown with ``repr``).
+    """
+
+    path: str
+    message: str
+    value: Any = _NO_VALUE
+
+    @property
+    def has_value(self) -> bool:
+        """Whether the problem names an offending value."""
+        return self.value is not _NO_VALUE
+
+    def __str__(self) -> str:
+        where = self.path or "<document>"
+        if self.has_value:
+            return f"{where}: {self.message} (got {_short_repr(self.value)})"
+        return f"{where}: {self.message}"
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class SpecError(BeaconError, ValueError):
+    """A job document or :class:`JobSpec` is invalid.
+
+    Every problem found is listed, not only the first, so a user can fix a document in one go.
+
+    Attributes:
+        problems: Each problem with its path, offending value and expectation.
+    """
+
+    def __init__(self, problems: Iterable[SpecProblem], *, source: str | None = None) -> None:
+        self.problems: tuple[SpecProblem, ...] = tuple(problems)
+        self.source = source
+        head = f"invalid job spec{f' in {source}' if source else ''}"
+        count = len(self.problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{head}: {count} problem{'s' if count != 1 else ''}\n{lines}")
+
+
+class UsageError(BeaconError):
+    """The library was used in a way it does not support (wrong call, wrong context)."""
+
+
+class StoreError(BeaconError):
+    """A store could not open, read or write what was asked."""
+
+
+class JobConflictError(StoreError):
+    """A job id was opened again with a spec that differs from the stored one."""
+
+
+class PreflightError(BeaconError):
+    """A health check before the job found a region with no healthy provider."""
+
+
+class ExecutionError(BeaconError):
+    """One attempt of one execution failed.
+
+    Executors raise subclasses: :class:`TransientError` when another attempt may succeed,
+    :class:`PermanentError` when it will not.
+
+    Attributes:
+        code: A short machine-readable code (``PROVIDER_UNAVAILABLE``, ``HTTP_503``, ...).
+        transient: Whether another attempt may succeed.
+        retry_after: Seconds the provider asked us to wait before retrying, if it said.
+    """
+
+    transient: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.retry_after = retry_after
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, code={self.code!r})"
+
+
+class TransientError(ExecutionError):
+    """A failure another attempt may fix: overload, timeout, 429, 5xx, dropped connection."""
+
+    transient = True
+
+
+class PermanentError(ExecutionError):
+    """A failure retrying will not fix: bad request, unknown model, malformed answer."""
+
+    transient = False

@@ -1,0 +1,69 @@
+"""RetryPolicy: how often and how long to wait before retrying a transient failure.
+
+The backoff arithmetic is tenacity's (``wait_exponential_jitter``); the loop that applies it
+is the scheduler's, because only the scheduler can guarantee that no retry starts after the job
+was cancelled.
+"""
+
+from __future__ import annotations
+
+from attrs import field, frozen, validators
+from tenacity import RetryCallState, wait_exponential_jitter
+
+from ._errors import ExecutionError
+
+__all__ = ["RetryPolicy"]
+
+
+def _positive_or_none(_: object, attribute: object, value: int | None) -> None:
+    if value is not None and value < 0:
+        raise ValueError(f"budget must be >= 0 or None, got {value!r}")
+
+
+@frozen(kw_only=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, capped, honouring the provider's ``retry_after``.
+
+    Only :class:`~beacon_orchestrator.TransientError` failures and attempt timeouts are retried.
+
+    Args:
+        attempts: Attempts per execution, the first included (1 disables retries).
+        wait_initial: Seconds before the first retry.
+        wait_max: Cap of the exponential part of the wait.
+        wait_jitter: Up to this many seconds are added at random to each wait.
+        budget: Retries allowed across the whole job (``None``: unlimited). When a provider is
+            down, a budget stops a large job from multiplying its cost.
+    """
+
+    attempts: int = field(default=3, validator=validators.ge(1))
+    wait_initial: float = field(default=1.0, validator=validators.ge(0))
+    wait_max: float = field(default=60.0, validator=validators.ge(0))
+    wait_jitter: float = field(default=1.0, validator=validators.ge(0))
+    budget: int | None = field(default=None, validator=_positive_or_none)
+
+    @classmethod
+    def none(cls) -> RetryPolicy:
+        """A policy that never retries."""
+        return cls(attempts=1)
+
+    def retryable(self, error: BaseException, attempt: int) -> bool:
+        """Whether a failure of attempt number ``attempt`` deserves another attempt."""
+        return (
+            attempt < self.attempts and isinstance(error, ExecutionError) and error.transient
+        )
+
+    def wait(self, attempt: int, error: BaseException | None = None) -> float:
+        """Seconds to wait after attempt number ``attempt`` failed with ``error``.
+
+        The provider's ``retry_after`` wins when it asks for longer than the backoff.
+        """
+        strategy = wait_exponential_jitter(
+            initial=self.wait_initial, max=self.wait_max, jitter=self.wait_jitter
+        )
+        state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+        state.attempt_number = attempt
+        backoff = float(strategy(state))
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None and retry_after > backoff:
+            return float(retry_after)
+        return backoff

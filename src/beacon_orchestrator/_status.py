@@ -1,0 +1,232 @@
+"""Job verdicts: the status policy extension point and the standard min-success-rate policy."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
+
+from attrs import field, frozen, validators
+
+from ._types import ExecutionRecord, ExecutionStatus
+
+__all__ = [
+    "JobResult",
+    "JobStatus",
+    "MinSuccessRate",
+    "RegionTally",
+    "StatusPolicy",
+    "Tally",
+    "Verdict",
+]
+
+
+class JobStatus(enum.StrEnum):
+    """The verdict of a job."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@frozen
+class RegionTally:
+    """Counts of one region's executions, as the policy sees them.
+
+    Attributes:
+        planned: Executions the job plans in this region.
+        completed: Completed with a non-empty answer.
+        empty: Completed with an empty answer.
+        failed: Failed or timed out.
+        unfinished: Cancelled or skipped.
+    """
+
+    planned: int
+    completed: int = 0
+    empty: int = 0
+    failed: int = 0
+    unfinished: int = 0
+
+    @property
+    def pending(self) -> int:
+        """Executions that have no terminal record yet."""
+        return self.planned - self.completed - self.empty - self.failed - self.unfinished
+
+
+@frozen
+class Tally:
+    """What a status policy decides from: per-region counts of a job's executions."""
+
+    regions: Mapping[str, RegionTally]
+
+    @property
+    def planned(self) -> int:
+        """All planned executions."""
+        return sum(r.planned for r in self.regions.values())
+
+    @property
+    def completed(self) -> int:
+        """Completed with a non-empty answer."""
+        return sum(r.completed for r in self.regions.values())
+
+    @property
+    def empty(self) -> int:
+        """Completed with an empty answer."""
+        return sum(r.empty for r in self.regions.values())
+
+    @property
+    def failed(self) -> int:
+        """Failed or timed out."""
+        return sum(r.failed for r in self.regions.values())
+
+    @property
+    def pending(self) -> int:
+        """Not yet terminal."""
+        return sum(r.pending for r in self.regions.values())
+
+
+@frozen
+class Verdict:
+    """A job status with a one-sentence reason."""
+
+    status: JobStatus
+    reason: str
+
+
+@runtime_checkable
+class StatusPolicy(Protocol):
+    """Decides a job's verdict from its tally.
+
+    ``verdict`` gives the final verdict once every execution is terminal (pending executions,
+    if any, count as not succeeded). ``decided`` returns the verdict as soon as no outcome of the
+    pending executions can change it, or ``None``; the scheduler uses it to stop early when asked.
+    """
+
+    def verdict(self, tally: Tally) -> Verdict:
+        """The verdict on a finished job."""
+        ...
+
+    def decided(self, tally: Tally) -> Verdict | None:
+        """The verdict if it can no longer change, else ``None``."""
+        ...
+
+    def success_rate(self, tally: Tally) -> float:
+        """Succeeded executions over planned ones, as this policy counts success."""
+        ...
+
+
+def _pct(value: float) -> str:
+    pct = value * 100
+    return f"{pct:.0f}%" if abs(pct - round(pct)) < 0.05 else f"{pct:.1f}%"
+
+
+def _rate_in_unit_interval(_: object, attribute: object, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"rate must be within [0, 1], got {value!r}")
+
+
+@frozen
+class MinSuccessRate:
+    """The standard Beacon policy: enough executions and enough regions must succeed.
+
+    The job is ``COMPLETED`` when at least ``rate`` of all planned executions succeeded and at
+    least ``min_regions`` regions had a success; otherwise ``FAILED``.
+
+    Attributes:
+        rate: Required fraction of planned executions that succeed, in [0, 1].
+        min_regions: Required number of regions with at least one success.
+        empty_counts_as_success: Whether an empty answer counts as a success (it is one
+            from the endpoint's point of view; some probes want to treat it as a refusal).
+    """
+
+    rate: float = field(default=0.67, validator=_rate_in_unit_interval)
+    min_regions: int = field(default=1, validator=validators.ge(0))
+    empty_counts_as_success: bool = True
+
+    def _successes(self, r: RegionTally) -> int:
+        return r.completed + r.empty if self.empty_counts_as_success else r.completed
+
+    def success_rate(self, tally: Tally) -> float:
+        """Succeeded executions over planned ones."""
+        planned = tally.planned
+        return sum(self._successes(r) for r in tally.regions.values()) / planned if planned else 0.0
+
+    def verdict(self, tally: Tally) -> Verdict:
+        """COMPLETED when both the rate and the region count are met, else FAILED."""
+        planned = tally.planned
+        ok = sum(self._successes(r) for r in tally.regions.values())
+        rate = ok / planned if planned else 0.0
+        regions_ok = sum(1 for r in tally.regions.values() if self._successes(r) > 0)
+        head = f"{ok} of {planned} executions succeeded ({_pct(rate)})"
+        if rate + 1e-12 < self.rate:
+            return Verdict(JobStatus.FAILED, f"{head}, below the required {_pct(self.rate)}.")
+        if regions_ok < self.min_regions:
+            return Verdict(
+                JobStatus.FAILED,
+                f"{head}, but only {regions_ok} region{'s' if regions_ok != 1 else ''} had a "
+                f"success, below the required {self.min_regions}.",
+            )
+        return Verdict(
+            JobStatus.COMPLETED,
+            f"{head}, meeting the required {_pct(self.rate)} in {regions_ok} of "
+            f"{len(tally.regions)} regions.",
+        )
+
+    def decided(self, tally: Tally) -> Verdict | None:
+        """The verdict once the pending executions can no longer change it."""
+        planned = tally.planned
+        if planned == 0:
+            return self.verdict(tally)
+        regions = tally.regions.values()
+        ok = sum(self._successes(r) for r in regions)
+        pending = sum(r.pending for r in regions)
+        regions_ok = sum(1 for r in regions if self._successes(r) > 0)
+        regions_possible = sum(1 for r in regions if self._successes(r) > 0 or r.pending > 0)
+        # Successes only grow, so reaching both thresholds now is final; so is being unable to
+        # reach one of them even if everything pending succeeds.
+        if ok / planned + 1e-12 >= self.rate and regions_ok >= self.min_regions:
+            return self.verdict(tally)
+        if (ok + pending) / planned + 1e-12 < self.rate or regions_possible < self.min_regions:
+            return self.verdict(tally)
+        return None
+
+
+@frozen
+class JobResult:
+    """The outcome of a job.
+
+    Attributes:
+        job_id: The job's id.
+        status: The verdict.
+        reason: One sentence saying why.
+        counts: Number of records per execution status (every status present, maybe 0).
+        success_rate: Succeeded executions over planned ones, as the policy counts success.
+        planned: How many executions the job plans.
+        records: One record per planned key, as the store holds them (empty when the store
+            does not keep records, like a counting sink).
+        started_at: When the job started (seconds since the epoch).
+        finished_at: When the verdict was reached (seconds since the epoch).
+        cancelled_by: What cancelled the job (``"handle"``, ``"deadline"``, ``"scope"``,
+            ``"early_stop"``), or ``None``.
+    """
+
+    job_id: str
+    status: JobStatus
+    reason: str
+    counts: Mapping[ExecutionStatus, int]
+    success_rate: float
+    planned: int
+    records: tuple[ExecutionRecord, ...] = ()
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    cancelled_by: str | None = None
+
+    @property
+    def duration(self) -> float:
+        """Seconds from start to verdict."""
+        return self.finished_at - self.started_at
+
+    @property
+    def ok(self) -> bool:
+        """Whether the verdict is ``COMPLETED``."""
+        return self.status is JobStatus.COMPLETED

@@ -1,0 +1,114 @@
+"""The Store protocol every backend implements, and the values it returns."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence, Set
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from attrs import frozen
+
+from .._status import JobResult, JobStatus
+from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
+
+if TYPE_CHECKING:
+    from .._spec import JobSpec
+
+__all__ = ["JobInfo", "Store", "StoredProgress", "should_replace"]
+
+
+@frozen
+class JobInfo:
+    """A job as a store lists it.
+
+    Attributes:
+        job_id: The job's id.
+        planned: Executions the job plans.
+        records: Records stored so far.
+        status: The verdict, or ``None`` while the job has not finished.
+        reason: The verdict's reason, or ``None``.
+        created_at: When the job was first opened (seconds since the epoch).
+        finished_at: When the verdict was stored, or ``None``.
+    """
+
+    job_id: str
+    planned: int
+    records: int
+    status: JobStatus | None
+    reason: str | None
+    created_at: float
+    finished_at: float | None
+
+
+@frozen
+class StoredProgress:
+    """Record counts of a job, as stored: overall and per question, region and model."""
+
+    job_id: str
+    planned: int
+    counts: Mapping[ExecutionStatus, int]
+    by_question: Mapping[str, Mapping[ExecutionStatus, int]]
+    by_region: Mapping[str, Mapping[ExecutionStatus, int]]
+    by_model: Mapping[str, Mapping[ExecutionStatus, int]]
+
+    @property
+    def stored(self) -> int:
+        """Records stored (terminal executions)."""
+        return sum(self.counts.values())
+
+
+def should_replace(existing: ExecutionRecord | None, new: ExecutionRecord) -> bool:
+    """The write rule every store follows: a ``COMPLETED`` record is never replaced by a worse one.
+
+    Any other record is replaced by the newer one (a resumed run re-executes failed keys).
+    """
+    return (
+        existing is None
+        or existing.status is not ExecutionStatus.COMPLETED
+        or new.status is ExecutionStatus.COMPLETED
+    )
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Durable home of jobs and their execution records.
+
+    Every method is async and safe to call from concurrent tasks of one event loop. A store
+    that holds resources (files, connections) is also an async context manager. Unknown job ids
+    raise :class:`~beacon_orchestrator.StoreError`.
+    """
+
+    async def open_job(self, spec: JobSpec) -> None:
+        """Register a job. Idempotent; the same id with another spec raises ``JobConflictError``."""
+        ...
+
+    async def load_spec(self, job_id: str) -> JobSpec:
+        """The spec a job was opened with."""
+        ...
+
+    async def completed_keys(self, job_id: str) -> Set[ExecutionKey]:
+        """Keys whose record is ``COMPLETED`` (what a resumed run must not execute again)."""
+        ...
+
+    async def write(self, job_id: str, record: ExecutionRecord) -> None:
+        """Store one record; returns once it is durable. Idempotent per key (see ``should_replace``)."""
+        ...
+
+    async def write_many(self, job_id: str, records: Sequence[ExecutionRecord]) -> None:
+        """Store several records at once, with the same rule as :meth:`write`."""
+        ...
+
+    async def records(self, job_id: str) -> list[ExecutionRecord]:
+        """Every record of a job, one per key."""
+        ...
+
+    async def progress(self, job_id: str) -> StoredProgress:
+        """Counts per status, overall and per question, region and model."""
+        ...
+
+    async def finish_job(self, job_id: str, result: JobResult) -> None:
+        """Store the job's verdict (its records are already stored)."""
+        ...
+
+    async def jobs(self) -> list[JobInfo]:
+        """Every job the store holds, oldest first."""
+        ...

@@ -1,0 +1,133 @@
+"""MemoryStore: the in-process store, for tests, notebooks and jobs that need no durability."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter as _Counter
+from collections.abc import Callable, Sequence, Set
+from typing import TYPE_CHECKING
+
+from attrs import define, field
+
+from .._errors import JobConflictError, StoreError
+from .._status import JobResult
+from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
+from ._protocol import JobInfo, StoredProgress, should_replace
+
+if TYPE_CHECKING:
+    from .._spec import JobSpec
+
+__all__ = ["MemoryStore"]
+
+
+@define
+class _Job:
+    spec: JobSpec
+    created_at: float
+    records: dict[ExecutionKey, ExecutionRecord] = field(factory=dict)
+    result: JobResult | None = None
+    finished_at: float | None = None
+
+
+def _by(records: Sequence[ExecutionRecord], index: int) -> dict[str, dict[ExecutionStatus, int]]:
+    out: dict[str, dict[ExecutionStatus, int]] = {}
+    for r in records:
+        slot = out.setdefault(r.key[index], {})
+        slot[r.status] = slot.get(r.status, 0) + 1
+    return out
+
+
+@define
+class MemoryStore:
+    """Keeps jobs and records in memory. Nothing survives the process.
+
+    Args:
+        clock: Wall-clock time source for ``created_at``/``finished_at`` (default ``time.time``).
+    """
+
+    clock: Callable[[], float] = time.time
+    _jobs: dict[str, _Job] = field(factory=dict, init=False, repr=False)
+
+    async def __aenter__(self) -> MemoryStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+    def _job(self, job_id: str) -> _Job:
+        try:
+            return self._jobs[job_id]
+        except KeyError:
+            raise StoreError(f"unknown job id {job_id!r}") from None
+
+    async def open_job(self, spec: JobSpec) -> None:
+        """Register a job (idempotent for the same spec)."""
+        existing = self._jobs.get(spec.id)
+        if existing is None:
+            self._jobs[spec.id] = _Job(spec=spec, created_at=self.clock())
+        elif existing.spec != spec:
+            raise JobConflictError(
+                f"job {spec.id!r} is already stored with a different spec; "
+                "use a new job id or the stored spec"
+            )
+
+    async def load_spec(self, job_id: str) -> JobSpec:
+        """The spec the job was opened with."""
+        return self._job(job_id).spec
+
+    async def completed_keys(self, job_id: str) -> Set[ExecutionKey]:
+        """Keys with a ``COMPLETED`` record."""
+        return frozenset(
+            k for k, r in self._job(job_id).records.items() if r.status is ExecutionStatus.COMPLETED
+        )
+
+    async def write(self, job_id: str, record: ExecutionRecord) -> None:
+        """Store one record."""
+        records = self._job(job_id).records
+        if should_replace(records.get(record.key), record):
+            records[record.key] = record
+
+    async def write_many(self, job_id: str, records: Sequence[ExecutionRecord]) -> None:
+        """Store several records."""
+        stored = self._job(job_id).records
+        for record in records:
+            if should_replace(stored.get(record.key), record):
+                stored[record.key] = record
+
+    async def records(self, job_id: str) -> list[ExecutionRecord]:
+        """Every record of the job, in the order keys were first written."""
+        return list(self._job(job_id).records.values())
+
+    async def progress(self, job_id: str) -> StoredProgress:
+        """Counts per status, overall and per question, region and model."""
+        job = self._job(job_id)
+        records = list(job.records.values())
+        return StoredProgress(
+            job_id=job_id,
+            planned=job.spec.size,
+            counts=dict(_Counter(r.status for r in records)),
+            by_question=_by(records, 0),
+            by_model=_by(records, 1),
+            by_region=_by(records, 2),
+        )
+
+    async def finish_job(self, job_id: str, result: JobResult) -> None:
+        """Store the verdict."""
+        job = self._job(job_id)
+        job.result = result
+        job.finished_at = self.clock()
+
+    async def jobs(self) -> list[JobInfo]:
+        """Every job, oldest first."""
+        return [
+            JobInfo(
+                job_id=job_id,
+                planned=job.spec.size,
+                records=len(job.records),
+                status=None if job.result is None else job.result.status,
+                reason=None if job.result is None else job.result.reason,
+                created_at=job.created_at,
+                finished_at=job.finished_at,
+            )
+            for job_id, job in self._jobs.items()
+        ]
