@@ -34,6 +34,7 @@ from ._events import (
 )
 from ._executor import ExecutionRequest, Executor, FunctionExecutor, Response, SupportsPreflight
 from ._retry import RetryPolicy
+from ._scheduler import JobHandle, RegionQueue, Strategy, run_job, run_job_sync, start_job
 from ._spec import JobSpec, Limits, ModelTarget, Question, load_jobspec
 from ._status import (
     JobResult,
@@ -45,7 +46,17 @@ from ._status import (
     Verdict,
 )
 from ._types import Endpoint, ExecutionKey, ExecutionRecord, ExecutionStatus
-from .stores import JobInfo, MemoryStore, Store, StoredProgress
+from .stores import (
+    JobInfo,
+    MemoryStore,
+    SQLiteStore,
+    Store,
+    StoredProgress,
+    export_csv,
+    export_jsonl,
+    load_jsonl,
+    records_to_rows,
+)
 
 __version__ = "0.1.0.dev0"
 
@@ -68,6 +79,7 @@ __all__ = [
     "JobCancelled",
     "JobConflictError",
     "JobFinished",
+    "JobHandle",
     "JobInfo",
     "JobResult",
     "JobSpec",
@@ -83,20 +95,30 @@ __all__ = [
     "Question",
     "QuestionFinished",
     "QuestionStarted",
+    "RegionQueue",
     "RegionTally",
     "Response",
     "RetryPolicy",
+    "SQLiteStore",
     "SpecError",
     "SpecProblem",
     "StatusPolicy",
     "Store",
     "StoreError",
     "StoredProgress",
+    "Strategy",
     "SupportsPreflight",
     "Tally",
     "TransientError",
     "UsageError",
     "Verdict",
     "__version__",
+    "export_csv",
+    "export_jsonl",
     "load_jobspec",
+    "load_jsonl",
+    "records_to_rows",
+    "run_job",
+    "run_job_sync",
+    "start_job",
 ]
