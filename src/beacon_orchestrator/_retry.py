@@ -1,6 +1,6 @@
 """RetryPolicy: how often and how long to wait before retrying a transient failure.
 
-The backoff arithmetic is tenacity's (``wait_exponential_jitter``); the loop that applies it
+The backoff arithmetic is tenacity's (``wait_exponential`` plus ``wait_random``); the loop that applies it
 is the scheduler's, because only the scheduler can guarantee that no retry starts after the job
 was cancelled.
 """
@@ -8,7 +8,7 @@ was cancelled.
 from __future__ import annotations
 
 from attrs import field, frozen, validators
-from tenacity import RetryCallState, wait_exponential_jitter
+from tenacity import RetryCallState, wait_exponential, wait_random
 
 from ._errors import ExecutionError
 
@@ -48,17 +48,17 @@ class RetryPolicy:
 
     def retryable(self, error: BaseException, attempt: int) -> bool:
         """Whether a failure of attempt number ``attempt`` deserves another attempt."""
-        return (
-            attempt < self.attempts and isinstance(error, ExecutionError) and error.transient
-        )
+        return attempt < self.attempts and isinstance(error, ExecutionError) and error.transient
 
     def wait(self, attempt: int, error: BaseException | None = None) -> float:
         """Seconds to wait after attempt number ``attempt`` failed with ``error``.
 
         The provider's ``retry_after`` wins when it asks for longer than the backoff.
         """
-        strategy = wait_exponential_jitter(
-            initial=self.wait_initial, max=self.wait_max, jitter=self.wait_jitter
+        # Composed from tenacity's long-stable primitives: the exponential part is capped at
+        # wait_max, and the jitter comes on top so that retries of many keys spread out.
+        strategy = wait_exponential(multiplier=self.wait_initial, max=self.wait_max) + wait_random(
+            0, self.wait_jitter
         )
         state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
         state.attempt_number = attempt

@@ -284,9 +284,7 @@ class RegionQueue:
         self._prompts = [q.prompt for q in questions]
         self._q_index = {q.id: i for i, q in enumerate(questions)}
         self._params = spec.params
-        self._per_endpoint = (
-            1 if self.strategy != "endpoint" else limits.per_endpoint
-        )
+        self._per_endpoint = 1 if self.strategy != "endpoint" else limits.per_endpoint
         self._per_region = limits.per_region
 
         regions: dict[str, _Region] = {}
@@ -417,7 +415,7 @@ class RegionQueue:
             self._emit(JobCancelled(self.spec.id, source, reason, now))
         for sleeper in self._sleepers:
             sleeper.cancel()
-        self._wake.set()
+        self._wake_idle()
         workers = self._workers_scope
         if workers is not None:
             grace = self._limits.cancel_grace
@@ -469,9 +467,12 @@ class RegionQueue:
                 # account for everything, then re-raise it from run() unwrapped.
                 if self._crash is None:
                     self._crash = exc
+                # If the callback is what raised, calling it again while accounting for the
+                # remaining keys would only raise again and leave them unrecorded.
+                self._emit = None
                 if not self._stopping:
                     self._stopping = True
-                    self._wake.set()
+                    self._wake_idle()
                     if self._workers_scope is not None:
                         self._workers_scope.cancel()
                 return
@@ -488,7 +489,7 @@ class RegionQueue:
             # Raises if the caller's scope is cancelled; never yields otherwise, so nothing can
             # happen between this check, the pick and the call into the executor.
             await checkpoint_if_cancelled()
-            if self._stopping:
+            if not self._may_start():
                 return
             if deadline is not None and anyio.current_time() >= deadline:
                 self._request_cancel("deadline", self._deadline_reason())
@@ -607,7 +608,7 @@ class RegionQueue:
                         )
                         self._release(e)
                         raise
-                    if not self._stopping and (
+                    if self._may_start() and (
                         self._job_deadline is None or anyio.current_time() < self._job_deadline
                     ):
                         attempt += 1
@@ -615,6 +616,7 @@ class RegionQueue:
                     status = _X
                 break
             else:
+                status = _C
                 break
         if status is _C and response is not None:
             text = response.text
@@ -647,8 +649,12 @@ class RegionQueue:
         self._release(e)
         self._finished(record, e, q)
 
+    def _may_start(self) -> bool:
+        """The check that precedes every start and every retry: has cancellation been asked?"""
+        return not self._stopping
+
     def _may_retry(self, exc: BaseException, attempt: int) -> bool:
-        if self._stopping:
+        if not self._may_start():
             return False
         retryable = isinstance(exc, _AttemptTimeout) or (
             isinstance(exc, ExecutionError) and exc.transient

@@ -5,8 +5,11 @@
 - :func:`virtual_clock` / :func:`run_virtual` / :class:`VirtualClockEventLoop`: run on virtual
   time on asyncio and on trio, so minutes of simulated work take milliseconds.
 - :func:`check_invariants` / :func:`find_violations`: verify DESIGN §4 on a finished job.
-- hypothesis strategies for job specs, fault scripts and cancellation plans.
+- hypothesis strategies for job specs, fault scripts and cancellation plans (importing them
+  needs hypothesis, from the ``test`` extra; everything else here works without it).
 """
+
+from typing import TYPE_CHECKING, Any
 
 from ._clock import VirtualClockEventLoop, run_virtual, virtual_clock
 from ._fake import Call, FakeExecutor, Outcome, Script, Step
@@ -22,6 +25,8 @@ from ._invariants import (
 __all__ = [
     "INVARIANTS",
     "Call",
+    "CancelPlan",
+    "CancelPlanSource",
     "FakeExecutor",
     "InvariantName",
     "InvariantViolation",
@@ -30,8 +35,47 @@ __all__ = [
     "Step",
     "Violation",
     "VirtualClockEventLoop",
+    "cancel_plans",
     "check_invariants",
+    "fault_scripts",
     "find_violations",
+    "retry_policies",
     "run_virtual",
+    "scheduling_limits",
+    "scheduling_specs",
+    "steps",
     "virtual_clock",
 ]
+
+# Strategies import hypothesis, which a user of FakeExecutor alone need not install.
+_LAZY = {
+    "CancelPlan": "._strategies",
+    "CancelPlanSource": "._strategies",
+    "cancel_plans": "._strategies",
+    "fault_scripts": "._strategies",
+    "retry_policies": "._strategies",
+    "scheduling_limits": "._strategies",
+    "scheduling_specs": "._strategies",
+    "steps": "._strategies",
+}
+
+if TYPE_CHECKING:
+    from ._strategies import (
+        CancelPlan,
+        CancelPlanSource,
+        cancel_plans,
+        fault_scripts,
+        retry_policies,
+        scheduling_limits,
+        scheduling_specs,
+        steps,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module, __name__), name)

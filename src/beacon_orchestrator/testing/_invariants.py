@@ -167,8 +167,9 @@ def find_violations(
     seen: dict[ExecutionKey, int] = defaultdict(int)
     for r in records:
         seen[r.key] += 1
-        if not isinstance(r.status, ExecutionStatus):
-            bad("everything_accounted_for", f"{r.key} has a non-terminal status {r.status!r}")
+        status: object = r.status  # a third-party store may hand back anything
+        if not isinstance(status, ExecutionStatus):
+            bad("everything_accounted_for", f"{r.key} has a non-terminal status {status!r}")
     for key, n in seen.items():
         if n > 1:
             bad("everything_accounted_for", f"{key} has {n} records")
@@ -221,9 +222,9 @@ def find_violations(
         for c in executor_log:
             if c.kind == "start":
                 calls[c.key, c.attempt] += 1
-        for (key, attempt), n in calls.items():
+        for (called, attempt), n in calls.items():
             if n > 1:
-                bad("no_duplicates", f"the executor ran {key} attempt {attempt} {n} times")
+                bad("no_duplicates", f"the executor ran {called} attempt {attempt} {n} times")
 
     # 5. Order, and 6. bounds: replay starts (attempt 1) and finishes ------------------------
     q_index = {q.id: i for i, q in enumerate(spec.questions)}
@@ -305,6 +306,6 @@ def find_violations(
                             f"executor call {c.key} attempt {c.attempt} ended "
                             f"{c.at - cancel_event.at:.6f} s after cancellation",
                         )
-            for key, attempt in sorted(open_calls, key=str):
-                bad("bounded_stop", f"executor call {key} attempt {attempt} never ended")
+            for left, attempt in sorted(open_calls, key=str):
+                bad("bounded_stop", f"executor call {left} attempt {attempt} never ended")
     return out
