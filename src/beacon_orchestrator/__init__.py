@@ -33,6 +33,7 @@ from ._events import (
     QuestionStarted,
 )
 from ._executor import ExecutionRequest, Executor, FunctionExecutor, Response, SupportsPreflight
+from ._regions import RegionTable, normalize_region
 from ._retry import RetryPolicy
 from ._scheduler import JobHandle, RegionQueue, Strategy, run_job, run_job_sync, start_job
 from ._spec import JobSpec, Limits, ModelTarget, Question, load_jobspec
@@ -96,6 +97,7 @@ __all__ = [
     "QuestionFinished",
     "QuestionStarted",
     "RegionQueue",
+    "RegionTable",
     "RegionTally",
     "Response",
     "RetryPolicy",
@@ -117,6 +119,7 @@ __all__ = [
     "export_jsonl",
     "load_jobspec",
     "load_jsonl",
+    "normalize_region",
     "records_to_rows",
     "run_job",
     "run_job_sync",

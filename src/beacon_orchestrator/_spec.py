@@ -6,7 +6,8 @@ lives in ``_spec_loading``; this module holds the values and their invariants.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,29 @@ from ._status import MinSuccessRate
 from ._types import Endpoint, ExecutionKey
 
 __all__ = ["JobSpec", "Limits", "ModelTarget", "Question"]
+
+
+def _as_tuple(value: Iterable[Any]) -> Any:
+    # A lone string (``regions="us-east"``) or a non-iterable is kept as given so validation can
+    # report it by name; ``tuple("us-east")`` would silently become seven one-letter regions.
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        return value
+    return tuple(value)
+
+
+def _regions_tuple(value: Iterable[str]) -> tuple[str, ...]:
+    result: tuple[str, ...] = _as_tuple(value)
+    return result
+
+
+def _questions_tuple(value: Iterable[Question]) -> tuple[Question, ...]:
+    result: tuple[Question, ...] = _as_tuple(value)
+    return result
+
+
+def _models_tuple(value: Iterable[ModelTarget]) -> tuple[ModelTarget, ...]:
+    result: tuple[ModelTarget, ...] = _as_tuple(value)
+    return result
 
 
 @frozen
@@ -38,6 +62,12 @@ class Question:
 class ModelTarget:
     """A model and the regions it is served from.
 
+    A :class:`JobSpec` only holds canonical region names (lower-case slugs such as
+    ``eu-west``): one built in code with an alias such as ``"EU"`` is refused, and the error
+    names the canonical form. Documents loaded with :meth:`JobSpec.from_dict`,
+    :meth:`JobSpec.from_beacon` or :func:`load_jobspec` are normalised through a
+    :class:`~beacon_orchestrator.RegionTable` instead.
+
     Attributes:
         id: The model id the executor sends (``llama3.2-1b``).
         regions: Canonical region names, in the order the job lists them.
@@ -46,7 +76,7 @@ class ModelTarget:
     """
 
     id: str
-    regions: tuple[str, ...] = field(converter=tuple)
+    regions: tuple[str, ...] = field(converter=_regions_tuple)
     name: str | None = None
     provider: str | None = None
 
@@ -58,7 +88,7 @@ class Limits:
     Attributes:
         max_concurrency: Executions in flight at once across the whole job.
         per_region: Executions in flight at once in one region.
-        per_endpoint: Executions in flight at once on one endpoint (model × region). The
+        per_endpoint: Executions in flight at once on one endpoint (model x region). The
             default 1 matches a GPU container that answers one request at a time.
         attempt_timeout: Seconds one attempt may take before it is interrupted (``TIMEOUT``).
         job_timeout: Seconds the whole job may take; then it is cancelled and decided.
@@ -79,29 +109,57 @@ class Limits:
             raise SpecError(problems)
 
 
+LIMIT_FIELDS: tuple[str, ...] = (
+    "max_concurrency",
+    "per_region",
+    "per_endpoint",
+    "attempt_timeout",
+    "job_timeout",
+    "cancel_grace",
+)
+
+
 def limits_problems(limits: Limits, path: str) -> list[SpecProblem]:
     """Every problem with a :class:`Limits`, each with its path under ``path``."""
+    return limit_value_problems({name: getattr(limits, name) for name in LIMIT_FIELDS}, path)
+
+
+def limit_value_problems(values: Mapping[str, Any], path: str) -> list[SpecProblem]:
+    """Every problem with the values of a would-be :class:`Limits` (missing ones are defaults).
+
+    Document loaders use this to report bad limits with their paths before building one.
+    """
     problems: list[SpecProblem] = []
     for name in ("max_concurrency", "per_region", "per_endpoint"):
-        value = getattr(limits, name)
+        if name not in values:
+            continue
+        value = values[name]
         if value is None and name != "per_endpoint":
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             problems.append(SpecProblem(f"{path}.{name}", "expected a positive integer", value))
     for name in ("attempt_timeout", "job_timeout"):
-        value = getattr(limits, name)
+        value = values.get(name)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        if not _is_finite_number(value) or not value > 0:
             problems.append(
                 SpecProblem(f"{path}.{name}", "expected a positive number of seconds", value)
             )
-    grace = limits.cancel_grace
-    if isinstance(grace, bool) or not isinstance(grace, int | float) or not grace >= 0:
-        problems.append(
-            SpecProblem(f"{path}.cancel_grace", "expected a number of seconds >= 0", grace)
-        )
+    if "cancel_grace" in values:
+        grace = values["cancel_grace"]
+        if not _is_finite_number(grace) or not grace >= 0:
+            problems.append(
+                SpecProblem(f"{path}.cancel_grace", "expected a number of seconds >= 0", grace)
+            )
     return problems
+
+
+def _is_finite_number(value: object) -> bool:
+    # Infinity is refused: ``None`` already means "no bound", and JSON cannot carry infinity.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return isinstance(value, int) or math.isfinite(value)
 
 
 def _dict(value: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -110,7 +168,7 @@ def _dict(value: Mapping[str, Any] | None) -> dict[str, Any]:
 
 @frozen(eq=True, hash=False)
 class JobSpec:
-    """A frozen description of a job: questions × models × the regions each model runs in.
+    """A frozen description of a job: questions x models x the regions each model runs in.
 
     Build one in code, or load one with :meth:`from_dict`, :meth:`from_beacon` or
     :func:`load_jobspec`. Construction validates the whole spec and raises
@@ -127,8 +185,8 @@ class JobSpec:
     """
 
     id: str
-    questions: tuple[Question, ...] = field(converter=tuple)
-    models: tuple[ModelTarget, ...] = field(converter=tuple)
+    questions: tuple[Question, ...] = field(converter=_questions_tuple)
+    models: tuple[ModelTarget, ...] = field(converter=_models_tuple)
     params: Mapping[str, Any] = field(factory=dict, converter=_dict)
     limits: Limits = field(factory=Limits)
     policy: MinSuccessRate = field(factory=MinSuccessRate)
@@ -150,7 +208,7 @@ class JobSpec:
 
     @property
     def endpoints(self) -> tuple[Endpoint, ...]:
-        """Every endpoint (model × region), model by model in the job's order."""
+        """Every endpoint (model x region), model by model in the job's order."""
         return tuple(Endpoint(m.id, r) for m in self.models for r in m.regions)
 
     @property
@@ -234,8 +292,14 @@ def load_jobspec(
     The library's own format is assumed unless the document looks like Beacon's (or a
     ``questions`` catalogue is given), in which case :meth:`JobSpec.from_beacon` is used.
 
+    Region names are normalised through ``regions`` (default: the built-in
+    :class:`~beacon_orchestrator.RegionTable`); files are ``.json``, ``.yaml`` or ``.yml``.
+
     Raises:
-        SpecError: For an unreadable file, a syntax error (with line and column) or an invalid spec.
+        SpecError: For a missing or unreadable file, a syntax error (with line and column),
+            a repeated key, or an invalid spec; ``source`` names the file.
+        UsageError: For a YAML file when PyYAML is missing (install
+            ``beacon-orchestrator[yaml]``).
     """
     from ._spec_loading import load_jobspec_file
 

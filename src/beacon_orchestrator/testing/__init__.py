@@ -39,6 +39,7 @@ __all__ = [
     "check_invariants",
     "fault_scripts",
     "find_violations",
+    "job_specs",
     "retry_policies",
     "run_virtual",
     "scheduling_limits",
@@ -49,6 +50,7 @@ __all__ = [
 
 # Strategies import hypothesis, which a user of FakeExecutor alone need not install.
 _LAZY = {
+    "job_specs": "._spec_strategies",
     "CancelPlan": "._strategies",
     "CancelPlanSource": "._strategies",
     "cancel_plans": "._strategies",
@@ -60,6 +62,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from ._spec_strategies import job_specs
     from ._strategies import (
         CancelPlan,
         CancelPlanSource,

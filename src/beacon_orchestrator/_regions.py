@@ -1,0 +1,319 @@
+"""Region names: the canonical names, their aliases, and the one table that maps between them.
+
+Beacon's services disagree on how to spell a region (the portal says ``EU``, the runner and the
+router ``eu-west``, the APAC GPU app reports ``asia-southeast``). Records keyed by different
+spellings of the same region never match, so every name that enters the library from a document
+goes through one :class:`RegionTable`, and a :class:`~beacon_orchestrator.JobSpec` only ever holds
+canonical names.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+from attrs import evolve, field, frozen
+
+from ._errors import SpecError, SpecProblem
+
+__all__ = [
+    "BUILTIN_ALIASES",
+    "BUILTIN_REGIONS",
+    "RegionTable",
+    "is_region_slug",
+    "normalize_region",
+]
+
+BUILTIN_REGIONS: tuple[str, ...] = ("us-east", "eu-west", "asia-pacific")
+"""The canonical regions Beacon's GPU endpoints are deployed in."""
+
+BUILTIN_ALIASES: Mapping[str, str] = MappingProxyType(
+    {
+        "us": "us-east",
+        "usa": "us-east",
+        "na": "us-east",
+        "eu": "eu-west",
+        "europe": "eu-west",
+        "apac": "asia-pacific",
+        "asia": "asia-pacific",
+        "asia-southeast": "asia-pacific",
+    }
+)
+"""The built-in aliases (folded to lower case) and the canonical region each one names.
+
+These names are reserved: no table may use one as a canonical region, so the same region can
+never be recorded under two spellings.
+"""
+
+_SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")
+
+
+def is_region_slug(name: str) -> bool:
+    """Whether ``name`` is spelled like a canonical region (``[a-z0-9][a-z0-9-]*``)."""
+    return _SLUG.fullmatch(name) is not None
+
+
+def _fold(name: str) -> str:
+    return name.lower()
+
+
+def _loose(value: Mapping[str, str]) -> dict[Any, Any]:
+    # Typed loosely on purpose: values come from users at run time, and are checked.
+    return dict(value)
+
+
+def _region_names(value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+def _alias_map(value: Mapping[str, str]) -> Mapping[str, str]:
+    # Keys are stored folded so lookup is a single dict access; the proxy keeps a frozen table
+    # from being changed through its ``aliases`` attribute.
+    return MappingProxyType(
+        {(_fold(k) if isinstance(k, str) else k): v for k, v in _loose(value).items()}
+    )
+
+
+def _default_aliases() -> Mapping[str, str]:
+    return dict(BUILTIN_ALIASES)
+
+
+@frozen
+class RegionTable:
+    """Canonical region names and the aliases that normalise to them.
+
+    Lookup is case-insensitive. A name resolves, in order, to:
+
+    1. itself (folded to lower case) when it is a canonical region of the table;
+    2. the canonical region an alias names;
+    3. with ``strict=False`` (the default), itself folded to lower case when that is a valid
+       slug (``[a-z0-9][a-z0-9-]*``): a user-defined region such as ``sa-east``;
+    4. otherwise a problem. An unknown name is **never** mapped to another region.
+
+    The default table (:meth:`default`) has the canonical regions ``us-east``, ``eu-west`` and
+    ``asia-pacific`` and these aliases (the spellings the Beacon portal, router and GPU apps
+    use):
+
+    | alias            | canonical region |
+    |------------------|------------------|
+    | `US`             | `us-east`        |
+    | `USA`            | `us-east`        |
+    | `NA`             | `us-east`        |
+    | `EU`             | `eu-west`        |
+    | `Europe`         | `eu-west`        |
+    | `APAC`           | `asia-pacific`   |
+    | `ASIA`           | `asia-pacific`   |
+    | `asia-southeast` | `asia-pacific`   |
+
+    Extend it with :meth:`with_regions` and :meth:`with_aliases`; make it refuse names it does
+    not know with ``strict=True``. The built-in aliases are reserved: they cannot be canonical
+    names of any table (``eu`` always means ``eu-west`` unless an alias redirects it), so a
+    region is never recorded under two spellings.
+
+    Example::
+
+        table = RegionTable.default().with_regions("sa-east").with_aliases({"BR": "sa-east"})
+        table.normalize("br")  # "sa-east"
+
+    Attributes:
+        regions: Canonical names, lower-case slugs, in a stable order.
+        aliases: Alias (folded to lower case) to canonical name.
+        strict: Whether a name the table does not know is a problem rather than a
+            user-defined region.
+
+    Raises:
+        SpecError: When built with a canonical name that is not a slug or is a built-in alias,
+            or with an alias that names no canonical region of the table.
+    """
+
+    regions: tuple[str, ...] = field(default=BUILTIN_REGIONS, converter=_region_names)
+    aliases: Mapping[str, str] = field(factory=_default_aliases, converter=_alias_map)
+    strict: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        problems: list[SpecProblem] = []
+        seen: set[str] = set()
+        regions: tuple[Any, ...] = self.regions
+        for i, name in enumerate(regions):
+            path = f"regions[{i}]"
+            if not isinstance(name, str) or not is_region_slug(name):
+                problems.append(
+                    SpecProblem(
+                        path,
+                        "expected a canonical region name: lower-case letters, digits and '-' "
+                        "(such as 'us-east')",
+                        name,
+                    )
+                )
+            elif name in BUILTIN_ALIASES:
+                problems.append(
+                    SpecProblem(
+                        path,
+                        f"{name!r} is a built-in alias of {BUILTIN_ALIASES[name]!r} and cannot "
+                        "be a canonical region",
+                        name,
+                    )
+                )
+            elif name in seen:
+                problems.append(SpecProblem(path, "region listed twice", name))
+            if isinstance(name, str):
+                seen.add(name)
+        for alias, target in _loose(self.aliases).items():
+            path = f"aliases[{alias!r}]"
+            if not isinstance(alias, str) or not alias:
+                problems.append(SpecProblem(path, "expected a non-empty alias string", alias))
+            elif alias in seen:
+                problems.append(
+                    SpecProblem(path, "an alias cannot also be a canonical region", alias)
+                )
+            if not isinstance(target, str) or target not in seen:
+                problems.append(
+                    SpecProblem(
+                        path,
+                        "an alias must name a canonical region of the table "
+                        f"({', '.join(map(repr, self.regions))}); add it with with_regions()",
+                        target,
+                    )
+                )
+        strict: Any = self.strict
+        if not isinstance(strict, bool):
+            problems.append(SpecProblem("strict", "expected a boolean", strict))
+        if problems:
+            raise SpecError(problems)
+
+    def __hash__(self) -> int:
+        return hash((self.regions, tuple(sorted(self.aliases.items())), self.strict))
+
+    # -- building -------------------------------------------------------------------------
+
+    @classmethod
+    def default(cls, *, strict: bool = False) -> RegionTable:
+        """The built-in table: Beacon's three regions and their documented aliases.
+
+        Args:
+            strict: Refuse names the table does not know instead of keeping them as
+                user-defined regions.
+        """
+        return cls(strict=strict)
+
+    def with_regions(self, *names: str) -> RegionTable:
+        """A copy with more canonical regions (folded to lower case; known ones are kept once).
+
+        Raises:
+            SpecError: When a name is not a slug, is a built-in alias, or is an alias of this
+                table.
+        """
+        given: tuple[Any, ...] = names
+        added = [_fold(n) if isinstance(n, str) else n for n in given]
+        regions = tuple(dict.fromkeys((*self.regions, *added)))
+        return evolve(self, regions=regions)
+
+    def with_aliases(self, aliases: Mapping[str, str]) -> RegionTable:
+        """A copy with more aliases; an alias already in the table is redirected.
+
+        Targets may be given in any case; each must be a canonical region of the table.
+
+        Raises:
+            SpecError: When a target is not a canonical region or an alias is one.
+        """
+        merged = dict(self.aliases)
+        for alias, target in _loose(aliases).items():
+            key = _fold(alias) if isinstance(alias, str) else alias
+            merged[key] = _fold(target) if isinstance(target, str) else target
+        return evolve(self, aliases=merged)
+
+    def with_strict(self, strict: bool = True) -> RegionTable:
+        """A copy that does (or does not) refuse names it does not know."""
+        return evolve(self, strict=strict)
+
+    # -- lookup ---------------------------------------------------------------------------
+
+    def __contains__(self, name: object) -> bool:
+        """Whether ``name`` is a canonical region or an alias of this table (any case)."""
+        return isinstance(name, str) and self.lookup(name) is not None
+
+    def lookup(self, name: str) -> str | None:
+        """The canonical region ``name`` is or aliases, or ``None`` if the table does not know it.
+
+        User-defined regions are not known to the table: use :meth:`normalize` to accept them.
+        """
+        folded = _fold(name)
+        if folded in self.regions:
+            return folded
+        return self.aliases.get(folded)
+
+    def normalize(self, name: str) -> str:
+        """The canonical name for ``name``.
+
+        Raises:
+            SpecError: When the name is unknown to a strict table, or is not a valid region
+                name.
+        """
+        result = self.resolve(name, "region")
+        if isinstance(result, SpecProblem):
+            raise SpecError([result])
+        return result
+
+    def resolve(self, name: Any, path: str) -> str | SpecProblem:
+        """The canonical name for ``name``, or the problem with it located at ``path``.
+
+        Document loaders use this to collect every problem before raising.
+        """
+        if not isinstance(name, str):
+            hint = (
+                " (quote it: YAML reads unquoted yes/no/on/off as booleans)"
+                if isinstance(name, bool)
+                else ""
+            )
+            return SpecProblem(path, f"expected a region name (a string){hint}", name)
+        known = self.lookup(name)
+        if known is not None:
+            return known
+        folded = _fold(name)
+        if folded in BUILTIN_ALIASES:
+            # A custom table dropped this alias; keeping it as a region of its own would give
+            # one region two names, and mapping it would be a guess.
+            return SpecProblem(
+                path,
+                f"{name!r} is a built-in alias of {BUILTIN_ALIASES[folded]!r}, which this table "
+                "does not define; add the region or an alias for it",
+                name,
+            )
+        if self.strict:
+            return SpecProblem(path, f"unknown region; {self._expectation(folded)}", name)
+        if is_region_slug(folded):
+            return folded
+        return SpecProblem(
+            path,
+            "not a valid region name; expected a known region or alias, or a slug of "
+            "letters, digits and '-' (such as 'sa-east')",
+            name,
+        )
+
+    def _expectation(self, folded: str) -> str:
+        names = [*self.regions, *sorted(self.aliases)]
+        close = difflib.get_close_matches(folded, names, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return (
+            f"expected one of {', '.join(map(repr, self.regions))} or an alias "
+            f"({', '.join(sorted(self.aliases))}){hint}"
+        )
+
+
+def normalize_region(name: str, table: RegionTable | None = None) -> str:
+    """The canonical name of a region, through ``table`` (default: :meth:`RegionTable.default`).
+
+    >>> normalize_region("EU")
+    'eu-west'
+    >>> normalize_region("asia-southeast")
+    'asia-pacific'
+
+    Raises:
+        SpecError: When the name is unknown to a strict table or is not a valid region name.
+    """
+    return (table if table is not None else RegionTable.default()).normalize(name)
