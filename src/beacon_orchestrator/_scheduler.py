@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, Literal, TypeAlias
 
 import anyio
 import anyio.abc
-from anyio.lowlevel import checkpoint, checkpoint_if_cancelled
+from anyio.lowlevel import checkpoint_if_cancelled
 from attrs import define, field
 
 from ._errors import ExecutionError, UsageError
@@ -94,6 +94,7 @@ class _Ep:
         "parked",
         "queued",
         "region",
+        "tally",
     )
 
     def __init__(self, index: int, model: str, model_index: int, region: _Region) -> None:
@@ -107,6 +108,8 @@ class _Ep:
         self.queued = False
         self.parked = False
         self.group: _Group | None = None
+        # Terminal records here: completed, completed empty, failed or timed out, unfinished.
+        self.tally = [0, 0, 0, 0]
 
 
 class _Crash(Exception):
@@ -206,8 +209,19 @@ class RegionQueue:
         ran = done - self._pre_done
         to_run = total - self._pre_done
         eta = None if ran <= 0 else elapsed / ran * (to_run - ran)
-        n_endpoints = len(self._eps)
-        qtotal = n_endpoints
+        qtotal = len(self._eps)
+        n_q = self._n_q
+        by_endpoint = {e.label: Counter(sum(e.tally), n_q) for e in self._eps}
+        by_region: dict[str, list[int]] = {}
+        by_model: dict[str, list[int]] = {}
+        for e in self._eps:
+            done_here = sum(e.tally)
+            for slot in (
+                by_region.setdefault(e.region.name, [0, 0]),
+                by_model.setdefault(e.model, [0, 0]),
+            ):
+                slot[0] += done_here
+                slot[1] += n_q
         return Progress(
             job_id=self.spec.id,
             total=total,
@@ -217,15 +231,9 @@ class RegionQueue:
             by_question={
                 q.id: Counter(self._q_done[i], qtotal) for i, q in enumerate(self.spec.questions)
             },
-            by_region={
-                r.name: Counter(self._region_done[r.index], self._region_total[r.index])
-                for r in self._regions.values()
-            },
-            by_model={
-                m.id: Counter(self._model_done[i], len(m.regions) * self._n_q)
-                for i, m in enumerate(self.spec.models)
-            },
-            by_endpoint={e.label: Counter(self._ep_done[e.index], self._n_q) for e in self._eps},
+            by_region={name: Counter(d, t) for name, (d, t) in by_region.items()},
+            by_model={name: Counter(d, t) for name, (d, t) in by_model.items()},
+            by_endpoint=by_endpoint,
             elapsed=elapsed,
             eta=eta,
         )
@@ -261,6 +269,7 @@ class RegionQueue:
 
     async def _prepare(self) -> None:
         spec = self.spec
+        self._now, self._checkpoint = _backend_primitives()
         self._limits = limits = self.limits if self.limits is not None else spec.limits
         self._policy: StatusPolicy = self.policy if self.policy is not None else spec.policy
         self._emit = self.on_event
@@ -298,9 +307,6 @@ class RegionQueue:
         self._regions = regions
         self._eps = eps
         self._planned = n_q * len(eps)
-        self._region_total = [0] * len(regions)
-        for e in eps:
-            self._region_total[e.region.index] += n_q
 
         # Cursors skip keys already done, so resumed work is never scheduled again.
         for e in eps:
@@ -328,11 +334,6 @@ class RegionQueue:
         self._q_done = [0] * n_q
         self._q_remaining = [len(eps)] * n_q
         self._q_started = [False] * n_q
-        self._region_done = [0] * len(regions)
-        self._model_done = [0] * len(spec.models)
-        self._ep_done = [0] * len(eps)
-        # Policy tallies per region index: completed, empty, failed, unfinished.
-        self._tally = [[0, 0, 0, 0] for _ in regions]
         self._pre_done = 0
         ep_index = {(e.model, e.region.name): e for e in eps}
         for rec in prior:
@@ -363,9 +364,14 @@ class RegionQueue:
             cap = min(cap, len(regions) * self._per_region)
         self._n_workers = max(0, min(cap, mc if mc is not None else cap, self._unstarted))
 
-        self._t0 = anyio.current_time()
+        self._t0 = self._now()
         self._wall0 = self.wall_clock()
+        self._wall_offset = self._wall0 - self._t0
         self._job_deadline = None if limits.job_timeout is None else self._t0 + limits.job_timeout
+        # When an attempt is interrupted at the latest: the job deadline plus the grace.
+        self._hard_deadline = (
+            None if self._job_deadline is None else self._job_deadline + limits.cancel_grace
+        )
         if self._emit is not None:
             self._emit(JobStarted(spec.id, self._t0, self._planned, self._unstarted, self.strategy))
 
@@ -410,7 +416,7 @@ class RegionQueue:
         self._stopping = True
         self._cancel_source = source
         self._cancel_reason = reason
-        now = anyio.current_time()
+        now = self._now()
         if self._emit is not None:
             self._emit(JobCancelled(self.spec.id, source, reason, now))
         for sleeper in self._sleepers:
@@ -485,13 +491,15 @@ class RegionQueue:
         emit = self._emit
         job_id = self.spec.id
         deadline = self._job_deadline
+        # Raises if the caller's scope is cancelled; never yields otherwise, so nothing can
+        # happen between this check, the pick and the call into the executor. Later iterations
+        # get the same guarantee from the checkpoint that ends each one, which raises if the
+        # caller's scope was cancelled while this task was suspended.
+        await checkpoint_if_cancelled()
         while True:
-            # Raises if the caller's scope is cancelled; never yields otherwise, so nothing can
-            # happen between this check, the pick and the call into the executor.
-            await checkpoint_if_cancelled()
             if not self._may_start():
                 return
-            if deadline is not None and anyio.current_time() >= deadline:
+            if deadline is not None and self._now() >= deadline:
                 self._request_cancel("deadline", self._deadline_reason())
                 return
             # -- pick the next startable execution ------------------------------------
@@ -524,9 +532,12 @@ class RegionQueue:
                     await wake.wait()
                 finally:
                     self._idle -= 1
+                # A set event returns its value even if the caller's scope was cancelled
+                # meanwhile (trio), so check before going on to pick.
+                await checkpoint_if_cancelled()
                 continue
             q = e.cursor
-            e.cursor = self._advance(e, q + 1)
+            e.cursor = self._advance(e, q + 1) if self._done_keys else q + 1
             e.in_flight += 1
             e.region.in_flight += 1
             self._in_flight += 1
@@ -539,11 +550,11 @@ class RegionQueue:
             if not self._q_started[q]:
                 self._q_started[q] = True
                 if emit is not None:
-                    emit(QuestionStarted(job_id, self._qids[q], q, anyio.current_time()))
+                    emit(QuestionStarted(job_id, self._qids[q], q, self._now()))
             await self._execute(e, q)
             # Yield once per execution so that a job of instant executions still lets other
             # tasks (and the caller's cancellation) in.
-            await checkpoint()
+            await self._checkpoint()
 
     def _wake_idle(self) -> None:
         self._wake.set()
@@ -554,21 +565,20 @@ class RegionQueue:
         key = ExecutionKey(self._qids[q], e.model, e.region.name)
         job_id = self.spec.id
         emit = self._emit
-        limits = self._limits
-        attempt_timeout = limits.attempt_timeout
+        attempt_timeout = self._limits.attempt_timeout
         retry = self.retry
         attempt = 1
-        started = anyio.current_time()
+        started = self._now()
         err: BaseException | None = None
         status = _C
         response: Response | None = None
         while True:
-            now = anyio.current_time() if attempt > 1 else started
+            now = self._now() if attempt > 1 else started
             deadline: float | None = None
             if attempt_timeout is not None:
                 deadline = now + attempt_timeout
-            if self._job_deadline is not None:
-                hard = self._job_deadline + limits.cancel_grace
+            hard = self._hard_deadline
+            if hard is not None:
                 deadline = hard if deadline is None else min(deadline, hard)
             request = ExecutionRequest(
                 job_id, key, self._prompts[q], self._params, attempt, deadline
@@ -602,6 +612,9 @@ class RegionQueue:
                     wait = retry.wait(attempt, exc)
                     try:
                         await self._backoff(wait)
+                        # A backoff that ends at the instant the caller's scope is cancelled
+                        # may still return normally; the retry must not start then.
+                        await checkpoint_if_cancelled()
                     except self._cancelled_exc:
                         self._interrupted.append(
                             self._failure_record(key, _X, err, attempt, started, cancelled=True)
@@ -609,7 +622,7 @@ class RegionQueue:
                         self._release(e)
                         raise
                     if self._may_start() and (
-                        self._job_deadline is None or anyio.current_time() < self._job_deadline
+                        self._job_deadline is None or self._now() < self._job_deadline
                     ):
                         attempt += 1
                         continue
@@ -628,8 +641,8 @@ class RegionQueue:
                 None,
                 None,
                 attempt,
-                self._wall(started),
-                self._wall(anyio.current_time()),
+                started + self._wall_offset,
+                self._now() + self._wall_offset,
                 response.provider,
                 response.metadata,
                 response.receipt,
@@ -678,7 +691,7 @@ class RegionQueue:
                 self._sleepers.discard(scope)
 
     def _wall(self, t: float) -> float:
-        return self._wall0 + (t - self._t0)
+        return t + self._wall_offset
 
     def _failure_record(
         self,
@@ -712,7 +725,7 @@ class RegionQueue:
             message,
             attempts,
             self._wall(started),
-            self._wall(anyio.current_time()),
+            self._wall(self._now()),
         )
 
     def _release(self, e: _Ep) -> None:
@@ -732,13 +745,12 @@ class RegionQueue:
 
     def _account(self, record: ExecutionRecord, e: _Ep, q: int) -> None:
         """Count a terminal record in the progress counters and the policy tally."""
+        # Only what the hot path must count; per-region and per-model figures are sums of the
+        # endpoints' tallies, computed when someone asks (progress, the policy).
         status = record.status
         self._counts[status] += 1
         self._q_done[q] += 1
-        self._region_done[e.region.index] += 1
-        self._model_done[e.model_index] += 1
-        self._ep_done[e.index] += 1
-        t = self._tally[e.region.index]
+        t = e.tally
         if status is _C:
             t[1 if record.empty else 0] += 1
         elif status is _F or status is _T:
@@ -751,10 +763,10 @@ class RegionQueue:
         self._account(record, e, q)
         emit = self._emit
         if emit is not None:
-            emit(ExecutionFinished(self.spec.id, record, anyio.current_time()))
+            emit(ExecutionFinished(self.spec.id, record, self._now()))
         self._q_remaining[q] -= 1
         if self._q_remaining[q] == 0 and emit is not None:
-            emit(QuestionFinished(self.spec.id, self._qids[q], q, anyio.current_time()))
+            emit(QuestionFinished(self.spec.id, self._qids[q], q, self._now()))
         g = e.group
         if g is not None and q == g.cur_q:
             g.outstanding -= 1
@@ -774,11 +786,13 @@ class RegionQueue:
                 )
 
     def _make_tally(self) -> Tally:
-        regions = {}
-        for r in self._regions.values():
-            c, em, f, u = self._tally[r.index]
-            regions[r.name] = RegionTally(self._region_total[r.index], c, em, f, u)
-        return Tally(regions)
+        sums: dict[str, list[int]] = {}
+        for e in self._eps:
+            slot = sums.setdefault(e.region.name, [0, 0, 0, 0, 0])
+            slot[0] += self._n_q
+            for i, n in enumerate(e.tally):
+                slot[i + 1] += n
+        return Tally({name: RegionTally(*counts) for name, counts in sums.items()})
 
     # ------------------------------------------------------------------------------------
     # The end: account for everything, then the verdict
@@ -818,7 +832,7 @@ class RegionQueue:
         self._interrupted.clear()
         await self._store_and_account(batch)
 
-        now_wall = self._wall(anyio.current_time())
+        now_wall = self._wall(self._now())
         reason = self._cancel_reason or "the job ended"
         chunk: list[tuple[ExecutionRecord, _Ep, int]] = []
         for key, e, q in self._unstarted_keys():
@@ -834,7 +848,7 @@ class RegionQueue:
         tally = self._make_tally()
         verdict = self._verdict(tally)
         records = tuple(await self.store.records(self.spec.id))
-        end = anyio.current_time()
+        end = self._now()
         result = JobResult(
             job_id=self.spec.id,
             status=verdict.status,
@@ -850,7 +864,7 @@ class RegionQueue:
         await self.store.finish_job(self.spec.id, result)
         self._result = result
         if self._emit is not None:
-            self._emit(JobFinished(self.spec.id, result, anyio.current_time()))
+            self._emit(JobFinished(self.spec.id, result, self._now()))
         assert self._finished_event is not None
         self._finished_event.set()
 
@@ -1095,6 +1109,31 @@ def run_job_sync(
         backend=backend,
         backend_options=backend_options,
     )
+
+
+def _backend_primitives() -> tuple[Callable[[], float], Callable[[], Awaitable[None]]]:
+    """The running backend's clock and checkpoint, looked up once.
+
+    ``anyio.current_time()`` and ``anyio.lowlevel.checkpoint()`` find the backend on every call;
+    the scheduler uses both several times per execution, so it binds the backend's own
+    functions (the very ones anyio would call) when the job starts.
+    """
+    import asyncio
+    import sys
+
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:
+            pass
+        else:
+            return trio.current_time, trio.lowlevel.checkpoint
+
+    def asyncio_checkpoint() -> Awaitable[None]:
+        return asyncio.sleep(0)
+
+    return asyncio.get_running_loop().time, asyncio_checkpoint
 
 
 def _in_event_loop() -> bool:

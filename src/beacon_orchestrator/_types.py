@@ -38,7 +38,7 @@ class ExecutionKey(NamedTuple):
 
     @property
     def endpoint(self) -> Endpoint:
-        """The endpoint (model × region) this execution runs on."""
+        """The endpoint (model x region) this execution runs on."""
         return Endpoint(self.model_id, self.region)
 
     def __str__(self) -> str:
@@ -66,10 +66,6 @@ class ExecutionStatus(enum.StrEnum):
 
 
 _FINISHED = frozenset({ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT})
-
-
-def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return {} if value is None else dict(value)
 
 
 @frozen
@@ -103,7 +99,7 @@ class ExecutionRecord:
     started_at: float | None = None
     finished_at: float | None = None
     provider: str | None = None
-    metadata: Mapping[str, Any] = field(factory=dict, converter=_frozen_mapping)
+    metadata: Mapping[str, Any] = field(factory=dict)
     receipt: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:

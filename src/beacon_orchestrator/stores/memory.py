@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 __all__ = ["MemoryStore"]
 
+_COMPLETED = ExecutionStatus.COMPLETED
+
 
 @define
 class _Job:
@@ -84,8 +86,11 @@ class MemoryStore:
     async def write(self, job_id: str, record: ExecutionRecord) -> None:
         """Store one record."""
         records = self._job(job_id).records
-        if should_replace(records.get(record.key), record):
-            records[record.key] = record
+        key = record.key
+        existing = records.get(key)
+        # should_replace, inlined: this is called once per execution.
+        if existing is None or existing.status is not _COMPLETED or record.status is _COMPLETED:
+            records[key] = record
 
     async def write_many(self, job_id: str, records: Sequence[ExecutionRecord]) -> None:
         """Store several records."""
