@@ -128,7 +128,7 @@ class Counter:
 
     @property
     def fraction(self) -> float:
-        """done / total (1.0 for an empty slice)."""
+        """The fraction done: done / total (1.0 for an empty slice)."""
         return self.done / self.total if self.total else 1.0
 
 
@@ -164,5 +164,5 @@ class Progress:
 
     @property
     def fraction(self) -> float:
-        """done / total."""
+        """The fraction done: done / total."""
         return self.done / self.total if self.total else 1.0

@@ -1,8 +1,8 @@
 """RetryPolicy: how often and how long to wait before retrying a transient failure.
 
-The backoff arithmetic is tenacity's (``wait_exponential`` plus ``wait_random``); the loop that applies it
-is the scheduler's, because only the scheduler can guarantee that no retry starts after the job
-was cancelled.
+The backoff arithmetic is tenacity's (``wait_exponential`` plus ``wait_random``); the loop
+that applies it is the scheduler's, because only the scheduler can guarantee that no retry
+starts after the job was cancelled.
 """
 
 from __future__ import annotations

@@ -90,7 +90,7 @@ class Store(Protocol):
         ...
 
     async def write(self, job_id: str, record: ExecutionRecord) -> None:
-        """Store one record; returns once it is durable. Idempotent per key (see ``should_replace``)."""
+        """Store one record; return once it is durable. Idempotent per key (``should_replace``)."""
         ...
 
     async def write_many(self, job_id: str, records: Sequence[ExecutionRecord]) -> None:

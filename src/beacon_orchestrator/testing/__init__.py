@@ -5,8 +5,9 @@
 - :func:`virtual_clock` / :func:`run_virtual` / :class:`VirtualClockEventLoop`: run on virtual
   time on asyncio and on trio, so minutes of simulated work take milliseconds.
 - :func:`check_invariants` / :func:`find_violations`: verify DESIGN §4 on a finished job.
-- hypothesis strategies for job specs, fault scripts and cancellation plans (importing them
-  needs hypothesis, from the ``test`` extra; everything else here works without it).
+- hypothesis strategies for job specs, fault scripts and cancellation plans, and the store
+  conformance suite (:func:`store_conformance_test`) every store must pass. These need
+  hypothesis (the ``test`` extra); everything else here works without it.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -32,11 +33,15 @@ __all__ = [
     "InvariantViolation",
     "Outcome",
     "Script",
+    "Snapshot",
     "Step",
+    "StoreFactory",
+    "StoreStateMachine",
     "Violation",
     "VirtualClockEventLoop",
     "cancel_plans",
     "check_invariants",
+    "conformance_records",
     "fault_scripts",
     "find_violations",
     "job_specs",
@@ -45,11 +50,17 @@ __all__ = [
     "scheduling_limits",
     "scheduling_specs",
     "steps",
+    "store_conformance_test",
     "virtual_clock",
 ]
 
 # Strategies import hypothesis, which a user of FakeExecutor alone need not install.
 _LAZY = {
+    "store_conformance_test": "._store_conformance",
+    "StoreStateMachine": "._store_conformance",
+    "StoreFactory": "._store_conformance",
+    "conformance_records": "._store_conformance",
+    "Snapshot": "._store_conformance",
     "job_specs": "._spec_strategies",
     "CancelPlan": "._strategies",
     "CancelPlanSource": "._strategies",
@@ -63,6 +74,13 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from ._spec_strategies import job_specs
+    from ._store_conformance import (
+        Snapshot,
+        StoreFactory,
+        StoreStateMachine,
+        conformance_records,
+        store_conformance_test,
+    )
     from ._strategies import (
         CancelPlan,
         CancelPlanSource,

@@ -1,0 +1,211 @@
+"""Exporting execution records: JSON Lines, CSV and flat rows for data frames.
+
+JSON Lines is the lossless format (one :meth:`ExecutionRecord.to_dict` per line, timestamps as
+epoch seconds), and :func:`load_jsonl` reads it back. CSV and rows are for analysis: timestamps
+become ISO-8601 strings in UTC, and ``metadata``/``receipt`` become JSON strings so every value
+is a scalar (``pandas.DataFrame(records_to_rows(records))`` needs no further flattening).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from .._errors import StoreError
+from .._types import ExecutionRecord
+
+__all__ = ["ROW_FIELDS", "export_csv", "export_jsonl", "load_jsonl", "records_to_rows"]
+
+ROW_FIELDS: tuple[str, ...] = (
+    "question_id",
+    "model_id",
+    "region",
+    "status",
+    "text",
+    "empty",
+    "error_code",
+    "error_message",
+    "attempts",
+    "started_at",
+    "finished_at",
+    "duration",
+    "provider",
+    "metadata",
+    "receipt",
+)
+"""The columns of :func:`records_to_rows` and :func:`export_csv`, in order (after an optional
+leading ``job_id``)."""
+
+Target = str | os.PathLike[str] | IO[str]
+"""Where an export goes: a path, or a text file object opened for writing."""
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).isoformat()
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def records_to_rows(
+    records: Iterable[ExecutionRecord], *, job_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Flat dicts, one per record, ready for ``pandas.DataFrame(rows)`` or ``csv.DictWriter``.
+
+    Every value is a scalar: ``str``, ``int``, ``float``, ``bool`` or ``None``. Timestamps
+    (``started_at``, ``finished_at``) are ISO-8601 strings in UTC; ``duration`` is
+    ``finished_at - started_at`` in seconds; ``metadata`` and ``receipt`` are JSON strings.
+
+    Args:
+        records: The records, e.g. ``await store.records(job_id)``.
+        job_id: If given, added as a leading ``job_id`` column (to concatenate several jobs).
+
+    Returns:
+        One dict per record, with the keys of :data:`ROW_FIELDS` in that order.
+
+    Raises:
+        StoreError: A record's metadata or receipt is not JSON-serialisable.
+    """
+    rows: list[dict[str, Any]] = []
+    for r in records:
+        row: dict[str, Any] = {} if job_id is None else {"job_id": job_id}
+        started, finished = r.started_at, r.finished_at
+        try:
+            metadata = _json_text(dict(r.metadata))
+            receipt = _json_text(None if r.receipt is None else dict(r.receipt))
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"record {r.key}: metadata and receipt must be JSON: {exc}") from exc
+        row.update(
+            question_id=r.key.question_id,
+            model_id=r.key.model_id,
+            region=r.key.region,
+            status=r.status.value,
+            text=r.text,
+            empty=r.empty,
+            error_code=r.error_code,
+            error_message=r.error_message,
+            attempts=r.attempts,
+            started_at=_iso(started),
+            finished_at=_iso(finished),
+            duration=None if started is None or finished is None else finished - started,
+            provider=r.provider,
+            metadata=metadata,
+            receipt=receipt,
+        )
+        rows.append(row)
+    return rows
+
+
+@contextmanager
+def _writer(target: Target, **open_args: Any) -> Iterator[IO[str]]:
+    if isinstance(target, str | os.PathLike):
+        path = Path(os.fspath(target))
+        try:
+            fp = path.open("w", encoding="utf-8", **open_args)
+        except OSError as exc:
+            raise StoreError(f"cannot write export to {str(path)!r}: {exc}") from exc
+        with fp:
+            yield fp
+    else:
+        yield target
+
+
+def export_jsonl(
+    records: Iterable[ExecutionRecord], target: Target, *, job_id: str | None = None
+) -> int:
+    """Write records as JSON Lines: one :meth:`ExecutionRecord.to_dict` object per line.
+
+    Lossless: :func:`load_jsonl` gives back equal records (timestamps stay epoch seconds).
+
+    Args:
+        records: The records to write.
+        target: A path (created or overwritten, UTF-8) or a text file object.
+        job_id: If given, added to every line as ``"job_id"``.
+
+    Returns:
+        How many records were written.
+
+    Raises:
+        StoreError: The path cannot be written, or a record's metadata is not JSON-serialisable.
+    """
+    count = 0
+    with _writer(target) as fp:
+        for r in records:
+            data = r.to_dict() if job_id is None else {"job_id": job_id, **r.to_dict()}
+            try:
+                line = json.dumps(data, ensure_ascii=False)
+            except (TypeError, ValueError) as exc:
+                raise StoreError(f"record {r.key}: cannot export as JSON: {exc}") from exc
+            fp.write(line + "\n")
+            count += 1
+    return count
+
+
+def load_jsonl(source: str | os.PathLike[str] | IO[str]) -> list[ExecutionRecord]:
+    """Read records written by :func:`export_jsonl` (blank lines are skipped).
+
+    Raises:
+        StoreError: Naming the line that is not a valid record.
+    """
+    if isinstance(source, str | os.PathLike):
+        path = Path(os.fspath(source))
+        try:
+            with path.open(encoding="utf-8") as fp:
+                return _parse_jsonl(fp, str(path))
+        except OSError as exc:
+            raise StoreError(f"cannot read records from {str(path)!r}: {exc}") from exc
+    return _parse_jsonl(source, getattr(source, "name", "<stream>"))
+
+
+def _parse_jsonl(fp: IO[str], name: str) -> list[ExecutionRecord]:
+    records: list[ExecutionRecord] = []
+    for number, line in enumerate(fp, start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(ExecutionRecord.from_dict(json.loads(line)))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreError(f"{name}, line {number}: not an execution record: {exc!r}") from exc
+    return records
+
+
+def export_csv(
+    records: Iterable[ExecutionRecord], target: Target, *, job_id: str | None = None
+) -> int:
+    """Write records as CSV with a header row, the columns of :func:`records_to_rows`.
+
+    ``None`` becomes an empty cell, booleans ``true``/``false``, timestamps ISO-8601 (UTC),
+    ``metadata`` and ``receipt`` JSON strings.
+
+    Args:
+        records: The records to write.
+        target: A path (created or overwritten, UTF-8) or a text file object (open it with
+            ``newline=""``, as the :mod:`csv` module asks).
+        job_id: If given, a leading ``job_id`` column.
+
+    Returns:
+        How many records were written.
+
+    Raises:
+        StoreError: The path cannot be written, or a record's metadata is not JSON-serialisable.
+    """
+    fields = ROW_FIELDS if job_id is None else ("job_id", *ROW_FIELDS)
+    count = 0
+    with _writer(target, newline="") as fp:
+        writer = csv.DictWriter(fp, fieldnames=fields)
+        writer.writeheader()
+        for r in records:
+            (row,) = records_to_rows([r], job_id=job_id)
+            row["empty"] = "true" if row["empty"] else "false"
+            writer.writerow(row)
+            count += 1
+    return count
