@@ -1,0 +1,296 @@
+"""Rich renderables the commands print: the status matrix, the verdict table, the jobs list."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections import Counter as _Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal, TypeAlias
+
+from attrs import frozen
+from rich import box
+from rich.console import RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from .._spec import JobSpec
+from .._status import JobStatus
+from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
+from ..stores import JobInfo
+
+__all__ = [
+    "Cell",
+    "Glyphs",
+    "format_seconds",
+    "jobs_table",
+    "legend",
+    "status_matrix",
+    "verdict_style",
+    "verdict_table",
+]
+
+Cell: TypeAlias = ExecutionStatus | Literal["pending", "running", "retrying"]
+"""What a matrix cell shows: a terminal status, or the state of an unfinished execution."""
+
+_STYLES: Mapping[str, str] = {
+    "pending": "dim",
+    "running": "cyan",
+    "retrying": "yellow",
+    ExecutionStatus.COMPLETED: "green",
+    "empty": "yellow",
+    ExecutionStatus.FAILED: "red",
+    ExecutionStatus.TIMEOUT: "red",
+    ExecutionStatus.CANCELLED: "magenta",
+    ExecutionStatus.SKIPPED: "dim",
+}
+
+
+@frozen
+class Glyphs:
+    """One character per cell state; an ASCII set for terminals that cannot show the others."""
+
+    pending: str
+    running: str
+    retrying: str
+    completed: str
+    empty: str
+    failed: str
+    timeout: str
+    cancelled: str
+    skipped: str
+
+    @classmethod
+    def for_encoding(cls, encoding: str) -> Glyphs:
+        """Unicode glyphs when the output encoding is UTF, ASCII ones otherwise."""
+        if "utf" in encoding.lower():
+            return cls("·", "▸", "↻", "✓", "∅", "✗", "◷", "⊘", "-")
+        return cls(".", ">", "r", "+", "0", "x", "T", "c", "-")
+
+    def of(self, cell: Cell, *, empty: bool = False) -> Text:
+        """The styled glyph of a cell (``empty`` marks a completed, empty answer)."""
+        if cell is ExecutionStatus.COMPLETED and empty:
+            return Text(self.empty, style=_STYLES["empty"])
+        name = cell.value if isinstance(cell, ExecutionStatus) else cell
+        return Text(getattr(self, name), style=_STYLES[cell])
+
+
+def legend(glyphs: Glyphs) -> Text:
+    """One line explaining every glyph."""
+    parts: list[tuple[str, Cell, bool]] = [
+        ("completed", ExecutionStatus.COMPLETED, False),
+        ("empty", ExecutionStatus.COMPLETED, True),
+        ("failed", ExecutionStatus.FAILED, False),
+        ("timeout", ExecutionStatus.TIMEOUT, False),
+        ("cancelled", ExecutionStatus.CANCELLED, False),
+        ("skipped", ExecutionStatus.SKIPPED, False),
+        ("running", "running", False),
+        ("retrying", "retrying", False),
+        ("pending", "pending", False),
+    ]
+    line = Text()
+    for i, (label, cell, empty) in enumerate(parts):
+        if i:
+            line.append("  ")
+        line.append_text(glyphs.of(cell, empty=empty))
+        line.append(f" {label}", style="dim")
+    return line
+
+
+def format_seconds(seconds: float | None) -> str:
+    """``1:02:03``, ``4:05`` or ``7.2s``; ``--`` when unknown."""
+    if seconds is None:
+        return "--"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def matrix_fits(spec: JobSpec, width: int) -> bool:
+    """Whether a cell per model and region fits in ``width`` columns."""
+    per_model = max(len(spec.regions) * 2, 6)
+    needed = 24 + 12 + sum(max(per_model, len(m.id)) + 3 for m in spec.models)
+    return needed <= width
+
+
+def _region_cells(
+    spec: JobSpec,
+    question_id: str,
+    model_id: str,
+    model_regions: Sequence[str],
+    cells: Mapping[ExecutionKey, Cell],
+    empties: Iterable[ExecutionKey],
+    glyphs: Glyphs,
+) -> Text:
+    empty_keys = set(empties)
+    text = Text()
+    for i, region in enumerate(spec.regions):
+        if i:
+            text.append(" ")
+        if region not in model_regions:
+            text.append(" ")
+            continue
+        key = ExecutionKey(question_id, model_id, region)
+        text.append_text(glyphs.of(cells.get(key, "pending"), empty=key in empty_keys))
+    return text
+
+
+def status_matrix(
+    spec: JobSpec,
+    cells: Mapping[ExecutionKey, Cell],
+    *,
+    empties: Iterable[ExecutionKey] = (),
+    glyphs: Glyphs,
+    width: int,
+    questions: Sequence[int] | None = None,
+    bars: bool = False,
+) -> Table:
+    """A row per question and, per model, one glyph per region (in the job's region order).
+
+    When the job has too many models and regions for ``width`` columns, each row shows counts
+    instead of glyphs.
+
+    Args:
+        spec: The job.
+        cells: The state of every key that is not pending.
+        empties: Completed keys whose answer was empty.
+        glyphs: The glyph set.
+        width: Columns available.
+        questions: Indexes of the questions to show (default: all).
+        bars: Whether to add a done/total column per question.
+    """
+    empty_keys = frozenset(empties)
+    per_question = len(spec.endpoints)
+    show_cells = matrix_fits(spec, width)
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    table.add_column("question", no_wrap=True, overflow="ellipsis", max_width=28)
+    if bars or not show_cells:
+        table.add_column("done", justify="right", no_wrap=True)
+    if show_cells:
+        for model in spec.models:
+            table.add_column(model.id, no_wrap=True)
+    else:
+        table.add_column("states", no_wrap=True)
+    indexes = range(len(spec.questions)) if questions is None else questions
+    for qi in indexes:
+        question = spec.questions[qi]
+        row: list[RenderableType] = [question.id]
+        states = [
+            cells.get(ExecutionKey(question.id, e.model_id, e.region)) for e in spec.endpoints
+        ]
+        terminal = sum(1 for s in states if isinstance(s, ExecutionStatus))
+        if bars or not show_cells:
+            row.append(f"{terminal}/{per_question}")
+        if show_cells:
+            row.extend(
+                _region_cells(spec, question.id, m.id, m.regions, cells, empty_keys, glyphs)
+                for m in spec.models
+            )
+        else:
+            counted = _Counter("pending" if s is None else s for s in states)
+            summary = Text()
+            for cell, n in counted.items():
+                summary.append_text(glyphs.of(cell))
+                summary.append(f"{n} ")
+            row.append(summary)
+        table.add_row(*row)
+    if show_cells and len(spec.regions) > 1:
+        table.caption = "regions in each cell: " + " ".join(spec.regions)
+        table.caption_justify = "left"
+        table.caption_style = "dim"
+    return table
+
+
+def verdict_style(status: JobStatus | None) -> str:
+    """The colour of a verdict."""
+    return (
+        {
+            JobStatus.COMPLETED: "bold green",
+            JobStatus.FAILED: "bold red",
+            JobStatus.CANCELLED: "bold magenta",
+        }.get(status, "bold")
+        if status is not None
+        else "bold yellow"
+    )
+
+
+def verdict_table(spec: JobSpec, records: Sequence[ExecutionRecord], *, width: int) -> Table:
+    """Counts per endpoint (or per region, for jobs with many endpoints) and in total.
+
+    ``completed``, ``empty`` and ``failed`` always show; the other columns only when some
+    record has that status (``missing`` counts keys without a record). When ``width`` columns
+    are too few, the endpoint names are shortened, never the counts.
+    """
+    by_endpoint = len(spec.endpoints) <= 24
+    groups: dict[str, _Counter[str]] = {}
+    for e in spec.endpoints:
+        name = str(e) if by_endpoint else e.region
+        groups.setdefault(name, _Counter())["planned"] += len(spec.questions)
+    for r in records:
+        name = str(r.key.endpoint) if by_endpoint else r.key.region
+        if name in groups:
+            empty = r.status is ExecutionStatus.COMPLETED and r.empty
+            groups[name]["empty" if empty else r.status.value] += 1
+    totals: _Counter[str] = _Counter()
+    for counts in groups.values():
+        recorded = sum(n for column, n in counts.items() if column != "planned")
+        counts["missing"] = counts["planned"] - recorded
+        totals.update(counts)
+    columns = ["planned", "completed", "empty", "failed"] + [
+        c for c in ("timeout", "cancelled", "skipped", "missing") if totals[c]
+    ]
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        header_style="bold",
+        show_footer=True,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    counts_width = sum(max(len(c), len(str(totals[c]))) + 2 for c in columns)
+    table.add_column(
+        "endpoint" if by_endpoint else "region",
+        footer="total",
+        no_wrap=True,
+        overflow="ellipsis",
+        max_width=max(12, width - counts_width - 2),
+    )
+    for column in columns:
+        table.add_column(
+            column,
+            justify="right",
+            style=_STYLES.get(column, ""),
+            footer=str(totals[column]),
+            no_wrap=True,
+        )
+    for name, counts in groups.items():
+        table.add_row(name, *(str(counts[c]) for c in columns))
+    return table
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    return _dt.datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M")
+
+
+def jobs_table(jobs: Sequence[JobInfo]) -> Table:
+    """The jobs of a store, oldest first."""
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+    # Minimum widths keep these whole; only the reason is shortened when space runs out.
+    table.add_column("job", no_wrap=True, min_width=max((len(j.job_id) for j in jobs), default=3))
+    table.add_column("status", no_wrap=True, min_width=10)
+    table.add_column("records", justify="right", no_wrap=True, min_width=7)
+    table.add_column("created", no_wrap=True, min_width=16)
+    table.add_column("reason", no_wrap=True, overflow="ellipsis")
+    for job in jobs:
+        status = "unfinished" if job.status is None else job.status.value
+        table.add_row(
+            job.job_id,
+            Text(status, style=verdict_style(job.status)),
+            f"{job.records}/{job.planned}",
+            _when(job.created_at),
+            job.reason or "",
+        )
+    return table
