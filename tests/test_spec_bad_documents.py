@@ -111,6 +111,8 @@ CASES: list[tuple[str, Any, RegionTable | None, Expected]] = [
      [("policy.min_success_rate", "expected a number between 0 and 1", 1.5)]),
     ("min_success_rate below 0", edit(setitem("policy", "min_success_rate", value=-0.1)), None,
      [("policy.min_success_rate", "expected a number between 0 and 1", -0.1)]),
+    ("min_regions beyond the job's regions", edit(setitem("policy", "min_regions", value=9)), None,
+     [("policy.min_regions", "could never have successes in more; expected at most", 9)]),
     ("min_success_rate as a string", edit(setitem("policy", "min_success_rate", value="67%")),
      None, [("policy.min_success_rate", "between 0 and 1", "67%")]),
     ("min_regions negative", edit(setitem("policy", "min_regions", value=-1)), None,

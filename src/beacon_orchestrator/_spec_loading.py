@@ -314,8 +314,32 @@ def spec_problems(spec: JobSpec) -> list[SpecProblem]:
         )
     else:
         problems.append(SpecProblem("policy", "expected a MinSuccessRate", policy))
+    _append(problems, _reachable_regions_problem(spec))
     problems.extend(_string_keys_problems(spec.metadata, "metadata"))
     return problems
+
+
+def _reachable_regions_problem(spec: JobSpec) -> SpecProblem | None:
+    """A job that needs successes in more regions than it runs in can never complete."""
+    policy: Any = spec.policy
+    models: Any = spec.models
+    if not isinstance(policy, MinSuccessRate) or not isinstance(models, tuple):
+        return None
+    regions = {
+        r
+        for m in models
+        if isinstance(m, ModelTarget) and isinstance(m.regions, tuple)
+        for r in m.regions
+    }
+    if not regions or not _is_int(policy.min_regions) or policy.min_regions <= len(regions):
+        return None
+    n = len(regions)
+    return SpecProblem(
+        "policy.min_regions",
+        f"the job runs in {n} region{'s' if n != 1 else ''}, so it could never have successes "
+        f"in more; expected at most {n}",
+        policy.min_regions,
+    )
 
 
 def _append(problems: _Problems, problem: SpecProblem | None) -> None:
