@@ -1,0 +1,48 @@
+"""HTTP executors for Beacon's services and OpenAI-compatible servers (extra ``http``).
+
+Install with ``pip install beacon-orchestrator[http]``. Importing ``beacon_orchestrator``
+does not import httpx; importing this package does.
+
+- :class:`HybridRouterExecutor`: Beacon's hybrid router (``POST /inference``).
+- :class:`ModalExecutor`: the per-region Modal GPU web endpoints, following their 303s.
+- :class:`OpenAICompatExecutor`: any ``/v1/chat/completions`` server.
+
+Every adapter classifies failures the same way: connect errors, timeouts, dropped
+connections, HTTP 408, 429 (with ``Retry-After`` as ``retry_after``) and 5xx are
+:class:`~beacon_orchestrator.TransientError`; other 4xx, bodies that are not JSON and JSON of
+an unexpected shape are :class:`~beacon_orchestrator.PermanentError`. Error codes:
+``CONNECT_ERROR``, ``CONNECT_TIMEOUT``, ``READ_TIMEOUT``, ``WRITE_TIMEOUT``, ``POOL_TIMEOUT``,
+``CONNECTION_DROPPED``, ``HTTP_<status>``, ``MALFORMED_RESPONSE``, ``UNEXPECTED_RESPONSE``,
+plus each service's own codes.
+
+Secrets are read from arguments or environment variables (``BEACON_ROUTER_API_KEY``,
+``BEACON_MODAL_TOKEN``, ``OPENAI_API_KEY``), held in :class:`Secret`, and never appear in a
+repr, a log line, an error message, a response's metadata or receipt.
+"""
+
+from ._http import AdapterConfigError, HttpExecutorBase, Secret, parse_retry_after
+from .hybrid_router import (
+    ROUTER_API_KEY_ENV,
+    HybridRouterExecutor,
+    RouterHealth,
+    RouterProvider,
+)
+from .modal import MODAL_TOKEN_ENV, ModalEndpoint, ModalExecutor, ModalHealth
+from .openai_compat import OPENAI_API_KEY_ENV, OpenAICompatExecutor
+
+__all__ = [
+    "MODAL_TOKEN_ENV",
+    "OPENAI_API_KEY_ENV",
+    "ROUTER_API_KEY_ENV",
+    "AdapterConfigError",
+    "HttpExecutorBase",
+    "HybridRouterExecutor",
+    "ModalEndpoint",
+    "ModalExecutor",
+    "ModalHealth",
+    "OpenAICompatExecutor",
+    "RouterHealth",
+    "RouterProvider",
+    "Secret",
+    "parse_retry_after",
+]

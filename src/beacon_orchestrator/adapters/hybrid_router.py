@@ -1,0 +1,393 @@
+"""Executor for Beacon's hybrid router (``POST /inference``).
+
+The router answers HTTP 200 whether the inference succeeded or not; the body says which:
+
+- ``success: true`` → a :class:`~beacon_orchestrator.Response` (an empty ``response`` is a
+  successful empty answer);
+- ``error_code: "EMPTY_MODEL_RESPONSE"`` (older routers) → also a successful empty answer;
+- ``success: false`` → :class:`~beacon_orchestrator.TransientError` when
+  ``failure.transient`` is true, :class:`~beacon_orchestrator.PermanentError` when it is false.
+  When the router does not say, the code decides: ``PROVIDER_UNAVAILABLE`` (no healthy
+  provider in the region *now*: health checks flap and no GPU time was spent, so a retry is
+  cheap; a region that is down for good is what :meth:`HybridRouterExecutor.preflight` is
+  for), ``ROUTER_INTERNAL_ERROR``, ``MODAL_REQUEST_FAILED`` and ``PROVIDER_HTTP_408``,
+  ``PROVIDER_HTTP_429`` and ``PROVIDER_HTTP_5xx`` are transient; every other code is permanent.
+
+Non-200 answers (a proxy in front of the router) and transport failures are classified like
+every adapter's (see :mod:`beacon_orchestrator.adapters`).
+
+The API key comes from the ``api_key`` argument or the ``BEACON_ROUTER_API_KEY`` environment
+variable and is sent as ``Authorization: Bearer <key>``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+from attrs import Factory, define, field, frozen
+
+from .._errors import ExecutionError, PermanentError, PreflightError, TransientError
+from .._executor import ExecutionRequest, Response
+from ._http import (
+    AdapterConfigError,
+    HttpExecutorBase,
+    Scrubber,
+    Secret,
+    check_url,
+    display_url,
+    drop_none,
+    effective_deadline,
+    env_secret_factory,
+    int_param,
+    json_object,
+    number_param,
+    optional_float,
+    optional_int,
+    optional_str,
+    raise_for_status,
+    send,
+    str_tuple,
+    to_secret,
+    trace_id,
+    trim,
+    unexpected,
+)
+
+__all__ = ["ROUTER_API_KEY_ENV", "HybridRouterExecutor", "RouterHealth", "RouterProvider"]
+
+ROUTER_API_KEY_ENV = "BEACON_ROUTER_API_KEY"
+"""Environment variable read for the router's API key when ``api_key`` is not given."""
+
+_TRANSIENT_CODES = frozenset(
+    {"PROVIDER_UNAVAILABLE", "ROUTER_INTERNAL_ERROR", "MODAL_REQUEST_FAILED", "PROVIDER_HTTP_408"}
+)
+_PROVIDER_HTTP = re.compile(r"PROVIDER_HTTP_(\d{3})")
+_EMPTY_LEGACY = "EMPTY_MODEL_RESPONSE"
+
+
+def code_is_transient(code: str) -> bool:
+    """Whether a router error code is transient when the router's ``failure`` does not say."""
+    if code in _TRANSIENT_CODES:
+        return True
+    match = _PROVIDER_HTTP.fullmatch(code)
+    return match is not None and (match[1] == "429" or match[1] >= "500")
+
+
+@frozen
+class RouterProvider:
+    """One provider as the router's ``GET /providers`` lists it.
+
+    Attributes:
+        name: The provider's name.
+        type: Its kind (``modal``, ...).
+        region: The region it serves, in the router's naming.
+        healthy: Whether the router's last health check passed.
+        cost_per_second: Its cost, if reported.
+        avg_latency: Its mean latency in seconds, if reported.
+        success_rate: Its recent success rate, if reported.
+        last_health_check: When it was last checked, as the router wrote it.
+        raw: The provider's whole JSON object.
+    """
+
+    name: str
+    type: str | None
+    region: str | None
+    healthy: bool
+    cost_per_second: float | None = None
+    avg_latency: float | None = None
+    success_rate: float | None = None
+    last_health_check: str | None = None
+    raw: Mapping[str, Any] = field(factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RouterProvider:
+        """Build from one entry of ``providers`` (missing fields become ``None``)."""
+        return cls(
+            name=str(data.get("name", "")),
+            type=optional_str(data.get("type")),
+            region=optional_str(data.get("region")),
+            healthy=data.get("healthy") is True,
+            cost_per_second=optional_float(data.get("cost_per_second")),
+            avg_latency=optional_float(data.get("avg_latency")),
+            success_rate=optional_float(data.get("success_rate")),
+            last_health_check=optional_str(data.get("last_health_check")),
+            raw=dict(data),
+        )
+
+
+@frozen
+class RouterHealth:
+    """The router's ``GET /health`` answer.
+
+    Attributes:
+        status: The router's own status word (``healthy``, ...).
+        timestamp: When it answered, as it wrote it.
+        version: The router's version.
+        providers_total: How many providers it knows.
+        providers_healthy: How many of them passed their last health check.
+        regions: The regions it serves (the keys, when it reports an object per region).
+        raw: The whole JSON answer.
+    """
+
+    status: str | None
+    timestamp: str | None = None
+    version: str | None = None
+    providers_total: int | None = None
+    providers_healthy: int | None = None
+    regions: tuple[str, ...] = ()
+    raw: Mapping[str, Any] = field(factory=dict, repr=False)
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the router says it is healthy."""
+        return self.status == "healthy"
+
+
+def _base_url(value: Any) -> str:
+    return check_url(value, "base_url")
+
+
+def _path(value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise AdapterConfigError(f"path: expected a URL path starting with '/', got {value!r}")
+    return value
+
+
+def _region_map(value: Any) -> dict[str, str]:
+    if value is not None and not isinstance(value, Mapping):
+        raise AdapterConfigError(
+            f"region_map: expected a mapping of region to router region, got {type(value).__name__}"
+        )
+    result = dict(value or {})
+    for k, v in result.items():
+        if not isinstance(k, str) or not isinstance(v, str) or not v:
+            raise AdapterConfigError(
+                f"region_map[{k!r}]: expected a non-empty region name string, got {v!r}"
+            )
+    return result
+
+
+@define
+class HybridRouterExecutor(HttpExecutorBase):
+    """Sends executions to Beacon's hybrid router, ``POST {base_url}/inference``.
+
+    Example:
+        >>> executor = HybridRouterExecutor("http://router:8000", api_key="...")
+        >>> # result = await run_job(spec, executor)
+
+    Args:
+        base_url: The router's base URL (``http://router:8000``).
+        api_key: The router's API key (``str`` or :class:`Secret`). Default: the
+            ``BEACON_ROUTER_API_KEY`` environment variable; pass ``None`` to send none.
+        path: The inference path (older deployments: ``/v1/inference``, ``/api/v1/inference``).
+        region_map: Canonical region → the router's region name, where they differ (the
+            router's own names are the canonical ones, so usually empty).
+        cost_priority: Sent as ``cost_priority`` when not ``None``.
+        client: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
+        timeout: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
+        connect_timeout: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
+        deadline_margin: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
+        health_timeout: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
+
+    The generation parameters ``temperature`` (default 0.1) and ``max_tokens`` (default 500)
+    come from the request's ``params``. Each request carries an ``X-Trace-Id`` header naming
+    the job, key and attempt; it is kept in the response metadata as ``trace_id``.
+    """
+
+    base_url: str = field(converter=_base_url)
+    api_key: Secret | None = field(
+        default=Factory(env_secret_factory(ROUTER_API_KEY_ENV)), kw_only=True, converter=to_secret
+    )
+    path: str = field(default="/inference", kw_only=True, converter=_path)
+    region_map: Mapping[str, str] = field(factory=dict, kw_only=True, converter=_region_map)
+    cost_priority: bool | None = field(default=None, kw_only=True)
+
+    def _scrubber(self) -> Scrubber:
+        return Scrubber.of(self.api_key)
+
+    def _headers(self) -> dict[str, str]:
+        if self.api_key is None:
+            return {}
+        return {"Authorization": "Bearer " + self.api_key.reveal()}
+
+    def _router_region(self, region: str) -> str:
+        return self.region_map.get(region, region)
+
+    async def execute(self, request: ExecutionRequest) -> Response:
+        """Send one attempt to the router and map its answer.
+
+        Raises:
+            TransientError: The router (or the network) says another attempt may succeed.
+            PermanentError: It will not (unknown model, bad request, malformed answer).
+        """
+        scrubber = self._scrubber()
+        params = request.params
+        body: dict[str, Any] = {
+            "model": request.model,
+            "prompt": request.prompt,
+            "temperature": number_param(params, "temperature", 0.1),
+            "max_tokens": int_param(params, "max_tokens", 500),
+            "region_preference": self._router_region(request.region),
+        }
+        if self.cost_priority is not None:
+            body["cost_priority"] = self.cost_priority
+        trace = trace_id(request)
+        headers = self._headers()
+        headers["X-Trace-Id"] = trace
+        what = f"hybrid router, {request.key}"
+        response = await send(
+            self._http(),
+            "POST",
+            self.base_url + self.path,
+            what=what,
+            scrubber=scrubber,
+            timeout=self._timeout(effective_deadline(request, self.timeout)),
+            headers=headers,
+            json_body=body,
+        )
+        raise_for_status(response, what=what, scrubber=scrubber)
+        data = json_object(response, what=what, scrubber=scrubber)
+        return _interpret(data, response, what=what, trace=trace, scrubber=scrubber)
+
+    async def providers(self, region: str | None = None) -> tuple[RouterProvider, ...]:
+        """The router's providers (``GET /providers``), optionally of one canonical region.
+
+        Raises:
+            TransientError: The router could not be reached or failed (5xx, timeout).
+            PermanentError: It answered something that is not a list of providers.
+        """
+        scrubber = self._scrubber()
+        what = "hybrid router providers"
+        params = None if region is None else {"region": self._router_region(region)}
+        response = await send(
+            self._http(),
+            "GET",
+            self.base_url + "/providers",
+            what=what,
+            scrubber=scrubber,
+            timeout=self._health_timeout(),
+            headers=self._headers(),
+            params=params,
+        )
+        raise_for_status(response, what=what, scrubber=scrubber)
+        data = json_object(response, what=what, scrubber=scrubber)
+        items = data.get("providers")
+        if not isinstance(items, list) or not all(isinstance(p, dict) for p in items):
+            raise unexpected(what, "expected 'providers': a list of objects", response, scrubber)
+        return tuple(RouterProvider.from_json(scrubber.value(p)) for p in items)
+
+    async def health(self) -> RouterHealth:
+        """The router's own health (``GET /health``).
+
+        Raises:
+            TransientError: The router could not be reached or failed (5xx, timeout).
+            PermanentError: It answered something that is not a JSON object.
+        """
+        scrubber = self._scrubber()
+        what = "hybrid router health"
+        response = await send(
+            self._http(),
+            "GET",
+            self.base_url + "/health",
+            what=what,
+            scrubber=scrubber,
+            timeout=self._health_timeout(),
+            headers=self._headers(),
+        )
+        raise_for_status(response, what=what, scrubber=scrubber)
+        data = scrubber.value(json_object(response, what=what, scrubber=scrubber))
+        return RouterHealth(
+            status=optional_str(data.get("status")),
+            timestamp=optional_str(data.get("timestamp")),
+            version=optional_str(data.get("version")),
+            providers_total=optional_int(data.get("providers_total")),
+            providers_healthy=optional_int(data.get("providers_healthy")),
+            regions=str_tuple(data.get("regions")),
+            raw=data,
+        )
+
+    async def preflight(self, regions: Sequence[str]) -> None:
+        """Check that every region has at least one healthy provider.
+
+        Raises:
+            PreflightError: Naming every region without a healthy provider, or saying why the
+                router's provider list could not be read.
+        """
+        try:
+            providers = await self.providers()
+        except ExecutionError as exc:
+            raise PreflightError(
+                f"could not check regions {', '.join(map(repr, regions))}: {exc.message}"
+            ) from None
+        healthy = {p.region for p in providers if p.healthy}
+        missing = [r for r in regions if self._router_region(r) not in healthy]
+        if missing:
+            names = ", ".join(repr(r) for r in missing)
+            raise PreflightError(
+                f"no healthy provider at the hybrid router {display_url(self.base_url)} "
+                f"for region{'s' if len(missing) > 1 else ''} {names}"
+            )
+
+
+def _interpret(
+    data: dict[str, Any], response: httpx.Response, *, what: str, trace: str, scrubber: Scrubber
+) -> Response:
+    scrubber = scrubber.for_body(response.content)
+    success = data.get("success")
+    error_code = data.get("error_code")
+    raw_meta = data.get("metadata")
+    meta: Mapping[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
+    if success is True or error_code == _EMPTY_LEGACY:
+        text = data.get("response")
+        if text is None:
+            text = ""
+        if not isinstance(text, str):
+            problem = f"expected 'response' to be a string, got {type(text).__name__}"
+            raise unexpected(what, problem, response, scrubber)
+        metadata = drop_none(
+            [
+                ("inference_time", optional_float(data.get("inference_time"))),
+                ("cost_estimate", optional_float(data.get("cost_estimate"))),
+                ("provider_type", meta.get("provider_type")),
+                ("region", meta.get("region")),
+                ("model", meta.get("model")),
+                ("trace_id", trace),
+                ("legacy_error_code", _EMPTY_LEGACY if error_code == _EMPTY_LEGACY else None),
+            ]
+        )
+        receipt = meta.get("receipt")
+        return Response(
+            text=text,
+            provider=optional_str(data.get("provider_used")),
+            metadata=scrubber.value(metadata),
+            receipt=scrubber.value(receipt) if isinstance(receipt, dict) else None,
+        )
+    if success is not False:
+        problem = f"expected 'success' to be true or false, got {success!r}"
+        raise unexpected(what, problem, response, scrubber)
+    failure = data.get("failure")
+    if not isinstance(failure, dict):
+        failure = meta.get("failure")
+    if not isinstance(failure, dict):
+        failure = {}
+    code = optional_str(error_code) or optional_str(failure.get("code")) or "ROUTER_ERROR"
+    flag = failure.get("transient")
+    transient = flag if isinstance(flag, bool) else code_is_transient(code)
+    reason = (
+        optional_str(data.get("error"))
+        or optional_str(failure.get("message"))
+        or "no error message"
+    )
+    where = [
+        f"{k}={failure[k]}"
+        for k in ("stage", "component", "provider", "http_status")
+        if failure.get(k) is not None
+    ]
+    detail = f" ({', '.join(where)})" if where else ""
+    message = scrubber.text(trim(f"{what}: {code}: {reason}{detail}", 500))
+    if transient:
+        raise TransientError(message, code=code)
+    raise PermanentError(message, code=code)

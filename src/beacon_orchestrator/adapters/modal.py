@@ -1,0 +1,409 @@
+"""Executor for Beacon's per-region Modal GPU web endpoints.
+
+Each region has its own Modal app; :class:`ModalExecutor` sends a request only to the endpoint
+configured for the request's own region. A region without one is a
+:class:`~beacon_orchestrator.PermanentError` naming it, never another region's URL.
+
+Modal caps one HTTP request at 150 s. When the work takes longer, Modal answers **303** with a
+``Location`` that names the running call; a ``GET`` of it waits for the result (or answers
+another 303). The executor follows those redirects with ``GET`` (never a second ``POST``,
+which would start the work again) for as long as the attempt's deadline allows, however many
+there are: the deadline bounds the work, not a redirect count.
+
+Answers come in two forms, both accepted: ``{"success": true/false, ...}`` (single-region apps)
+and ``{"status": "success"/"error", ...}`` (the multi-region app). A failure whose error says
+the request itself is wrong (``Unknown model: X``, ``Prompt is required``) is permanent; any
+other failure the app reports is transient (a GPU worker failing once says little about the
+next attempt; the retry policy's attempts and budget bound what it costs).
+
+The token comes from the ``token`` argument or the ``BEACON_MODAL_TOKEN`` environment variable
+(not Modal's own ``MODAL_TOKEN_ID``/``MODAL_TOKEN_SECRET``, which are SDK credentials) and is
+sent as ``Authorization: Bearer <token>``, only to the endpoint's own origin.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import anyio
+import httpx
+from attrs import Factory, define, field, frozen
+
+from .._errors import ExecutionError, PermanentError, PreflightError, TransientError
+from .._executor import ExecutionRequest, Response
+from ._http import (
+    AdapterConfigError,
+    HttpExecutorBase,
+    Scrubber,
+    Secret,
+    check_url,
+    display_url,
+    drop_none,
+    effective_deadline,
+    env_secret_factory,
+    int_param,
+    json_object,
+    logger,
+    number_param,
+    optional_float,
+    optional_str,
+    raise_for_status,
+    same_origin,
+    send,
+    str_tuple,
+    to_secret,
+    trim,
+    unexpected,
+)
+
+__all__ = ["MODAL_TOKEN_ENV", "ModalEndpoint", "ModalExecutor", "ModalHealth"]
+
+MODAL_TOKEN_ENV = "BEACON_MODAL_TOKEN"
+"""Environment variable read for the endpoints' token when ``token`` is not given."""
+
+_PERMANENT_ERRORS = (
+    (re.compile(r"unknown model", re.IGNORECASE), "UNKNOWN_MODEL"),
+    (re.compile(r"prompt is required", re.IGNORECASE), "INVALID_REQUEST"),
+)
+
+
+def _derive_health_url(inference_url: str) -> str | None:
+    url = httpx.URL(inference_url)
+    host = url.host
+    if "-inference." not in host:
+        return None
+    return str(url.copy_with(host=host.replace("-inference.", "-health.", 1))).rstrip("/")
+
+
+def _inference_url(value: Any) -> str:
+    return check_url(value, "inference_url")
+
+
+@frozen
+class ModalEndpoint:
+    """The web endpoints of one region's Modal app.
+
+    Attributes:
+        inference_url: The ``POST`` inference endpoint.
+        health_url: The ``GET`` health endpoint. Derived from a Modal-style inference URL
+            (``…-inference.modal.run`` → ``…-health.modal.run``) when not given.
+    """
+
+    inference_url: str = field(converter=_inference_url)
+    health_url: str | None = field(default=None)
+
+    def __attrs_post_init__(self) -> None:
+        if self.health_url is None:
+            object.__setattr__(self, "health_url", _derive_health_url(self.inference_url))
+        else:
+            object.__setattr__(self, "health_url", check_url(self.health_url, "health_url"))
+
+
+def _endpoints(value: Any) -> dict[str, ModalEndpoint]:
+    if not isinstance(value, Mapping):
+        raise AdapterConfigError(
+            "endpoints: expected a mapping of region name to URL, "
+            f"got {type(value).__name__} {trim(repr(value), 80)}"
+        )
+    result: dict[str, ModalEndpoint] = {}
+    for region, spec in value.items():
+        if not isinstance(region, str) or not region:
+            raise AdapterConfigError(
+                f"endpoints: expected non-empty region names as keys, got {region!r}"
+            )
+        if isinstance(spec, ModalEndpoint):
+            result[region] = spec
+        elif isinstance(spec, str):
+            result[region] = ModalEndpoint(check_url(spec, f"endpoints[{region!r}]"))
+        else:
+            raise AdapterConfigError(
+                f"endpoints[{region!r}]: expected a URL string or ModalEndpoint, "
+                f"got {type(spec).__name__}"
+            )
+    return result
+
+
+def _non_negative(_: Any, __: Any, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise AdapterConfigError(f"poll_interval: expected seconds >= 0, got {value!r}")
+
+
+@frozen
+class ModalHealth:
+    """One region's ``GET health`` answer.
+
+    Attributes:
+        region: The canonical region this endpoint is configured for.
+        status: The app's status word (``healthy``, ...).
+        reported_region: The region the app reports about itself (may be an alias such as
+            ``asia-southeast``).
+        timestamp: When it answered, as it wrote it.
+        models_available: Model ids it can serve (the keys when it reports an object).
+        models_ready: Model ids loaded and ready (likewise).
+        raw: The whole JSON answer.
+    """
+
+    region: str
+    status: str | None
+    reported_region: str | None = None
+    timestamp: str | None = None
+    models_available: tuple[str, ...] = ()
+    models_ready: tuple[str, ...] = ()
+    raw: Mapping[str, Any] = field(factory=dict, repr=False)
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the app says it is healthy."""
+        return self.status == "healthy"
+
+
+@define
+class ModalExecutor(HttpExecutorBase):
+    """Sends executions to per-region Modal web endpoints, following their 303 redirects.
+
+    Example:
+        >>> executor = ModalExecutor(
+        ...     endpoints={
+        ...         "us-east": "https://ws--beacon-us-inference.modal.run",
+        ...         "eu-west": "https://ws--beacon-eu-inference.modal.run",
+        ...     }
+        ... )
+
+    Args:
+        endpoints: Canonical region name → inference URL (or :class:`ModalEndpoint` to give
+            the health URL explicitly). Keys must be the same names the job spec uses.
+        token: The endpoints' token (``str`` or :class:`Secret`). Default: the
+            ``BEACON_MODAL_TOKEN`` environment variable; pass ``None`` to send none.
+        poll_interval: Least time between two requests of a 303 chain. Modal's ``GET`` blocks
+            until the result is ready, so this only paces a server answering 303 at once.
+        client: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
+        timeout: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`; it also bounds
+            the 303 chain of a request that carries no deadline.
+        connect_timeout: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
+        deadline_margin: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
+        health_timeout: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
+
+    The generation parameters ``temperature`` (default 0.1) and ``max_tokens`` (default 500)
+    come from the request's ``params``.
+    """
+
+    endpoints: Mapping[str, ModalEndpoint] = field(converter=_endpoints)
+    token: Secret | None = field(
+        default=Factory(env_secret_factory(MODAL_TOKEN_ENV)), kw_only=True, converter=to_secret
+    )
+    poll_interval: float = field(default=0.1, kw_only=True, validator=_non_negative)
+
+    def _scrubber(self) -> Scrubber:
+        return Scrubber.of(self.token)
+
+    def _headers(self, origin: httpx.URL, url: httpx.URL) -> dict[str, str]:
+        # A redirect may point elsewhere; the token goes only to the endpoint's own origin.
+        if self.token is None or not same_origin(origin, url):
+            return {}
+        return {"Authorization": "Bearer " + self.token.reveal()}
+
+    def _endpoint(self, region: str) -> ModalEndpoint:
+        endpoint = self.endpoints.get(region)
+        if endpoint is None:
+            configured = ", ".join(repr(r) for r in sorted(self.endpoints)) or "none"
+            raise PermanentError(
+                f"no Modal endpoint configured for region {region!r} (configured: {configured})",
+                code="NO_ENDPOINT",
+            )
+        return endpoint
+
+    async def execute(self, request: ExecutionRequest) -> Response:
+        """Send one attempt to the request's region and wait for its result.
+
+        Raises:
+            TransientError: The app or the network failed in a way another attempt may fix,
+                or the 303 chain was still running when the attempt's deadline passed
+                (``DEADLINE_EXCEEDED``).
+            PermanentError: The region has no endpoint (``NO_ENDPOINT``), the request is
+                invalid, or the answer is malformed.
+        """
+        endpoint = self._endpoint(request.region)
+        scrubber = self._scrubber()
+        params = request.params
+        body = {
+            "model": request.model,
+            "prompt": request.prompt,
+            "temperature": number_param(params, "temperature", 0.1),
+            "max_tokens": int_param(params, "max_tokens", 500),
+        }
+        what = f"Modal {request.region}, {request.key}"
+        deadline = effective_deadline(request, self.timeout)
+        client = self._http()
+        origin = httpx.URL(endpoint.inference_url)
+        hop_started = anyio.current_time()
+        response = await send(
+            client,
+            "POST",
+            origin,
+            what=what,
+            scrubber=scrubber,
+            timeout=self._timeout(deadline),
+            headers=self._headers(origin, origin),
+            json_body=body,
+        )
+        polls = 0
+        while response.status_code == 303:
+            location = response.headers.get("location")
+            if not location:
+                raise PermanentError(
+                    f"{what}: HTTP 303 without a Location header from "
+                    f"{display_url(response.request.url)}",
+                    code="MALFORMED_REDIRECT",
+                )
+            url = response.request.url.join(location)
+            now = anyio.current_time()
+            if deadline is not None and now >= deadline:
+                raise TransientError(
+                    f"{what}: still running after {polls} polls when the attempt's deadline passed",
+                    code="DEADLINE_EXCEEDED",
+                )
+            pause = self.poll_interval - (now - hop_started)
+            if pause > 0:
+                if deadline is not None:
+                    pause = min(pause, deadline - now)
+                await anyio.sleep(pause)
+            polls += 1
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("%s: following 303 #%d to %s", what, polls, display_url(url))
+            hop_started = anyio.current_time()
+            response = await send(
+                client,
+                "GET",
+                url,
+                what=what,
+                scrubber=scrubber,
+                timeout=self._timeout(deadline),
+                headers=self._headers(origin, url),
+            )
+        raise_for_status(response, what=what, scrubber=scrubber)
+        data = json_object(response, what=what, scrubber=scrubber)
+        return _interpret(data, response, what=what, polls=polls, scrubber=scrubber)
+
+    async def health(self, region: str) -> ModalHealth:
+        """The health of one region's app (``GET`` its health endpoint).
+
+        Raises:
+            PermanentError: The region has no endpoint (``NO_ENDPOINT``) or no health URL
+                (``NO_HEALTH_ENDPOINT``), or the answer is not a JSON object.
+            TransientError: The app could not be reached or failed (5xx, timeout).
+        """
+        endpoint = self._endpoint(region)
+        if endpoint.health_url is None:
+            raise PermanentError(
+                f"no health URL for region {region!r}: give ModalEndpoint(..., health_url=...)",
+                code="NO_HEALTH_ENDPOINT",
+            )
+        scrubber = self._scrubber()
+        what = f"Modal {region} health"
+        url = httpx.URL(endpoint.health_url)
+        response = await send(
+            self._http(),
+            "GET",
+            url,
+            what=what,
+            scrubber=scrubber,
+            timeout=self._health_timeout(),
+            headers=self._headers(url, url),
+        )
+        raise_for_status(response, what=what, scrubber=scrubber)
+        data = scrubber.value(json_object(response, what=what, scrubber=scrubber))
+        return ModalHealth(
+            region=region,
+            status=optional_str(data.get("status")),
+            reported_region=optional_str(data.get("region")),
+            timestamp=optional_str(data.get("timestamp")),
+            models_available=str_tuple(data.get("models_available")),
+            models_ready=str_tuple(data.get("models_ready")),
+            raw=data,
+        )
+
+    async def preflight(self, regions: Sequence[str]) -> None:
+        """Check every region has an endpoint whose app reports itself healthy.
+
+        The regions are checked concurrently.
+
+        Raises:
+            PreflightError: Naming every region without an endpoint, without a health URL,
+                unreachable, or not healthy, with the reason for each.
+        """
+        problems: dict[str, str] = {}
+
+        async def check(region: str) -> None:
+            try:
+                health = await self.health(region)
+            except ExecutionError as exc:
+                problems[region] = exc.message
+            else:
+                if not health.healthy:
+                    problems[region] = f"status is {health.status!r}, not 'healthy'"
+
+        async with anyio.create_task_group() as tg:
+            for region in dict.fromkeys(regions):
+                tg.start_soon(check, region)
+        if problems:
+            lines = "; ".join(f"{r!r}: {problems[r]}" for r in regions if r in problems)
+            raise PreflightError(f"Modal regions not usable: {lines}")
+
+
+def _interpret(
+    data: dict[str, Any], response: httpx.Response, *, what: str, polls: int, scrubber: Scrubber
+) -> Response:
+    scrubber = scrubber.for_body(response.content)
+    if "success" in data:
+        flag = data["success"]
+        if not isinstance(flag, bool):
+            raise unexpected(what, f"expected 'success': a bool, got {flag!r}", response, scrubber)
+        ok = flag
+    elif "status" in data:
+        status = data["status"]
+        if status not in ("success", "error"):
+            problem = f"expected 'status': 'success' or 'error', got {status!r}"
+            raise unexpected(what, problem, response, scrubber)
+        ok = status == "success"
+    else:
+        raise unexpected(what, "expected a 'success' or 'status' field", response, scrubber)
+    if ok:
+        text = data.get("response")
+        if text is None:
+            text = ""
+        if not isinstance(text, str):
+            problem = f"expected 'response' to be a string, got {type(text).__name__}"
+            raise unexpected(what, problem, response, scrubber)
+        metadata = drop_none(
+            [
+                ("inference_time", optional_float(data.get("inference_time"))),
+                ("region", optional_str(data.get("region"))),
+                ("model", optional_str(data.get("model"))),
+                ("tokens_generated", data.get("tokens_generated")),
+                ("gpu_memory_used", data.get("gpu_memory_used")),
+                ("polls", polls),
+            ]
+        )
+        receipt = data.get("receipt")
+        return Response(
+            text=text,
+            provider="modal",
+            metadata=scrubber.value(metadata),
+            receipt=scrubber.value(receipt) if isinstance(receipt, dict) else None,
+        )
+    error = optional_str(data.get("error")) or "no error message"
+    code = optional_str(data.get("error_code"))
+    permanent = False
+    for pattern, pattern_code in _PERMANENT_ERRORS:
+        if pattern.search(error):
+            permanent = True
+            code = code or pattern_code
+            break
+    code = code or "MODAL_EXECUTION_FAILED"
+    message = scrubber.text(trim(f"{what}: {code}: {error}", 500))
+    if permanent:
+        raise PermanentError(message, code=code)
+    raise TransientError(message, code=code)

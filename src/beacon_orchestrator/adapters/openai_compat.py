@@ -1,0 +1,303 @@
+"""Executor for any OpenAI-compatible ``/v1/chat/completions`` server.
+
+vLLM, Ollama, llama.cpp's server, LiteLLM and OpenAI itself speak this protocol, so users can
+probe models that are not behind Beacon's router. The prompt is sent as one user message
+(preceded by a system message when ``params["system_prompt"]`` is set); the answer is
+``choices[0].message.content``, where ``null`` or ``""`` is a successful empty answer.
+
+The API key comes from the ``api_key`` argument or the ``OPENAI_API_KEY`` environment variable
+and is sent as ``Authorization: Bearer <key>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import anyio
+import httpx
+from attrs import Factory, define, field
+
+from .._errors import ExecutionError, PermanentError, PreflightError
+from .._executor import ExecutionRequest, Response
+from ._http import (
+    AdapterConfigError,
+    HttpExecutorBase,
+    Scrubber,
+    Secret,
+    check_url,
+    drop_none,
+    effective_deadline,
+    env_secret_factory,
+    int_param,
+    json_object,
+    number_param,
+    optional_str,
+    raise_for_status,
+    send,
+    to_secret,
+    trim,
+    unexpected,
+)
+
+__all__ = ["OPENAI_API_KEY_ENV", "OpenAICompatExecutor"]
+
+OPENAI_API_KEY_ENV = "OPENAI_API_KEY"
+"""Environment variable read for the API key when ``api_key`` is not given."""
+
+# Sampling parameters passed through from the job's params when present.
+_PASSTHROUGH = ("top_p", "seed", "stop", "presence_penalty", "frequency_penalty")
+
+
+def _api_root(base_url: str) -> str:
+    # OpenAI's documented base URL already ends in /v1; local servers are given without it.
+    base = base_url.rstrip("/")
+    return base if base.endswith("/v1") else base + "/v1"
+
+
+def _optional_url(value: Any) -> str | None:
+    return None if value is None else check_url(value, "base_url")
+
+
+def _url_map(value: Any) -> dict[str, str]:
+    if value is not None and not isinstance(value, Mapping):
+        raise AdapterConfigError(
+            f"base_urls: expected a mapping of region name to URL, got {type(value).__name__}"
+        )
+    result: dict[str, str] = {}
+    for region, url in (value or {}).items():
+        if not isinstance(region, str) or not region:
+            raise AdapterConfigError(
+                f"base_urls: expected non-empty region names as keys, got {region!r}"
+            )
+        result[region] = check_url(url, f"base_urls[{region!r}]")
+    return result
+
+
+def _model_map(value: Any) -> dict[str, str]:
+    if value is not None and not isinstance(value, Mapping):
+        raise AdapterConfigError(
+            f"model_map: expected a mapping of model id to served name, got {type(value).__name__}"
+        )
+    result = dict(value or {})
+    for model, served in result.items():
+        if not isinstance(served, str) or not served:
+            raise AdapterConfigError(
+                f"model_map[{model!r}]: expected a non-empty model name string, got {served!r}"
+            )
+    return result
+
+
+@define
+class OpenAICompatExecutor(HttpExecutorBase):
+    """Sends executions to an OpenAI-compatible chat-completions server.
+
+    Example:
+        >>> executor = OpenAICompatExecutor(
+        ...     "http://localhost:8000", model_map={"llama3.2-1b": "meta-llama/Llama-3.2-1B"}
+        ... )
+
+    Args:
+        base_url: The server for every region not in ``base_urls`` (``http://host:8000`` or
+            ``https://api.openai.com/v1``; ``/v1`` is added when missing). ``None`` when
+            ``base_urls`` lists every region; a request for another region then fails with
+            a :class:`~beacon_orchestrator.PermanentError` naming it.
+        base_urls: Canonical region name → server, for models served per region.
+        model_map: Job model id → the name the server knows it by (default: the same).
+        api_key: The server's API key (``str`` or :class:`Secret`). Default: the
+            ``OPENAI_API_KEY`` environment variable; pass ``None`` to send none.
+        client: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
+        timeout: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
+        connect_timeout: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
+        deadline_margin: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
+        health_timeout: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
+
+    ``temperature`` (default 0.1) and ``max_tokens`` (default 500) come from the request's
+    ``params``, as do ``top_p``, ``seed``, ``stop``, ``presence_penalty`` and
+    ``frequency_penalty`` when present, and ``system_prompt``.
+
+    Raises:
+        AdapterConfigError: Neither ``base_url`` nor ``base_urls`` given, or a malformed URL.
+    """
+
+    base_url: str | None = field(default=None, converter=_optional_url)
+    base_urls: Mapping[str, str] = field(factory=dict, kw_only=True, converter=_url_map)
+    model_map: Mapping[str, str] = field(factory=dict, kw_only=True, converter=_model_map)
+    api_key: Secret | None = field(
+        default=Factory(env_secret_factory(OPENAI_API_KEY_ENV)), kw_only=True, converter=to_secret
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.base_url is None and not self.base_urls:
+            raise AdapterConfigError(
+                "base_url: expected a server URL (or base_urls per region), got None"
+            )
+
+    def _scrubber(self) -> Scrubber:
+        return Scrubber.of(self.api_key)
+
+    def _headers(self) -> dict[str, str]:
+        if self.api_key is None:
+            return {}
+        return {"Authorization": "Bearer " + self.api_key.reveal()}
+
+    def _root(self, region: str | None) -> str:
+        url = self.base_url if region is None else self.base_urls.get(region, self.base_url)
+        if url is None:
+            configured = ", ".join(repr(r) for r in sorted(self.base_urls))
+            raise PermanentError(
+                f"no OpenAI-compatible server configured for region {region!r} "
+                f"(configured: {configured}; no default base_url)",
+                code="NO_ENDPOINT",
+            )
+        return _api_root(url)
+
+    async def execute(self, request: ExecutionRequest) -> Response:
+        """Send one attempt as a chat completion and return the first choice's text.
+
+        Raises:
+            TransientError: Connect errors, timeouts, 408, 429 (with ``retry_after``), 5xx.
+            PermanentError: Other 4xx, no server for the region, a malformed answer.
+        """
+        root = self._root(request.region)
+        scrubber = self._scrubber()
+        params = request.params
+        served = self.model_map.get(request.model, request.model)
+        messages: list[dict[str, str]] = []
+        system = params.get("system_prompt")
+        if system is not None:
+            if not isinstance(system, str):
+                raise PermanentError(
+                    f"params.system_prompt: expected a string, got {trim(repr(system), 80)}",
+                    code="INVALID_PARAMS",
+                )
+            messages.append({"role": "system", "content": system})
+        messages.append({"role": "user", "content": request.prompt})
+        body: dict[str, Any] = {
+            "model": served,
+            "messages": messages,
+            "temperature": number_param(params, "temperature", 0.1),
+            "max_tokens": int_param(params, "max_tokens", 500),
+        }
+        for name in _PASSTHROUGH:
+            if name in params:
+                body[name] = params[name]
+        what = f"OpenAI-compatible server, {request.key}"
+        response = await send(
+            self._http(),
+            "POST",
+            root + "/chat/completions",
+            what=what,
+            scrubber=scrubber,
+            timeout=self._timeout(effective_deadline(request, self.timeout)),
+            headers=self._headers(),
+            json_body=body,
+        )
+        raise_for_status(response, what=what, scrubber=scrubber)
+        data = json_object(response, what=what, scrubber=scrubber)
+        return _interpret(data, response, what=what, served=served, scrubber=scrubber)
+
+    async def models(self, region: str | None = None) -> tuple[str, ...]:
+        """The model ids the server for ``region`` (default: ``base_url``) lists at ``/v1/models``.
+
+        Raises:
+            TransientError: The server could not be reached or failed (5xx, timeout).
+            PermanentError: No server for the region, or an answer that is not a model list.
+        """
+        root = self._root(region)
+        scrubber = self._scrubber()
+        what = "OpenAI-compatible server models"
+        response = await send(
+            self._http(),
+            "GET",
+            root + "/models",
+            what=what,
+            scrubber=scrubber,
+            timeout=self._health_timeout(),
+            headers=self._headers(),
+        )
+        raise_for_status(response, what=what, scrubber=scrubber)
+        data = json_object(response, what=what, scrubber=scrubber)
+        items = data.get("data")
+        if not isinstance(items, list) or not all(
+            isinstance(m, dict) and isinstance(m.get("id"), str) for m in items
+        ):
+            problem = "expected 'data': a list of objects with an 'id'"
+            raise unexpected(what, problem, response, scrubber)
+        return tuple(scrubber.text(m["id"]) for m in items)
+
+    async def preflight(self, regions: Sequence[str]) -> None:
+        """Check every region has a server that answers ``GET /v1/models``.
+
+        Raises:
+            PreflightError: Naming every region without a server or whose server failed.
+        """
+        problems: dict[str, str] = {}
+
+        async def check(region: str) -> None:
+            try:
+                await self.models(region)
+            except ExecutionError as exc:
+                problems[region] = exc.message
+
+        async with anyio.create_task_group() as tg:
+            for region in dict.fromkeys(regions):
+                tg.start_soon(check, region)
+        if problems:
+            lines = "; ".join(f"{r!r}: {problems[r]}" for r in regions if r in problems)
+            raise PreflightError(f"OpenAI-compatible regions not usable: {lines}")
+
+
+def _netloc(url: httpx.URL) -> str:
+    return url.host if url.port is None else f"{url.host}:{url.port}"
+
+
+def _content_text(content: Any) -> str | None:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    # Some servers answer with a list of typed parts; the text parts make the answer.
+    if isinstance(content, list) and all(isinstance(p, dict) for p in content):
+        return "".join(
+            p["text"] for p in content if p.get("type") == "text" and isinstance(p.get("text"), str)
+        )
+    return None
+
+
+def _interpret(
+    data: dict[str, Any], response: httpx.Response, *, what: str, served: str, scrubber: Scrubber
+) -> Response:
+    scrubber = scrubber.for_body(response.content)
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        error = data.get("error")
+        if isinstance(error, dict | str):
+            detail = error.get("message") if isinstance(error, dict) else error
+            raise PermanentError(
+                scrubber.text(trim(f"{what}: server reported an error: {detail}", 500)),
+                code="PROVIDER_ERROR",
+            )
+        raise unexpected(what, "expected 'choices': a non-empty list", response, scrubber)
+    choice = choices[0]
+    message = choice.get("message")
+    if not isinstance(message, dict):
+        raise unexpected(what, "expected 'choices[0].message': an object", response, scrubber)
+    text = _content_text(message.get("content"))
+    if text is None:
+        problem = "expected 'choices[0].message.content': a string or null"
+        raise unexpected(what, problem, response, scrubber)
+    usage = data.get("usage")
+    metadata = drop_none(
+        [
+            ("id", optional_str(data.get("id"))),
+            ("model", optional_str(data.get("model")) or served),
+            ("finish_reason", optional_str(choice.get("finish_reason"))),
+            ("usage", usage if isinstance(usage, dict) else None),
+        ]
+    )
+    return Response(
+        text=text,
+        provider=_netloc(response.request.url),
+        metadata=scrubber.value(metadata),
+    )

@@ -1,0 +1,1 @@
+"""Tests of the HTTP executors (``beacon_orchestrator.adapters``)."""

@@ -1,0 +1,376 @@
+"""A loopback imitation of Beacon's services, served by uvicorn in a thread of the test process.
+
+One Starlette app answers as the hybrid router (``/router/...``), as per-region Modal web
+endpoints (``/modal/{region}/...``) and as an OpenAI-compatible server (``/openai/v1/...``).
+What it does is chosen by the prompt, so one server serves every test:
+
+=====================  =============================================================
+prompt                 answer
+=====================  =============================================================
+``ok:<text>``          success with ``<text>``
+``empty``              success with ``""``
+``legacy-empty``       router: ``EMPTY_MODEL_RESPONSE`` (other services: empty success)
+``unavailable``        router: ``PROVIDER_UNAVAILABLE`` without a ``transient`` flag
+``unknown-model``      a permanent "Unknown model" failure in each service's form
+``gpu-error``          Modal: ``{status: "error"}`` from the worker (transient)
+``status:<n>``         HTTP ``<n>`` (429 and 503 carry ``Retry-After: 0``)
+``flaky:<n>:<text>``   HTTP 503 for the first ``<n>`` requests of this key, then success
+``chain:<n>:<text>``   Modal: 303 to a poll URL, ``<n>`` times in all, then success
+``forever``            Modal: 303 to a poll URL, for ever
+``drop``               headers and half a body, then the connection is closed
+``malformed``          HTTP 200 with a body that is not JSON
+``hang``               no answer until the client disconnects (the time is recorded)
+``echo-auth``          HTTP 400 whose body quotes the ``Authorization`` header
+``echo-receipt``       success whose receipt and text-free fields quote that header
+=====================  =============================================================
+
+The server runs in its own thread with its own asyncio loop, so tests on trio use it too.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import quote
+
+import uvicorn
+from attrs import define, field, frozen
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+
+@frozen
+class Seen:
+    """One request the server received."""
+
+    method: str
+    path: str
+    query: str
+    prompt: str | None
+    authorization: str | None
+    trace_id: str | None
+
+
+@define
+class ServerLog:
+    """What the server saw, shared with the test thread under a lock."""
+
+    lock: threading.Lock = field(factory=threading.Lock)
+    seen: list[Seen] = field(factory=list)
+    counts: Counter[str] = field(factory=Counter)
+    hang_started: list[float] = field(factory=list)
+    disconnected: list[float] = field(factory=list)
+
+    def add(self, seen: Seen) -> None:
+        with self.lock:
+            self.seen.append(seen)
+
+    def bump(self, key: str) -> int:
+        with self.lock:
+            self.counts[key] += 1
+            return self.counts[key]
+
+    def snapshot(self) -> list[Seen]:
+        with self.lock:
+            return list(self.seen)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.seen.clear()
+            self.counts.clear()
+            self.hang_started.clear()
+            self.disconnected.clear()
+
+
+class _DropResponse(Response):
+    """Sends headers and part of the promised body, then fails so uvicorn closes the socket."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"500")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b'{"success": tr', "more_body": True})
+        raise ConnectionAbortedError("dropping the connection on purpose")
+
+
+def build_app(log: ServerLog) -> Starlette:
+    """The fake services' ASGI app, recording into ``log``."""
+
+    async def hang(request: Request) -> Response:
+        with log.lock:
+            log.hang_started.append(time.monotonic())
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                with log.lock:
+                    log.disconnected.append(time.monotonic())
+                return PlainTextResponse("gone")
+
+    async def common(request: Request, prompt: str, key: str) -> Response | None:
+        """Behaviours shared by every service; ``None`` when the service must answer."""
+        if prompt == "drop":
+            return _DropResponse()
+        if prompt == "malformed":
+            return PlainTextResponse("not json {", status_code=200)
+        if prompt == "hang":
+            return await hang(request)
+        if prompt == "echo-auth":
+            auth = request.headers.get("authorization", "")
+            return PlainTextResponse(f"rejected credentials: {auth}", status_code=400)
+        if prompt.startswith("status:"):
+            status = int(prompt.split(":")[1])
+            headers = {"Retry-After": "0"} if status in (429, 503) else {}
+            return PlainTextResponse(f"status {status}", status_code=status, headers=headers)
+        if prompt.startswith("flaky:"):
+            _, n, _text = prompt.split(":", 2)
+            if log.bump(key) <= int(n):
+                return PlainTextResponse("overloaded", status_code=503)
+        return None
+
+    def answer_text(prompt: str) -> str:
+        if prompt.startswith(("ok:", "flaky:", "chain:")):
+            return prompt.split(":", 2)[-1] if not prompt.startswith("ok:") else prompt[3:]
+        return ""
+
+    async def router_inference(request: Request) -> Response:
+        body = await request.json()
+        prompt = body["prompt"]
+        auth = request.headers.get("authorization")
+        log.add(
+            Seen(
+                "POST",
+                request.url.path,
+                request.url.query,
+                prompt,
+                auth,
+                request.headers.get("x-trace-id"),
+            )
+        )
+        key = f"router/{body['model']}/{body['region_preference']}/{prompt}"
+        early = await common(request, prompt, key)
+        if early is not None:
+            return early
+        if prompt == "unavailable":
+            return JSONResponse(
+                {
+                    "success": False,
+                    "error": f"no healthy provider in {body['region_preference']}",
+                    "error_code": "PROVIDER_UNAVAILABLE",
+                    "metadata": {},
+                }
+            )
+        if prompt == "unknown-model":
+            return JSONResponse(
+                {
+                    "success": False,
+                    "error": f"Unknown model: {body['model']}",
+                    "error_code": "PROVIDER_EXECUTION_FAILED",
+                    "failure": {"code": "PROVIDER_EXECUTION_FAILED", "transient": False},
+                }
+            )
+        if prompt == "legacy-empty":
+            return JSONResponse(
+                {"success": False, "response": "", "error_code": "EMPTY_MODEL_RESPONSE"}
+            )
+        receipt: dict[str, Any] = {
+            "schema_version": "v0.1.0",
+            "execution_details": {"region": body["region_preference"], "model": body["model"]},
+            "output": {"response": answer_text(prompt), "prompt": prompt},
+        }
+        extra: dict[str, Any] = {}
+        if prompt == "echo-receipt":
+            receipt["provenance"] = {"auth_seen": auth}
+            extra = {"auth_seen": auth}
+        return JSONResponse(
+            {
+                "success": True,
+                "response": answer_text(prompt),
+                "provider_used": f"modal-{body['region_preference']}",
+                "inference_time": 0.01,
+                "cost_estimate": 0.0001,
+                "metadata": {
+                    "provider_type": "modal",
+                    "region": body["region_preference"],
+                    "model": body["model"],
+                    "receipt": receipt,
+                    **extra,
+                },
+            }
+        )
+
+    async def router_providers(request: Request) -> Response:
+        providers = [
+            {"name": "modal-us-east", "type": "modal", "region": "us-east", "healthy": True},
+            {"name": "modal-eu-west", "type": "modal", "region": "eu-west", "healthy": True},
+            {"name": "modal-apac", "type": "modal", "region": "asia-pacific", "healthy": False},
+        ]
+        region = request.query_params.get("region")
+        if region:
+            providers = [p for p in providers if p["region"] == region]
+        return JSONResponse({"providers": providers})
+
+    async def router_health(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "status": "healthy",
+                "timestamp": "2025-01-01T00:00:00Z",
+                "version": "fake-1",
+                "providers_total": 3,
+                "providers_healthy": 2,
+                "regions": ["us-east", "eu-west", "asia-pacific"],
+            }
+        )
+
+    def modal_success(region: str, model: str, text: str, extra: dict[str, Any]) -> Response:
+        return JSONResponse(
+            {
+                "success": True,
+                "response": text,
+                "model": model,
+                "inference_time": 0.01,
+                "region": "asia-southeast" if region == "asia-pacific" else region,
+                "tokens_generated": len(text.split()),
+                "receipt": {"schema_version": "v0.1.0", **extra},
+            }
+        )
+
+    async def modal_inference(request: Request) -> Response:
+        region = request.path_params["region"]
+        auth = request.headers.get("authorization")
+        call = request.query_params.get("call")
+        if request.method == "GET":
+            # A poll of a running call: the state lives in the call id.
+            log.add(Seen("GET", request.url.path, request.url.query, None, auth, None))
+            _seq, prompt, model = (call or "").split("|", 2)
+            again = Response(status_code=303, headers={"Location": f"?call={quote(call or '')}"})
+            if prompt == "forever":
+                return again
+            _, n, text = prompt.split(":", 2)
+            if log.bump(f"modal/{region}/{call}") < int(n):
+                return again
+            return modal_success(region, model, text, {})
+        body = await request.json()
+        prompt = body["prompt"]
+        log.add(Seen("POST", request.url.path, request.url.query, prompt, auth, None))
+        key = f"modal/{region}/{body['model']}/{prompt}"
+        early = await common(request, prompt, key)
+        if early is not None:
+            return early
+        if prompt.startswith("chain:") or prompt == "forever":
+            # Each POST starts a new call, as on Modal; its id names it in every poll.
+            target = f"{log.bump('calls')}|{prompt}|{body['model']}"
+            return Response(status_code=303, headers={"Location": f"?call={quote(target)}"})
+        if prompt == "unknown-model":
+            return JSONResponse(
+                {"status": "error", "error": f"Unknown model: {body['model']}", "region": region}
+            )
+        if prompt == "gpu-error":
+            return JSONResponse(
+                {"status": "error", "error": "CUDA error: device-side assert", "region": region}
+            )
+        extra = {"provenance": {"auth_seen": auth}} if prompt == "echo-receipt" else {}
+        return modal_success(region, body["model"], answer_text(prompt), extra)
+
+    async def modal_health(request: Request) -> Response:
+        region = request.path_params["region"]
+        status = "loading" if region == "asia-pacific" else "healthy"
+        return JSONResponse(
+            {"status": status, "region": region, "models_available": ["m1"], "models_ready": []}
+        )
+
+    async def openai_chat(request: Request) -> Response:
+        body = await request.json()
+        prompt = body["messages"][-1]["content"]
+        auth = request.headers.get("authorization")
+        log.add(Seen("POST", request.url.path, request.url.query, prompt, auth, None))
+        early = await common(request, prompt, f"openai/{body['model']}/{prompt}")
+        if early is not None:
+            return early
+        if prompt == "unknown-model":
+            return JSONResponse(
+                {"error": {"message": f"model {body['model']} not found"}}, status_code=404
+            )
+        content: str | None = answer_text(prompt) or None
+        if prompt == "echo-receipt":
+            content = "fine"
+        return JSONResponse(
+            {
+                "id": "chatcmpl-fake",
+                "model": body["model"],
+                "choices": [{"message": {"role": "assistant", "content": content}}],
+                "usage": {"total_tokens": 3},
+            }
+        )
+
+    async def openai_models(request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [{"id": "m1"}]})
+
+    return Starlette(
+        routes=[
+            Route("/router/inference", router_inference, methods=["POST"]),
+            Route("/router/providers", router_providers, methods=["GET"]),
+            Route("/router/health", router_health, methods=["GET"]),
+            Route("/modal/{region}/inference", modal_inference, methods=["POST", "GET"]),
+            Route("/modal/{region}/health", modal_health, methods=["GET"]),
+            Route("/openai/v1/chat/completions", openai_chat, methods=["POST"]),
+            Route("/openai/v1/models", openai_models, methods=["GET"]),
+        ]
+    )
+
+
+@define
+class LiveServer:
+    """The fake services, listening on ``base_url``."""
+
+    base_url: str
+    log: ServerLog
+
+
+@contextmanager
+def serve() -> Iterator[LiveServer]:
+    """Run the fake services on a free loopback port in a thread with its own event loop."""
+    log = ServerLog()
+    # IPPROTO_TCP explicitly: asyncio enables TCP_NODELAY only on sockets whose proto says TCP,
+    # and without it every small response waits 40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        build_app(log),
+        loop="asyncio",
+        http="h11",
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the fake Beacon server did not start")
+            time.sleep(0.001)
+        yield LiveServer(f"http://127.0.0.1:{port}", log)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
