@@ -17,7 +17,7 @@ settings.register_profile(
 )
 settings.register_profile(
     "ci",
-    max_examples=60,
+    max_examples=150,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
     print_blob=True,
