@@ -355,7 +355,10 @@ class RegionQueue:
         for e in eps:
             self._enqueue(e)
         self._unwritten: dict[ExecutionKey, ExecutionRecord] = {}
-        self._interrupted: list[ExecutionRecord] = []
+        # (key, endpoint, question, last error, attempts, started, interrupted at)
+        self._interrupted: list[
+            tuple[ExecutionKey, _Ep, int, BaseException | None, int, float, float]
+        ] = []
         self._retries_left = self.retry.budget
 
         mc = limits.max_concurrency
@@ -595,10 +598,7 @@ class RegionQueue:
                         response = None
                         raise _AttemptTimeout(attempt_timeout)  # noqa: TRY301
             except self._cancelled_exc:
-                self._interrupted.append(
-                    self._failure_record(key, _X, err, attempt, started, cancelled=True)
-                )
-                self._release(e)
+                self._interrupt(key, e, q, err, attempt, started)
                 raise
             except Exception as exc:
                 err = exc
@@ -616,10 +616,7 @@ class RegionQueue:
                         # may still return normally; the retry must not start then.
                         await checkpoint_if_cancelled()
                     except self._cancelled_exc:
-                        self._interrupted.append(
-                            self._failure_record(key, _X, err, attempt, started, cancelled=True)
-                        )
-                        self._release(e)
+                        self._interrupt(key, e, q, err, attempt, started)
                         raise
                     if self._may_start() and (
                         self._job_deadline is None or self._now() < self._job_deadline
@@ -701,7 +698,7 @@ class RegionQueue:
         attempts: int,
         started: float,
         *,
-        cancelled: bool = False,
+        ended: float | None = None,
     ) -> ExecutionRecord:
         code: str | None
         if isinstance(err, _AttemptTimeout):
@@ -725,8 +722,25 @@ class RegionQueue:
             message,
             attempts,
             self._wall(started),
-            self._wall(self._now()),
+            self._wall(self._now() if ended is None else ended),
         )
+
+    def _interrupt(
+        self,
+        key: ExecutionKey,
+        e: _Ep,
+        q: int,
+        err: BaseException | None,
+        attempts: int,
+        started: float,
+    ) -> None:
+        """Note an execution cut short by cancellation; its record is built in _finish.
+
+        This runs once per in-flight execution while the job is being cancelled, before the
+        next task gets its turn, so it does the least it can: a tuple and the slot counts.
+        """
+        self._interrupted.append((key, e, q, err, attempts, started, self._now()))
+        self._release(e)
 
     def _release(self, e: _Ep) -> None:
         """Free the slots an execution held and make whatever they unblock startable."""
@@ -734,6 +748,8 @@ class RegionQueue:
         region = e.region
         region.in_flight -= 1
         self._in_flight -= 1
+        if self._stopping:
+            return  # nothing will start again: no need to queue anything
         if region.parked and (self._per_region is None or region.in_flight < self._per_region):
             for p in region.parked:
                 p.parked = False
@@ -827,8 +843,9 @@ class RegionQueue:
         for rec in list(self._unwritten.values()):
             batch.append((rec, *locate(rec.key)))
         self._unwritten.clear()
-        for rec in self._interrupted:
-            batch.append((rec, *locate(rec.key)))
+        for key, e, q, err, attempts, started, ended in self._interrupted:
+            rec = self._failure_record(key, _X, err, attempts, started, ended=ended)
+            batch.append((rec, e, q))
         self._interrupted.clear()
         await self._store_and_account(batch)
 
