@@ -333,3 +333,17 @@ def test_constructed_spec_refuses_wrong_component_types() -> None:
 def test_infinite_timeouts_are_refused_because_none_means_unbounded() -> None:
     with pytest.raises(SpecError, match=r"limits\.job_timeout"):
         Limits(job_timeout=float("inf"))
+
+
+def test_an_entry_that_is_not_an_object_does_not_hide_the_problems_of_the_others() -> None:
+    doc = valid_doc()
+    doc["questions"] = ["q1", {"id": "q2"}]
+    doc["models"] = [42, {"id": "m", "regions": []}]
+    with pytest.raises(SpecError) as info:
+        JobSpec.from_dict(doc)
+    assert [p.path for p in info.value.problems] == [
+        "questions[0]",
+        "questions[1].prompt",
+        "models[0]",
+        "models[1].regions",
+    ]

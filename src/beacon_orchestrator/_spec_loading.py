@@ -523,30 +523,47 @@ def _own(obj: object, table: RegionTable, problems: _Problems) -> JobSpec | None
     )
 
 
-def _own_questions(obj: Mapping[str, Any], problems: _Problems) -> list[Question] | _Invalid:
-    if "questions" not in obj:
-        problems.append(SpecProblem("questions", "required field is missing"))
+def _object_entries(
+    obj: Mapping[str, Any],
+    field: str,
+    fields: str,
+    problems: _Problems,
+) -> tuple[list[tuple[str, Mapping[str, Any]]], bool] | _Invalid:
+    """The object entries of a required, non-empty list, with paths; and whether all were objects.
+
+    ``fields`` names what each object needs (``"id, prompt"``). Entries that are not objects are
+    reported and left out, so the caller still checks (and reports on) all the others.
+    """
+    noun = field[:-1]  # "questions" -> "question"
+    if field not in obj:
+        problems.append(SpecProblem(field, "required field is missing"))
         return _INVALID
-    raw = obj["questions"]
+    raw = obj[field]
     if not _is_list(raw):
-        problems.append(
-            SpecProblem("questions", "expected a list of {id, prompt} question objects", raw)
-        )
+        problems.append(SpecProblem(field, f"expected a list of {{{fields}}} {noun} objects", raw))
         return _INVALID
     if not raw:
-        problems.append(SpecProblem("questions", "expected at least one question"))
+        problems.append(SpecProblem(field, f"expected at least one {noun}"))
         return _INVALID
+    entries: list[tuple[str, Mapping[str, Any]]] = []
+    needs = " and ".join(f"'{f.strip()}'" for f in fields.split(","))
+    for i, item in enumerate(raw):
+        path = f"{field}[{i}]"
+        if isinstance(item, Mapping):
+            entries.append((path, item))
+        else:
+            problems.append(SpecProblem(path, f"expected a {noun} object with {needs}", item))
+    return entries, len(entries) == len(raw)
+
+
+def _own_questions(obj: Mapping[str, Any], problems: _Problems) -> list[Question] | _Invalid:
+    found = _object_entries(obj, "questions", "id, prompt", problems)
+    if isinstance(found, _Invalid):
+        return _INVALID
+    entries, ok = found
     out: list[Question] = []
     ids: list[tuple[str, Any]] = []
-    ok = True
-    for i, item in enumerate(raw):
-        path = f"questions[{i}]"
-        if not isinstance(item, Mapping):
-            problems.append(
-                SpecProblem(path, "expected a question object with 'id' and 'prompt'", item)
-            )
-            ok = False
-            continue
+    for path, item in entries:
         _unknown_fields(item, _QUESTION_FIELDS, path, problems)
         qid = _take(
             item,
@@ -572,29 +589,13 @@ def _own_questions(obj: Mapping[str, Any], problems: _Problems) -> list[Question
 def _own_models(
     obj: Mapping[str, Any], table: RegionTable, problems: _Problems
 ) -> list[ModelTarget] | _Invalid:
-    if "models" not in obj:
-        problems.append(SpecProblem("models", "required field is missing"))
+    found = _object_entries(obj, "models", "id, regions", problems)
+    if isinstance(found, _Invalid):
         return _INVALID
-    raw = obj["models"]
-    if not _is_list(raw):
-        problems.append(
-            SpecProblem("models", "expected a list of {id, regions} model objects", raw)
-        )
-        return _INVALID
-    if not raw:
-        problems.append(SpecProblem("models", "expected at least one model"))
-        return _INVALID
+    entries, ok = found
     out: list[ModelTarget] = []
     ids: list[tuple[str, Any]] = []
-    ok = True
-    for i, item in enumerate(raw):
-        path = f"models[{i}]"
-        if not isinstance(item, Mapping):
-            problems.append(
-                SpecProblem(path, "expected a model object with 'id' and 'regions'", item)
-            )
-            ok = False
-            continue
+    for path, item in entries:
         _unknown_fields(item, _MODEL_FIELDS, path, problems)
         mid = _take(
             item, "id", path, problems, lambda v, p: _id_problem(v, p, "model id"), required=True
