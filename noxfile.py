@@ -51,5 +51,5 @@ def docs(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Run the benchmark suite; ``nox -s bench -- --quick`` is the CI-sized run."""
-    session.install("-e", ".[test]", "matplotlib")
+    session.install("-e", ".[test]")
     session.run("python", "-m", "benchmarks", *session.posargs)

@@ -36,6 +36,7 @@ from beacon_orchestrator import (
     QuestionStarted,
     Response,
     RetryPolicy,
+    StoreError,
     Strategy,
     UsageError,
     run_job,
@@ -545,3 +546,37 @@ def test_run_job_inside_an_already_running_loop_like_jupyter() -> None:
         return await run_job(spec, FakeExecutor())
 
     assert asyncio.run(cell()).ok
+
+
+class FailingStore(MemoryStore):
+    """A store whose disk fills up while the job is being wound down."""
+
+    async def write_many(self, job_id: str, records: Any) -> None:
+        raise StoreError("disk full")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_store_failure_while_accounting_reaches_the_waiter(backend: str) -> None:
+    """wait() raises the store's error instead of hanging when accounting fails."""
+    spec = make_spec(n_questions=3)
+
+    async def main() -> list[str]:
+        seen: list[str] = []
+        fake = FakeExecutor(default=Step(latency=5.0))
+        with pytest.raises(ExceptionGroup) as info:  # noqa: PT012 - the job runs in this group
+            async with anyio.create_task_group() as tg:
+                handle = await start_job(tg, spec, fake, store=FailingStore())
+
+                async def waiter() -> None:
+                    try:
+                        await handle.wait()
+                    except StoreError as exc:
+                        seen.append(str(exc))
+
+                tg.start_soon(waiter)
+                await anyio.sleep(1.0)
+                handle.cancel()
+        assert info.group_contains(StoreError, match="disk full")
+        return seen
+
+    assert run_virtual(main, backend=backend) == ["disk full"]

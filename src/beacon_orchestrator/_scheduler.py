@@ -257,7 +257,16 @@ class RegionQueue:
             # Every path out (normal end, cancel, outer cancellation, a crash) accounts for every
             # key before the verdict; shielded so an outer cancellation cannot cut it short.
             with anyio.CancelScope(shield=True):
-                await self._finish()
+                try:
+                    await self._finish()
+                except Exception as exc:
+                    # The store failed while accounting: whoever waits must hear of it.
+                    if self._crash is None:
+                        self._crash = exc
+                    raise
+                finally:
+                    assert self._finished_event is not None
+                    self._finished_event.set()
         if self._crash is not None:
             raise self._crash
         assert self._result is not None
@@ -882,8 +891,6 @@ class RegionQueue:
         self._result = result
         if self._emit is not None:
             self._emit(JobFinished(self.spec.id, result, self._now()))
-        assert self._finished_event is not None
-        self._finished_event.set()
 
     def _verdict(self, tally: Tally) -> Verdict:
         source = self._cancel_source
@@ -917,7 +924,8 @@ class RegionQueue:
         await self._finished_event.wait()
         if self._crash is not None:
             raise self._crash
-        assert self._result is not None
+        if self._result is None:
+            raise UsageError(f"job {self.spec.id!r} ended without a verdict; see its task's error")
         return self._result
 
 
