@@ -377,6 +377,39 @@ async def send(
     raise error
 
 
+async def request_json(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str | httpx.URL,
+    *,
+    what: str,
+    scrubber: Scrubber,
+    timeout: httpx.Timeout,
+    headers: Mapping[str, str] | None = None,
+    json_body: Any = None,
+    params: Mapping[str, str] | None = None,
+) -> tuple[httpx.Response, dict[str, Any]]:
+    """Send a request; return the answer and its JSON object (see ``send`` and ``ok_json``)."""
+    response = await send(
+        client,
+        method,
+        url,
+        what=what,
+        scrubber=scrubber,
+        timeout=timeout,
+        headers=headers,
+        json_body=json_body,
+        params=params,
+    )
+    return response, ok_json(response, what=what, scrubber=scrubber)
+
+
+def ok_json(response: httpx.Response, *, what: str, scrubber: Scrubber) -> dict[str, Any]:
+    """The JSON object of a 2xx answer; the right error for any other status or body."""
+    raise_for_status(response, what=what, scrubber=scrubber)
+    return json_object(response, what=what, scrubber=scrubber)
+
+
 def raise_for_status(response: httpx.Response, *, what: str, scrubber: Scrubber) -> None:
     """Raise the right error for a non-2xx response (see the module docstring)."""
     status = response.status_code

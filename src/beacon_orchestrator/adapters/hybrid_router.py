@@ -42,13 +42,11 @@ from ._http import (
     effective_deadline,
     env_secret_factory,
     int_param,
-    json_object,
     number_param,
     optional_float,
     optional_int,
     optional_str,
-    raise_for_status,
-    send,
+    request_json,
     str_tuple,
     to_secret,
     trace_id,
@@ -238,7 +236,7 @@ class HybridRouterExecutor(HttpExecutorBase):
         headers = self._headers()
         headers["X-Trace-Id"] = trace
         what = f"hybrid router, {request.key}"
-        response = await send(
+        response, data = await request_json(
             self._http(),
             "POST",
             self.base_url + self.path,
@@ -248,8 +246,6 @@ class HybridRouterExecutor(HttpExecutorBase):
             headers=headers,
             json_body=body,
         )
-        raise_for_status(response, what=what, scrubber=scrubber)
-        data = json_object(response, what=what, scrubber=scrubber)
         return _interpret(data, response, what=what, trace=trace, scrubber=scrubber)
 
     async def providers(self, region: str | None = None) -> tuple[RouterProvider, ...]:
@@ -262,7 +258,7 @@ class HybridRouterExecutor(HttpExecutorBase):
         scrubber = self._scrubber()
         what = "hybrid router providers"
         params = None if region is None else {"region": self._router_region(region)}
-        response = await send(
+        response, data = await request_json(
             self._http(),
             "GET",
             self.base_url + "/providers",
@@ -272,8 +268,6 @@ class HybridRouterExecutor(HttpExecutorBase):
             headers=self._headers(),
             params=params,
         )
-        raise_for_status(response, what=what, scrubber=scrubber)
-        data = json_object(response, what=what, scrubber=scrubber)
         items = data.get("providers")
         if not isinstance(items, list) or not all(isinstance(p, dict) for p in items):
             raise unexpected(what, "expected 'providers': a list of objects", response, scrubber)
@@ -288,7 +282,7 @@ class HybridRouterExecutor(HttpExecutorBase):
         """
         scrubber = self._scrubber()
         what = "hybrid router health"
-        response = await send(
+        _, data = await request_json(
             self._http(),
             "GET",
             self.base_url + "/health",
@@ -297,8 +291,7 @@ class HybridRouterExecutor(HttpExecutorBase):
             timeout=self._health_timeout(),
             headers=self._headers(),
         )
-        raise_for_status(response, what=what, scrubber=scrubber)
-        data = scrubber.value(json_object(response, what=what, scrubber=scrubber))
+        data = scrubber.value(data)
         return RouterHealth(
             status=optional_str(data.get("status")),
             timestamp=optional_str(data.get("timestamp")),

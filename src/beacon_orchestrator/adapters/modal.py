@@ -45,12 +45,12 @@ from ._http import (
     effective_deadline,
     env_secret_factory,
     int_param,
-    json_object,
     logger,
     number_param,
+    ok_json,
     optional_float,
     optional_str,
-    raise_for_status,
+    request_json,
     same_origin,
     send,
     str_tuple,
@@ -283,8 +283,7 @@ class ModalExecutor(HttpExecutorBase):
                 timeout=self._timeout(deadline),
                 headers=self._headers(origin, url),
             )
-        raise_for_status(response, what=what, scrubber=scrubber)
-        data = json_object(response, what=what, scrubber=scrubber)
+        data = ok_json(response, what=what, scrubber=scrubber)
         return _interpret(data, response, what=what, polls=polls, scrubber=scrubber)
 
     async def health(self, region: str) -> ModalHealth:
@@ -304,7 +303,7 @@ class ModalExecutor(HttpExecutorBase):
         scrubber = self._scrubber()
         what = f"Modal {region} health"
         url = httpx.URL(endpoint.health_url)
-        response = await send(
+        _, data = await request_json(
             self._http(),
             "GET",
             url,
@@ -313,8 +312,7 @@ class ModalExecutor(HttpExecutorBase):
             timeout=self._health_timeout(),
             headers=self._headers(url, url),
         )
-        raise_for_status(response, what=what, scrubber=scrubber)
-        data = scrubber.value(json_object(response, what=what, scrubber=scrubber))
+        data = scrubber.value(data)
         return ModalHealth(
             region=region,
             status=optional_str(data.get("status")),

@@ -30,11 +30,9 @@ from ._http import (
     effective_deadline,
     env_secret_factory,
     int_param,
-    json_object,
     number_param,
     optional_str,
-    raise_for_status,
-    send,
+    request_json,
     to_secret,
     trim,
     unexpected,
@@ -183,7 +181,7 @@ class OpenAICompatExecutor(HttpExecutorBase):
             if name in params:
                 body[name] = params[name]
         what = f"OpenAI-compatible server, {request.key}"
-        response = await send(
+        response, data = await request_json(
             self._http(),
             "POST",
             root + "/chat/completions",
@@ -193,8 +191,6 @@ class OpenAICompatExecutor(HttpExecutorBase):
             headers=self._headers(),
             json_body=body,
         )
-        raise_for_status(response, what=what, scrubber=scrubber)
-        data = json_object(response, what=what, scrubber=scrubber)
         return _interpret(data, response, what=what, served=served, scrubber=scrubber)
 
     async def models(self, region: str | None = None) -> tuple[str, ...]:
@@ -207,7 +203,7 @@ class OpenAICompatExecutor(HttpExecutorBase):
         root = self._root(region)
         scrubber = self._scrubber()
         what = "OpenAI-compatible server models"
-        response = await send(
+        response, data = await request_json(
             self._http(),
             "GET",
             root + "/models",
@@ -216,8 +212,6 @@ class OpenAICompatExecutor(HttpExecutorBase):
             timeout=self._health_timeout(),
             headers=self._headers(),
         )
-        raise_for_status(response, what=what, scrubber=scrubber)
-        data = json_object(response, what=what, scrubber=scrubber)
         items = data.get("data")
         if not isinstance(items, list) or not all(
             isinstance(m, dict) and isinstance(m.get("id"), str) for m in items
