@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, get_args
 
 import anyio
 import anyio.abc
@@ -49,7 +49,7 @@ __all__ = ["JobHandle", "RegionQueue", "Strategy", "run_job", "run_job_sync", "s
 Strategy: TypeAlias = Literal["endpoint", "region", "lockstep"]
 """How questions advance: per endpoint (default), per region, or in lockstep across regions."""
 
-_STRATEGIES: tuple[str, ...] = ("endpoint", "region", "lockstep")
+_STRATEGIES: tuple[str, ...] = get_args(Strategy)
 _SKIP_CHUNK = 1000
 
 _C = ExecutionStatus.COMPLETED
@@ -71,11 +71,10 @@ class _Group:
 
 
 class _Region:
-    __slots__ = ("in_flight", "index", "name", "parked")
+    __slots__ = ("in_flight", "name", "parked")
 
-    def __init__(self, name: str, index: int) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
-        self.index = index
         self.in_flight = 0
         self.parked: list[_Ep] = []
 
@@ -87,20 +86,16 @@ class _Ep:
         "cursor",
         "group",
         "in_flight",
-        "index",
         "label",
         "model",
-        "model_index",
         "parked",
         "queued",
         "region",
         "tally",
     )
 
-    def __init__(self, index: int, model: str, model_index: int, region: _Region) -> None:
-        self.index = index
+    def __init__(self, model: str, region: _Region) -> None:
         self.model = model
-        self.model_index = model_index
         self.region = region
         self.label = f"{model}@{region.name}"
         self.cursor = 0
@@ -110,10 +105,6 @@ class _Ep:
         self.group: _Group | None = None
         # Terminal records here: completed, completed empty, failed or timed out, unfinished.
         self.tally = [0, 0, 0, 0]
-
-
-class _Crash(Exception):
-    """Carries an unexpected error out of a worker without an exception group."""
 
 
 # Not slotted: the run state is set up in _prepare, once the job is known to the store.
@@ -164,7 +155,6 @@ class RegionQueue:
     _sleepers: set[anyio.CancelScope] = field(factory=set, init=False)
     _finished_event: anyio.Event | None = field(default=None, init=False)
     _result: JobResult | None = field(default=None, init=False)
-    _decided: Verdict | None = field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         if self.strategy not in _STRATEGIES:
@@ -307,13 +297,12 @@ class RegionQueue:
 
         regions: dict[str, _Region] = {}
         eps: list[_Ep] = []
-        for mi, m in enumerate(spec.models):
+        for m in spec.models:
             for rname in m.regions:
                 region = regions.get(rname)
                 if region is None:
-                    region = regions[rname] = _Region(rname, len(regions))
-                eps.append(_Ep(len(eps), m.id, mi, region))
-        self._regions = regions
+                    region = regions[rname] = _Region(rname)
+                eps.append(_Ep(m.id, region))
         self._eps = eps
         self._planned = n_q * len(eps)
 
@@ -805,7 +794,6 @@ class RegionQueue:
         if self.early_stop and not self._stopping:
             verdict = self._policy.decided(self._make_tally())
             if verdict is not None:
-                self._decided = verdict
                 self._request_cancel(
                     "early_stop", f"the verdict can no longer change ({verdict.status.value})"
                 )

@@ -22,6 +22,7 @@ from .._errors import (
     StoreError,
     UsageError,
 )
+from .._scheduler import _STRATEGIES
 from .._spec import JobSpec, Limits, load_jobspec
 from .._types import ExecutionRecord
 from ..stores import JobInfo, Store
@@ -36,7 +37,6 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 DEFAULT_STORE = "beacon.db"
-_STRATEGIES = ("endpoint", "region", "lockstep")
 _PROGRESS: tuple[ProgressMode, ...] = ("auto", "live", "plain", "off")
 
 
