@@ -65,11 +65,11 @@ class NoBarrier(RegionQueue):
 
     async def _prepare(self) -> None:
         await super()._prepare()
-        for e in self._eps:
+        for e in self._plan.endpoints:
             e.group = None
-        self._groups = []
-        for e in self._eps:
-            self._enqueue(e)
+        self._plan.groups = []
+        for e in self._plan.endpoints:
+            self._picker.enqueue(e)
 
 
 class IgnoresPerRegion(RegionQueue):
@@ -77,7 +77,7 @@ class IgnoresPerRegion(RegionQueue):
 
     async def _prepare(self) -> None:
         await super()._prepare()
-        self._per_region = None
+        self._picker.per_region = None
 
 
 class NoInterrupt(RegionQueue):

@@ -35,7 +35,15 @@ from ._events import (
 from ._executor import ExecutionRequest, Executor, FunctionExecutor, Response, SupportsPreflight
 from ._regions import RegionTable, normalize_region
 from ._retry import RetryPolicy
-from ._scheduler import JobHandle, RegionQueue, Strategy, run_job, run_job_sync, start_job
+from ._scheduler import (
+    JobHandle,
+    RegionQueue,
+    RunOptions,
+    Strategy,
+    run_job,
+    run_job_sync,
+    start_job,
+)
 from ._spec import JobSpec, Limits, ModelTarget, Question, load_jobspec
 from ._status import (
     JobResult,
@@ -101,6 +109,7 @@ __all__ = [
     "RegionTally",
     "Response",
     "RetryPolicy",
+    "RunOptions",
     "SQLiteStore",
     "SpecError",
     "SpecProblem",

@@ -22,7 +22,7 @@ from .._errors import (
     StoreError,
     UsageError,
 )
-from .._scheduler import _STRATEGIES
+from .._scheduler import STRATEGIES as _STRATEGIES
 from .._spec import JobSpec, Limits, load_jobspec
 from .._types import ExecutionRecord
 from ..stores import JobInfo, Store

@@ -1,0 +1,201 @@
+"""The attempt loop: one execution's attempts, retries and backoffs, to one record.
+
+The loop asks the runner's ``may_start`` before every retry, and every backoff sleeps in a cancel
+scope that cancellation cuts short, so no retry starts after the job was cancelled however long
+the provider asked us to wait.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import anyio
+from anyio.lowlevel import checkpoint_if_cancelled
+
+from .._errors import ExecutionError
+from .._events import EventHandler, ExecutionStarted
+from .._executor import ExecutionRequest, Executor
+from .._retry import RetryPolicy
+from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
+from ._ledger import AttemptTimeout, Ledger, StopReason
+
+__all__ = ["AttemptLoop", "Interrupted"]
+
+FAILED = ExecutionStatus.FAILED
+TIMEOUT = ExecutionStatus.TIMEOUT
+CANCELLED = ExecutionStatus.CANCELLED
+
+
+class Interrupted:
+    """An execution cut short by cancellation; its record is built when the job finishes.
+
+    Cancellation interrupts every in-flight execution before the next task gets its turn, so
+    this is the least that can be noted for each: built in ``_finish``, not here.
+    """
+
+    __slots__ = ("attempts", "ended", "error", "key", "started")
+
+    def __init__(
+        self,
+        key: ExecutionKey,
+        error: BaseException | None,
+        attempts: int,
+        started: float,
+        ended: float,
+    ) -> None:
+        self.key = key
+        self.error = error
+        self.attempts = attempts
+        self.started = started
+        self.ended = ended
+
+
+class AttemptLoop:
+    """Runs the attempts of one execution at a time (one instance serves the whole job).
+
+    Args:
+        job_id: The job's id, for requests and events.
+        executor: Sends each attempt.
+        params: The job's generation parameters.
+        retry: When to retry and how long to wait.
+        attempt_timeout: Seconds one attempt may take (``None``: no limit).
+        job_deadline: When the job's deadline passes, on the event loop's clock.
+        hard_deadline: When an attempt is interrupted at the latest (deadline plus grace).
+        ledger: Builds the records.
+        stop: Why the job stopped, for the records of interrupted executions.
+        may_start: The check that precedes every retry.
+        now: The event loop's clock.
+        emit: Receives an ``ExecutionStarted`` event per attempt.
+    """
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        executor: Executor,
+        params: Mapping[str, Any],
+        retry: RetryPolicy,
+        attempt_timeout: float | None,
+        job_deadline: float | None,
+        hard_deadline: float | None,
+        ledger: Ledger,
+        stop: StopReason,
+        may_start: Callable[[], bool],
+        now: Callable[[], float],
+        emit: EventHandler | None,
+    ) -> None:
+        self.job_id = job_id
+        self.executor = executor
+        self.params = params
+        self.retry = retry
+        self.retries_left = retry.budget
+        self.attempt_timeout = attempt_timeout
+        self.job_deadline = job_deadline
+        self.hard_deadline = hard_deadline
+        self.ledger = ledger
+        self.stop = stop
+        self.may_start = may_start
+        self.now = now
+        self.emit = emit
+        self.cancelled_exc = anyio.get_cancelled_exc_class()
+        self.interrupted: list[Interrupted] = []
+        # One scope per backoff in progress, so cancellation can cut every one short at once.
+        self.sleepers: set[anyio.CancelScope] = set()
+
+    def wake_sleepers(self) -> None:
+        """Cut every backoff short (cancellation: no retry will start)."""
+        for scope in self.sleepers:
+            scope.cancel()
+
+    async def run(self, key: ExecutionKey, prompt: str) -> ExecutionRecord:
+        """Every attempt of the execution ``key``, to its record.
+
+        Raises:
+            The backend's cancellation exception, after noting the execution as interrupted.
+        """
+        execute = self.executor.execute
+        timeout = self.attempt_timeout
+        hard = self.hard_deadline
+        attempt = 1
+        started = now = self.now()
+        err: BaseException | None = None
+        while True:
+            deadline = None if timeout is None else now + timeout
+            if hard is not None:
+                deadline = hard if deadline is None else min(deadline, hard)
+            request = ExecutionRequest(self.job_id, key, prompt, self.params, attempt, deadline)
+            if self.emit is not None:
+                self.emit(ExecutionStarted(self.job_id, key, attempt, now))
+            try:
+                # The attempt timeout inline, not in a helper coroutine: this is the hot path.
+                if timeout is None:
+                    response = await execute(request)
+                else:
+                    with anyio.CancelScope(deadline=now + timeout) as scope:
+                        response = await execute(request)
+                    if scope.cancelled_caught:
+                        raise AttemptTimeout(timeout)  # noqa: TRY301
+            except self.cancelled_exc:
+                self._interrupted(key, err, attempt, started)
+                raise
+            except Exception as exc:
+                err = exc
+            else:
+                return self.ledger.completed(key, response, attempt, started, self.now())
+            if not self._may_retry(err, attempt):
+                status = TIMEOUT if isinstance(err, AttemptTimeout) else FAILED
+                return self._failed(key, status, err, attempt, started)
+            if not await self._backoff(key, err, attempt, started):
+                return self._failed(key, CANCELLED, err, attempt, started)
+            attempt += 1
+            now = self.now()
+
+    def _failed(
+        self,
+        key: ExecutionKey,
+        status: ExecutionStatus,
+        err: BaseException | None,
+        attempts: int,
+        started: float,
+    ) -> ExecutionRecord:
+        return self.ledger.failed(key, status, err, attempts, started, self.now(), self.stop)
+
+    def _interrupted(
+        self, key: ExecutionKey, err: BaseException | None, attempts: int, started: float
+    ) -> None:
+        self.interrupted.append(Interrupted(key, err, attempts, started, self.now()))
+
+    def _may_retry(self, exc: BaseException, attempt: int) -> bool:
+        if not self.may_start():
+            return False
+        retryable = isinstance(exc, AttemptTimeout) or (
+            isinstance(exc, ExecutionError) and exc.transient
+        )
+        if not retryable or attempt >= self.retry.attempts:
+            return False
+        if self.retries_left is not None:
+            if self.retries_left <= 0:
+                return False
+            self.retries_left -= 1
+        return True
+
+    async def _backoff(
+        self, key: ExecutionKey, err: BaseException, attempt: int, started: float
+    ) -> bool:
+        """Wait before the next attempt; whether it may start when the wait is over."""
+        try:
+            with anyio.CancelScope() as scope:
+                self.sleepers.add(scope)
+                try:
+                    await anyio.sleep(self.retry.wait(attempt, err))
+                finally:
+                    self.sleepers.discard(scope)
+            # A backoff that ends at the instant the caller's scope is cancelled may still
+            # return normally; the retry must not start then.
+            await checkpoint_if_cancelled()
+        except self.cancelled_exc:
+            self._interrupted(key, err, attempt, started)
+            raise
+        deadline = self.job_deadline
+        return self.may_start() and (deadline is None or self.now() < deadline)

@@ -1,0 +1,123 @@
+"""The picker: which execution may start next, under the strategy's gates and the limits.
+
+Plain synchronous code, driven by the runner's workers and, in the tests, directly. Endpoints
+wait in a ready queue; picking pops them until one may start: it has a question left, its group
+(if any) is on that question, and its endpoint and region have a free slot. An endpoint whose
+region is full is parked on the region and queued again when a slot there frees.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from ._plan import EndpointState, Plan
+
+__all__ = ["Picker"]
+
+
+class Picker:
+    """Chooses the next execution to start and tracks what is in flight.
+
+    Args:
+        plan: The job's endpoints, cursors and groups.
+        per_endpoint: At most this many executions in flight on one endpoint.
+        per_region: At most this many in flight in one region (``None``: no limit).
+        unstarted: How many planned executions remain to start.
+    """
+
+    def __init__(
+        self, plan: Plan, *, per_endpoint: int, per_region: int | None, unstarted: int
+    ) -> None:
+        self.plan = plan
+        self.per_endpoint = per_endpoint
+        self.per_region = per_region
+        self.unstarted = unstarted
+        self.in_flight = 0
+        self.ready: deque[EndpointState] = deque()
+        for e in plan.endpoints:
+            self.enqueue(e)
+
+    def enqueue(self, e: EndpointState) -> None:
+        """Make ``e`` a candidate for the next pick, if it has anything left to start."""
+        if not e.queued and e.cursor < self.plan.n_questions:
+            e.queued = True
+            self.ready.append(e)
+
+    def pick(self) -> EndpointState | None:
+        """The next endpoint that may start its cursor's question, or ``None`` if none may.
+
+        Endpoints that may not start are dropped from the queue; whatever unblocks them later
+        (a slot freeing, a group advancing) queues them again.
+        """
+        ready = self.ready
+        n_q = self.plan.n_questions
+        per_region = self.per_region
+        while ready:
+            e = ready.popleft()
+            e.queued = False
+            q = e.cursor
+            if q >= n_q or e.in_flight >= self.per_endpoint:
+                continue
+            g = e.group
+            if g is not None and q != g.current:
+                continue
+            region = e.region
+            if per_region is not None and region.in_flight >= per_region:
+                if not e.parked:
+                    e.parked = True
+                    region.parked.append(e)
+                continue
+            return e
+        return None
+
+    def start(self, e: EndpointState) -> int:
+        """Take the question at ``e``'s cursor: count it in flight and return its index."""
+        q = e.cursor
+        plan = self.plan
+        # Skipping stored keys only matters on resume; a fresh job just moves on.
+        e.cursor = plan.next_question(e, q + 1) if plan.done else q + 1
+        e.in_flight += 1
+        e.region.in_flight += 1
+        self.in_flight += 1
+        self.unstarted -= 1
+        if e.group is None and e.in_flight < self.per_endpoint:
+            # It may start its next question at once (per_endpoint > 1).
+            self.enqueue(e)
+        return q
+
+    def release(self, e: EndpointState, *, requeue: bool = True) -> None:
+        """Free the slots an execution of ``e`` held and queue what they unblock.
+
+        Args:
+            e: The endpoint whose execution ended.
+            requeue: ``False`` once the job is stopping: nothing will start again, so nothing
+                needs to be queued.
+        """
+        e.in_flight -= 1
+        region = e.region
+        region.in_flight -= 1
+        self.in_flight -= 1
+        if not requeue:
+            return
+        if region.parked and (self.per_region is None or region.in_flight < self.per_region):
+            for p in region.parked:
+                p.parked = False
+                self.enqueue(p)
+            region.parked.clear()
+        self.enqueue(e)
+
+    def finished(self, e: EndpointState, q: int) -> None:
+        """Note that ``e``'s execution of question ``q`` is terminal and stored.
+
+        Under ``region``/``lockstep`` this is what opens the gate: once every member's execution
+        of the group's question is terminal, the group moves on and its members are queued.
+        """
+        g = e.group
+        if g is None or q != g.current:
+            return
+        g.outstanding -= 1
+        if g.outstanding == 0:
+            self.plan.reset_group(g)
+            for m in g.members:
+                if m.cursor == g.current:
+                    self.enqueue(m)

@@ -1,0 +1,472 @@
+"""The runner: a fixed pool of workers, cancellation, and the end of a job.
+
+A job's executions are never materialised. A fixed pool of worker tasks (as many as can be in
+flight at once) repeatedly asks the picker for the next startable execution. The cancellation
+check, the pick and the call into the executor happen with no await between them: that is what
+makes "no start after cancel" true by construction rather than by timing. When the job ends,
+for whatever reason, every key gets exactly one record before the verdict is computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Unpack
+
+import anyio
+import anyio.abc
+from anyio.lowlevel import checkpoint_if_cancelled
+
+from .._compat import backend_primitives
+from .._errors import UsageError
+from .._events import (
+    CancelSource,
+    ExecutionFinished,
+    JobCancelled,
+    JobFinished,
+    JobStarted,
+    Progress,
+    QuestionFinished,
+    QuestionStarted,
+)
+from .._executor import Executor, SupportsPreflight
+from .._spec import JobSpec
+from .._status import JobResult
+from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
+from ..stores import MemoryStore, Store
+from ._attempts import AttemptLoop
+from ._ledger import Ledger, StopReason
+from ._options import RunOptionArgs, RunOptions, resolve_options
+from ._picker import Picker
+from ._plan import EndpointState, Plan
+
+__all__ = ["RegionQueue"]
+
+_SKIP_CHUNK = 1000
+_Batch = Sequence[tuple[ExecutionRecord, EndpointState, int]]
+
+
+class RegionQueue:
+    """Runs one job: schedules its executions and accounts for every one of them.
+
+    Most code calls :func:`run_job` or :func:`start_job`, which build a ``RegionQueue``. Use it
+    directly to keep a reference to the running job's state (for :meth:`progress`) without a
+    handle. One instance runs one job once.
+
+    Args:
+        spec: The job.
+        executor: Sends each attempt.
+        store: Where records go (default: a fresh :class:`MemoryStore`).
+        options: How the run behaves (see :class:`RunOptions`); fields given by keyword
+            (``strategy=``, ``limits=``, ...) replace its fields.
+    """
+
+    def __init__(
+        self,
+        spec: JobSpec,
+        executor: Executor,
+        *,
+        store: Store | None = None,
+        options: RunOptions | None = None,
+        **overrides: Unpack[RunOptionArgs],
+    ) -> None:
+        if not isinstance(spec, JobSpec):
+            raise UsageError(f"spec must be a JobSpec, got {type(spec).__name__}")
+        if not isinstance(executor, Executor):
+            raise UsageError(
+                f"executor must have an 'async def execute(request)' method, got "
+                f"{type(executor).__name__}; wrap a function with FunctionExecutor(fn)"
+            )
+        self.spec = spec
+        self.executor = executor
+        self.store: Store = MemoryStore() if store is None else store
+        self.options = opts = resolve_options(options, overrides)
+        self.limits = spec.limits if opts.limits is None else opts.limits
+        self.policy = spec.policy if opts.policy is None else opts.policy
+        self._ran = False
+        self._stopping = False
+        self._stop = StopReason()
+        self._workers_scope: anyio.CancelScope | None = None
+        self._finished_event: anyio.Event | None = None
+        self._result: JobResult | None = None
+        self._unwritten: dict[ExecutionKey, tuple[ExecutionRecord, EndpointState, int]] = {}
+
+    # -- public surface ----------------------------------------------------------------------
+
+    @property
+    def job_id(self) -> str:
+        """The job's id."""
+        return self.spec.id
+
+    @property
+    def strategy(self) -> str:
+        """The scheduling strategy of this run."""
+        return self.options.strategy
+
+    @property
+    def result(self) -> JobResult | None:
+        """The result once the job has finished, else ``None``."""
+        return self._result
+
+    def cancel(self, reason: str | None = None) -> None:
+        """Request cancellation. When this returns, no execution or retry will start."""
+        if not self._ran:
+            raise UsageError("the job has not started yet; there is nothing to cancel")
+        self._request_cancel("handle", reason or "cancelled by the caller")
+
+    def progress(self) -> Progress:
+        """A snapshot of the job's progress."""
+        if not self._ran:
+            raise UsageError("the job has not started yet")
+        ledger = self._ledger
+        elapsed = self._now() - self._t0
+        ran = sum(ledger.counts.values()) - ledger.kept
+        to_run = self._plan.size - ledger.kept
+        eta = None if ran <= 0 else elapsed / ran * (to_run - ran)
+        return ledger.progress(
+            self.spec.id, elapsed=elapsed, in_flight=self._picker.in_flight, eta=eta
+        )
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[RegionQueue] = anyio.TASK_STATUS_IGNORED
+    ) -> JobResult:
+        """Run the job to its end and return the result.
+
+        ``task_status.started(self)`` is called once the job is registered in the store and its
+        plan is ready, so ``await task_group.start(queue.run)`` returns a running job.
+        """
+        if self._ran:
+            raise UsageError("a RegionQueue runs one job once; create a new one")
+        self._ran = True
+        self._finished_event = anyio.Event()
+        await self._prepare()
+        task_status.started(self)
+        try:
+            await self._run_workers()
+        finally:
+            # Every path out (normal end, cancel, outer cancellation, a crash) accounts for every
+            # key before the verdict; shielded so an outer cancellation cannot cut it short.
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self._finish()
+                except Exception as exc:
+                    # The store failed while accounting: whoever waits must hear of it.
+                    if self._stop.crash is None:
+                        self._stop.crash = exc
+                    raise
+                finally:
+                    self._finished_event.set()
+        if self._stop.crash is not None:
+            raise self._stop.crash
+        assert self._result is not None
+        return self._result
+
+    # -- setup -------------------------------------------------------------------------------
+
+    async def _prepare(self) -> None:
+        spec, opts, limits = self.spec, self.options, self.limits
+        self._now, self._checkpoint = backend_primitives()
+        self._emit = opts.on_event
+        self._cancelled_exc = anyio.get_cancelled_exc_class()
+        if opts.preflight and isinstance(self.executor, SupportsPreflight):
+            await self.executor.preflight(spec.regions)
+        # Shielded: once the job is open in the store, the run must reach _finish so that
+        # every key gets a record; an outer cancellation is seen by the workers instead.
+        with anyio.CancelScope(shield=True):
+            await self.store.open_job(spec)
+            prior = await self._prior_records()
+        self._plan = plan = Plan(spec, opts.strategy, {r.key for r in prior})
+        self._t0 = self._now()
+        self._wall0 = opts.wall_clock()
+        self._ledger = ledger = Ledger(plan, wall_offset=self._wall0 - self._t0)
+        for record in prior:
+            ledger.keep(record)
+        per_endpoint = limits.per_endpoint if opts.strategy == "endpoint" else 1
+        unstarted = plan.size - ledger.kept
+        self._picker = Picker(
+            plan, per_endpoint=per_endpoint, per_region=limits.per_region, unstarted=unstarted
+        )
+        self._n_workers = self._pool_size(per_endpoint, unstarted)
+        self._idle = 0
+        self._wake = anyio.Event()
+        self._job_deadline = None if limits.job_timeout is None else self._t0 + limits.job_timeout
+        self._attempts = self._attempt_loop()
+        if self._emit is not None:
+            self._emit(JobStarted(spec.id, self._t0, plan.size, unstarted, opts.strategy))
+
+    def _pool_size(self, per_endpoint: int, unstarted: int) -> int:
+        """As many workers as can be in flight at once, and no more than there is work."""
+        limits, plan = self.limits, self._plan
+        cap = len(plan.endpoints) * per_endpoint
+        if limits.per_region is not None:
+            cap = min(cap, len(plan.regions) * limits.per_region)
+        if limits.max_concurrency is not None:
+            cap = min(cap, limits.max_concurrency)
+        return max(0, min(cap, unstarted))
+
+    def _attempt_loop(self) -> AttemptLoop:
+        deadline, grace = self._job_deadline, self.limits.cancel_grace
+        return AttemptLoop(
+            job_id=self.spec.id,
+            executor=self.executor,
+            params=self.spec.params,
+            retry=self.options.retry,
+            attempt_timeout=self.limits.attempt_timeout,
+            job_deadline=deadline,
+            # When an attempt is interrupted at the latest: the job deadline plus the grace.
+            hard_deadline=None if deadline is None else deadline + grace,
+            ledger=self._ledger,
+            stop=self._stop,
+            may_start=self._may_start,
+            now=self._now,
+            emit=self._emit,
+        )
+
+    async def _prior_records(self) -> list[ExecutionRecord]:
+        """Records of an earlier run that this run keeps (and so does not execute again)."""
+        store, job_id = self.store, self.spec.id
+        if self.options.rerun_failed:
+            if not await store.completed_keys(job_id):
+                return []
+            return [r for r in await store.records(job_id) if r.status is ExecutionStatus.COMPLETED]
+        return [r for r in await store.records(job_id) if r.status.finished]
+
+    # -- cancellation ------------------------------------------------------------------------
+
+    def _may_start(self) -> bool:
+        """The check that precedes every start and every retry: has cancellation been asked?"""
+        return not self._stopping
+
+    def _request_cancel(self, source: CancelSource, reason: str) -> None:
+        """Stop all new work, synchronously, and interrupt what is in flight."""
+        if self._stopping or not self._ran or self._result is not None:
+            return
+        self._stopping = True
+        self._stop.source = source
+        self._stop.reason = reason
+        now = self._now()
+        if self._emit is not None:
+            self._emit(JobCancelled(self.spec.id, source, reason, now))
+        self._attempts.wake_sleepers()
+        self._wake_idle()
+        workers = self._workers_scope
+        if workers is not None:
+            grace = self.limits.cancel_grace
+            if grace <= 0:
+                workers.cancel()
+            else:
+                workers.deadline = min(workers.deadline, now + grace)
+
+    def _deadline_reason(self) -> str:
+        return f"the job deadline of {self.limits.job_timeout:g} s passed"
+
+    def _crashed(self, exc: Exception) -> None:
+        """A bug outside the executor (an ``on_event`` callback, the store): stop the job.
+
+        Everything is still accounted for, then ``run()`` re-raises ``exc`` unwrapped.
+        """
+        if self._stop.crash is None:
+            self._stop.crash = exc
+        # If the callback is what raised, calling it again while accounting for the remaining
+        # keys would only raise again and leave them unrecorded.
+        self._emit = self._attempts.emit = None
+        if not self._stopping:
+            self._stopping = True
+            self._wake_idle()
+            if self._workers_scope is not None:
+                self._workers_scope.cancel()
+
+    # -- the workers -------------------------------------------------------------------------
+
+    async def _run_workers(self) -> None:
+        if self._n_workers == 0:
+            return
+        async with anyio.create_task_group() as outer:
+            if self._job_deadline is not None:
+                outer.start_soon(self._deadline_watch, self._job_deadline)
+            with anyio.CancelScope() as workers_scope:
+                self._workers_scope = workers_scope
+                if self._stopping:  # cancelled before the workers existed
+                    workers_scope.cancel()
+                async with anyio.create_task_group() as tg:
+                    for _ in range(self._n_workers):
+                        tg.start_soon(self._worker)
+            self._workers_scope = None
+            outer.cancel_scope.cancel()
+
+    async def _deadline_watch(self, deadline: float) -> None:
+        await anyio.sleep_until(deadline)
+        self._request_cancel("deadline", self._deadline_reason())
+
+    async def _worker(self) -> None:
+        try:
+            await self._work()
+        except self._cancelled_exc:
+            if not self._stopping:
+                # Nobody inside asked for this, so it came from the caller's cancel scope.
+                self._request_cancel("scope", "the caller's cancel scope was cancelled")
+            raise
+        except Exception as exc:
+            self._crashed(exc)
+
+    async def _work(self) -> None:
+        picker = self._picker
+        deadline = self._job_deadline
+        # Raises if the caller's scope is cancelled; never yields otherwise, so nothing can
+        # happen between this check, the pick and the call into the executor. Later iterations
+        # get the same guarantee from the checkpoint that ends each one, which raises if the
+        # caller's scope was cancelled while this task was suspended.
+        await checkpoint_if_cancelled()
+        while self._may_start():
+            if deadline is not None and self._now() >= deadline:
+                self._request_cancel("deadline", self._deadline_reason())
+                return
+            e = picker.pick()
+            if e is None:
+                if picker.unstarted == 0:
+                    return
+                await self._idle_wait()
+                continue
+            q = picker.start(e)
+            if picker.unstarted == 0 and self._idle:
+                self._wake_idle()  # nothing left to pick: let the idle workers end
+            await self._execute(e, q)
+            # Yield once per execution so that a job of instant executions still lets other
+            # tasks (and the caller's cancellation) in.
+            await self._checkpoint()
+
+    async def _idle_wait(self) -> None:
+        """Wait until a slot frees or a group advances (or the job stops)."""
+        self._idle += 1
+        try:
+            await self._wake.wait()
+        finally:
+            self._idle -= 1
+        # A set event returns its value even if the caller's scope was cancelled meanwhile
+        # (trio), so check before going on to pick.
+        await checkpoint_if_cancelled()
+
+    def _wake_idle(self) -> None:
+        self._wake.set()
+        self._wake = anyio.Event()
+
+    async def _execute(self, e: EndpointState, q: int) -> None:
+        """Run every attempt of one picked execution, then store and account for its record."""
+        ledger = self._ledger
+        if not ledger.question_started[q]:
+            ledger.question_started[q] = True
+            if self._emit is not None:
+                qid = self._plan.question_ids[q]
+                self._emit(QuestionStarted(self.spec.id, qid, q, self._now()))
+        key = ExecutionKey(self._plan.question_ids[q], e.model, e.region.name)
+        try:
+            record = await self._attempts.run(key, self._plan.prompts[q])
+        except self._cancelled_exc:
+            self._picker.release(e, requeue=False)
+            raise
+        self._unwritten[key] = (record, e, q)
+        try:
+            await self.store.write(self.spec.id, record)
+        finally:
+            # Cancelled, the write may or may not have landed: _finish writes it again
+            # (writes are idempotent per key), then emits its ExecutionFinished.
+            picker = self._picker
+            picker.release(e, requeue=not self._stopping)
+            if self._idle and picker.ready:
+                self._wake_idle()
+        del self._unwritten[key]
+        self._finished(record, e, q)
+
+    def _finished(self, record: ExecutionRecord, e: EndpointState, q: int) -> None:
+        """Bookkeeping once a record is stored: counts, events, gates, early stop."""
+        ledger = self._ledger
+        last_of_question = ledger.account(record, e, q)
+        emit = self._emit
+        if emit is not None:
+            emit(ExecutionFinished(self.spec.id, record, self._now()))
+        if last_of_question and emit is not None:
+            emit(QuestionFinished(self.spec.id, self._plan.question_ids[q], q, self._now()))
+        if e.group is not None:
+            self._picker.finished(e, q)
+            if self._idle and self._picker.ready:
+                self._wake_idle()
+        if self.options.early_stop and not self._stopping:
+            verdict = self.policy.decided(ledger.tally())
+            if verdict is not None:
+                self._request_cancel(
+                    "early_stop", f"the verdict can no longer change ({verdict.status.value})"
+                )
+
+    # -- the end: account for everything, then the verdict --------------------------------
+
+    def _unstarted_keys(self) -> Iterator[tuple[ExecutionKey, EndpointState, int]]:
+        return self._plan.unstarted()
+
+    async def _store_and_account(self, batch: _Batch) -> None:
+        if not batch:
+            return
+        await self.store.write_many(self.spec.id, [rec for rec, _, _ in batch])
+        for rec, e, q in batch:
+            self._finished(rec, e, q)
+
+    async def _finish(self) -> None:
+        # The job is over for whatever reason: from here on nothing may start.
+        self._stopping = True
+        await self._store_and_account(self._interrupted_records())
+        await self._store_skipped()
+        ledger = self._ledger
+        verdict = ledger.verdict(self.policy, self._stop, self.limits.job_timeout)
+        records = tuple(await self.store.records(self.spec.id))
+        result = JobResult(
+            job_id=self.spec.id,
+            status=verdict.status,
+            reason=verdict.reason,
+            counts=dict(ledger.counts),
+            success_rate=self.policy.success_rate(ledger.tally()),
+            planned=self._plan.size,
+            records=records,
+            started_at=self._wall0,
+            finished_at=self._now() + ledger.wall_offset,
+            cancelled_by=self._stop.source,
+        )
+        await self.store.finish_job(self.spec.id, result)
+        self._result = result
+        if self._emit is not None:
+            self._emit(JobFinished(self.spec.id, result, self._now()))
+
+    def _interrupted_records(self) -> list[tuple[ExecutionRecord, EndpointState, int]]:
+        """Records written but not acknowledged, and those of interrupted executions."""
+        batch = list(self._unwritten.values())
+        self._unwritten.clear()
+        cancelled = ExecutionStatus.CANCELLED
+        for i in self._attempts.interrupted:
+            located = self._plan.locate(i.key)
+            assert located is not None
+            rec = self._ledger.failed(
+                i.key, cancelled, i.error, i.attempts, i.started, i.ended, self._stop
+            )
+            batch.append((rec, *located))
+        self._attempts.interrupted.clear()
+        return batch
+
+    async def _store_skipped(self) -> None:
+        """A ``SKIPPED`` record for every key that never started, in bounded chunks."""
+        now = self._now()
+        reason = self._stop.reason or "the job ended"
+        chunk: list[tuple[ExecutionRecord, EndpointState, int]] = []
+        for key, e, q in self._unstarted_keys():
+            chunk.append((self._ledger.skipped(key, reason, now), e, q))
+            if len(chunk) >= _SKIP_CHUNK:
+                await self._store_and_account(chunk)
+                chunk = []
+        await self._store_and_account(chunk)
+
+    async def wait(self) -> JobResult:
+        """Wait for the verdict and return the result (or raise what stopped the job)."""
+        if self._finished_event is None:
+            raise UsageError("the job has not started yet")
+        await self._finished_event.wait()
+        if self._stop.crash is not None:
+            raise self._stop.crash
+        if self._result is None:
+            raise UsageError(f"job {self.spec.id!r} ended without a verdict; see its task's error")
+        return self._result
