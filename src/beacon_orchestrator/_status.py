@@ -6,8 +6,9 @@ import enum
 from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
-from attrs import field, frozen, validators
+from attrs import field, frozen
 
+from ._checks import NON_NEGATIVE_INT, RATE
 from ._types import ExecutionRecord, ExecutionStatus
 
 __all__ = [
@@ -120,11 +121,6 @@ def _pct(value: float) -> str:
     return f"{pct:.0f}%" if abs(pct - round(pct)) < 0.05 else f"{pct:.1f}%"
 
 
-def _rate_in_unit_interval(_: object, attribute: object, value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"rate must be within [0, 1], got {value!r}")
-
-
 @frozen
 class MinSuccessRate:
     """The standard Beacon policy: enough executions and enough regions must succeed.
@@ -137,10 +133,16 @@ class MinSuccessRate:
         min_regions: Required number of regions with at least one success.
         empty_counts_as_success: Whether an empty answer counts as a success (it is one
             from the endpoint's point of view; some probes want to treat it as a refusal).
+
+    Raises:
+        SpecError: For a rate that is not a number from 0 to 1 or a ``min_regions`` that is
+            not an integer >= 0; the message names the field.
     """
 
-    rate: float = field(default=0.67, validator=_rate_in_unit_interval)
-    min_regions: int = field(default=1, validator=validators.ge(0))
+    # A bool rate is let through here and refused by the JobSpec holding the policy, which
+    # reports it at its path (``policy.rate``) among the spec's other problems.
+    rate: float = field(default=0.67, validator=RATE.validator(bool_as_number=True))
+    min_regions: int = field(default=1, validator=NON_NEGATIVE_INT.validator())
     empty_counts_as_success: bool = True
 
     def _successes(self, r: RegionTally) -> int:
