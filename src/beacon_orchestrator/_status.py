@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, Self, overload, runtime_checkable
 
 from attrs import field, frozen
 
@@ -54,36 +54,46 @@ class RegionTally:
         return self.planned - self.completed - self.empty - self.failed - self.unfinished
 
 
+class _SumOverRegions:
+    """A count of a :class:`Tally`: the count of the same name of every region, added up."""
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, tally: None, owner: type[Any] | None = None) -> Self: ...
+
+    @overload
+    def __get__(self, tally: Tally, owner: type[Any] | None = None) -> int: ...
+
+    def __get__(self, tally: Tally | None, owner: type[Any] | None = None) -> int | Self:
+        if tally is None:
+            return self
+        total: int = sum(getattr(r, self._name) for r in tally.regions.values())
+        return total
+
+
 @frozen
 class Tally:
-    """What a status policy decides from: per-region counts of a job's executions."""
+    """What a status policy decides from: per-region counts of a job's executions.
+
+    Attributes:
+        regions: Each region's counts, by region name.
+        planned: All planned executions.
+        completed: Completed with a non-empty answer.
+        empty: Completed with an empty answer.
+        failed: Failed or timed out.
+        pending: Not yet terminal.
+    """
 
     regions: Mapping[str, RegionTally]
 
-    @property
-    def planned(self) -> int:
-        """All planned executions."""
-        return sum(r.planned for r in self.regions.values())
-
-    @property
-    def completed(self) -> int:
-        """Completed with a non-empty answer."""
-        return sum(r.completed for r in self.regions.values())
-
-    @property
-    def empty(self) -> int:
-        """Completed with an empty answer."""
-        return sum(r.empty for r in self.regions.values())
-
-    @property
-    def failed(self) -> int:
-        """Failed or timed out."""
-        return sum(r.failed for r in self.regions.values())
-
-    @property
-    def pending(self) -> int:
-        """Not yet terminal."""
-        return sum(r.pending for r in self.regions.values())
+    # Computed on each read from ``regions``, like properties (they are not attrs fields).
+    planned = _SumOverRegions()
+    completed = _SumOverRegions()
+    empty = _SumOverRegions()
+    failed = _SumOverRegions()
+    pending = _SumOverRegions()
 
 
 @frozen
