@@ -216,6 +216,8 @@ def test_no_catalogue_at_all_is_one_clear_problem() -> None:
     (problem,) = info.value.problems
     assert problem.path == "questions"
     assert "give the question catalogue" in problem.message
+    # Worded for both ways of giving one.
+    assert "questions=... in Python, --questions on the command line" in problem.message
 
 
 @pytest.mark.parametrize(

@@ -184,7 +184,7 @@ def _question_ids(
             SpecProblem(
                 path,
                 "a Beacon jobspec lists question ids only; give the question catalogue "
-                "(questions=...) for their prompts",
+                "(questions=... in Python, --questions on the command line) for their prompts",
             )
         )
         return INVALID
