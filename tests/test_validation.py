@@ -101,7 +101,7 @@ def test_table_covers_every_validated_class() -> None:
 def test_a_value_built_in_code_is_named_in_the_message(
     cls: type[Any], kwargs: dict[str, Any]
 ) -> None:
-    bad = {name: -1 for name in kwargs}
+    bad = dict.fromkeys(kwargs, -1)
     with pytest.raises(SpecError, match=rf"^invalid {cls.__name__}: 1 problem\n"):
         cls(**bad)
 
