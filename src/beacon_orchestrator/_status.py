@@ -79,11 +79,11 @@ class Tally:
 
     Attributes:
         regions: Each region's counts, by region name.
-        planned: All planned executions.
-        completed: Completed with a non-empty answer.
-        empty: Completed with an empty answer.
-        failed: Failed or timed out.
-        pending: Not yet terminal.
+        planned (int): All planned executions.
+        completed (int): Completed with a non-empty answer.
+        empty (int): Completed with an empty answer.
+        failed (int): Failed or timed out.
+        pending (int): Not yet terminal.
     """
 
     regions: Mapping[str, RegionTally]
