@@ -17,11 +17,7 @@ from .._errors import SpecProblem
 from ._documents import INVALID, Invalid, Problems, is_list, join
 from ._values import Question
 
-__all__ = ["Catalogue", "CatalogueEntries", "beacon_questions", "read_catalogue"]
-
-Catalogue = Mapping[str, str] | Sequence[Mapping[str, Any]]
-"""A question catalogue: id to prompt text, or ``{"id", "text"}`` / ``{"question_id",
-"question"}`` entries (an optional ``category`` is kept)."""
+__all__ = ["CatalogueEntries", "beacon_questions", "read_catalogue"]
 
 CatalogueEntries = dict[str, tuple[str, str | None]]
 """A checked catalogue: question id to (prompt, category)."""
@@ -30,7 +26,11 @@ _PATH = "catalogue"
 
 
 def read_catalogue(arg: object, problems: Problems) -> CatalogueEntries | Invalid | None:
-    """The catalogue as id -> (prompt, category); ``None`` when none was given."""
+    """The catalogue as id -> (prompt, category); ``None`` when none was given.
+
+    A catalogue maps question ids to prompt text, or lists ``{"id", "text"}`` or
+    ``{"question_id", "question"}`` entries (an optional ``category`` is kept).
+    """
     if arg is None:
         return None
     if isinstance(arg, Mapping):
