@@ -1,6 +1,6 @@
 """Job specs: the values that describe a job, their checks, and the documents they load from.
 
-Modules, each depending only on those listed before it:
+Modules, each importing only those listed before it (annotations under TYPE_CHECKING aside):
 
 * ``_regions``: region names and the :class:`RegionTable` that normalises them;
 * ``_values``: :class:`Question`, :class:`ModelTarget` and :class:`Limits`;
