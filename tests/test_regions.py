@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import beacon_orchestrator as bo
 from beacon_orchestrator import RegionTable, SpecError, normalize_region
-from beacon_orchestrator._regions import BUILTIN_ALIASES, is_region_slug
+from beacon_orchestrator._spec import BUILTIN_ALIASES, is_region_slug
 
 CANONICAL = ("us-east", "eu-west", "asia-pacific")
 

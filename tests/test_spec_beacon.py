@@ -209,13 +209,15 @@ def test_question_id_missing_from_the_catalogue_is_an_error_never_the_prompt() -
 
 
 def test_no_catalogue_at_all_is_one_clear_problem() -> None:
-    from beacon_orchestrator._spec_loading import spec_from_beacon
+    from beacon_orchestrator._spec._beacon_format import fields_from_beacon
 
     with pytest.raises(SpecError) as info:
-        spec_from_beacon(plain_jobspec(), questions=None)
+        fields_from_beacon(plain_jobspec(), questions=None)
     (problem,) = info.value.problems
     assert problem.path == "questions"
     assert "give the question catalogue" in problem.message
+    # Worded for both ways of giving one.
+    assert "questions=... in Python, --questions on the command line" in problem.message
 
 
 @pytest.mark.parametrize(

@@ -225,3 +225,50 @@ def test_yaml_without_pyyaml_says_how_to_install_it(monkeypatch: pytest.MonkeyPa
         load_jobspec(SPECS / "own.yaml")
     # JSON needs nothing extra.
     assert load_jobspec(SPECS / "own.json").id == "regional-probe"
+
+
+# -- read_document: any JSON or YAML file, parsed as strictly as a job file -------------------
+
+
+def test_read_document_parses_json_and_yaml_alike(tmp_path: Path) -> None:
+    from beacon_orchestrator._spec import read_document
+
+    as_json = tmp_path / "catalogue.json"
+    as_json.write_text('{"q1": "Who are you?", "when": "2025-01-16T19:33:09Z"}')
+    as_yaml = tmp_path / "catalogue.YML"
+    as_yaml.write_text("q1: Who are you?\nwhen: 2025-01-16T19:33:09Z\n")
+    expected = {"q1": "Who are you?", "when": "2025-01-16T19:33:09Z"}
+    assert read_document(as_json) == expected
+    assert read_document(as_yaml) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("dup.json", '{"q": "a", "q": "b"}', "duplicate key 'q' in one object"),
+        ("dup.yaml", "q: a\nq: b\n", "duplicate key 'q' at line 2, column 1"),
+        ("bad.json", '{"q": "a",\n  oops}', "invalid JSON at line 2, column 3"),
+        ("bad.yaml", "q: [a\n", "invalid YAML at line 2, column 1"),
+        ("empty.yaml", "", "the file holds no document"),
+        ("notes.txt", "{}", "unsupported file type; expected .json, .yaml or .yml"),
+    ],
+)
+def test_read_document_refuses_what_a_job_file_refuses(
+    tmp_path: Path, name: str, text: str, message: str
+) -> None:
+    from beacon_orchestrator._spec import read_document
+
+    target = tmp_path / name
+    target.write_text(text)
+    with pytest.raises(SpecError) as info:
+        read_document(target)
+    assert info.value.source == str(target)
+    (problem,) = info.value.problems
+    assert problem.message.startswith(message)
+
+
+def test_read_document_of_a_missing_file(tmp_path: Path) -> None:
+    from beacon_orchestrator._spec import read_document
+
+    with pytest.raises(SpecError, match="file not found"):
+        read_document(tmp_path / "nope.json")

@@ -33,7 +33,6 @@ from ._events import (
     QuestionStarted,
 )
 from ._executor import ExecutionRequest, Executor, FunctionExecutor, Response, SupportsPreflight
-from ._regions import RegionTable, normalize_region
 from ._retry import RetryPolicy
 from ._scheduler import (
     JobHandle,
@@ -44,7 +43,15 @@ from ._scheduler import (
     run_job_sync,
     start_job,
 )
-from ._spec import JobSpec, Limits, ModelTarget, Question, load_jobspec
+from ._spec import (
+    JobSpec,
+    Limits,
+    ModelTarget,
+    Question,
+    RegionTable,
+    load_jobspec,
+    normalize_region,
+)
 from ._status import (
     JobResult,
     JobStatus,

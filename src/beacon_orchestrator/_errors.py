@@ -75,21 +75,44 @@ def _short_repr(value: Any, limit: int = 80) -> str:
 
 
 class SpecError(BeaconError, ValueError):
-    """A job document or :class:`JobSpec` is invalid.
+    """A job document, a :class:`JobSpec` or a value given to the library is invalid.
 
     Every problem found is listed, not only the first, so a user can fix a document in one go.
 
+    Args:
+        problems: The problems found.
+        source: The file the document came from, if any.
+        subject: What is invalid, as the message names it: ``"job spec"``, or a class such as
+            ``"RetryPolicy"`` for a value built in code.
+
     Attributes:
         problems: Each problem with its path, offending value and expectation.
+        source: The file the document came from, or ``None``.
     """
 
-    def __init__(self, problems: Iterable[SpecProblem], *, source: str | None = None) -> None:
+    def __init__(
+        self,
+        problems: Iterable[SpecProblem],
+        *,
+        source: str | None = None,
+        subject: str = "job spec",
+    ) -> None:
         self.problems: tuple[SpecProblem, ...] = tuple(problems)
         self.source = source
-        head = f"invalid job spec{f' in {source}' if source else ''}"
+        head = f"invalid {subject}{f' in {source}' if source else ''}"
         count = len(self.problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{head}: {count} problem{'s' if count != 1 else ''}\n{lines}")
+
+    @classmethod
+    def for_field(cls, owner: str, field: str, message: str, value: Any) -> SpecError:
+        """The error for one bad field of a value built in code.
+
+        ``SpecError.for_field("RetryPolicy", "attempts", "expected a positive integer", 0)``
+        reads ``invalid RetryPolicy: 1 problem`` then ``attempts: expected a positive integer
+        (got 0)``.
+        """
+        return cls([SpecProblem(field, message, value)], subject=owner)
 
 
 class UsageError(BeaconError):

@@ -7,17 +7,13 @@ starts after the job was cancelled.
 
 from __future__ import annotations
 
-from attrs import field, frozen, validators
+from attrs import field, frozen
 from tenacity import RetryCallState, wait_exponential, wait_random
 
+from ._checks import NON_NEGATIVE_INT, NON_NEGATIVE_SECONDS, POSITIVE_INT
 from ._errors import ExecutionError
 
 __all__ = ["RetryPolicy"]
-
-
-def _positive_or_none(_: object, attribute: object, value: int | None) -> None:
-    if value is not None and value < 0:
-        raise ValueError(f"budget must be >= 0 or None, got {value!r}")
 
 
 @frozen(kw_only=True)
@@ -31,15 +27,20 @@ class RetryPolicy:
         wait_initial: Seconds before the first retry.
         wait_max: Cap of the exponential part of the wait.
         wait_jitter: Up to this many seconds are added at random to each wait.
-        budget: Retries allowed across the whole job (``None``: unlimited). When a provider is
-            down, a budget stops a large job from multiplying its cost.
+        budget: Retries allowed across the whole job (``None``: unlimited; 0: none). When a
+            provider is down, a budget stops a large job from multiplying its cost.
+
+    Raises:
+        SpecError: For a value out of range, such as ``attempts=0``, a negative or non-finite
+            wait, or a negative budget; the message names the field.
     """
 
-    attempts: int = field(default=3, validator=validators.ge(1))
-    wait_initial: float = field(default=1.0, validator=validators.ge(0))
-    wait_max: float = field(default=60.0, validator=validators.ge(0))
-    wait_jitter: float = field(default=1.0, validator=validators.ge(0))
-    budget: int | None = field(default=None, validator=_positive_or_none)
+    attempts: int = field(default=3, validator=POSITIVE_INT.validator())
+    wait_initial: float = field(default=1.0, validator=NON_NEGATIVE_SECONDS.validator())
+    wait_max: float = field(default=60.0, validator=NON_NEGATIVE_SECONDS.validator())
+    wait_jitter: float = field(default=1.0, validator=NON_NEGATIVE_SECONDS.validator())
+    # A budget of 0 is meaningful: no retries at all across the job, however many attempts.
+    budget: int | None = field(default=None, validator=NON_NEGATIVE_INT.or_none().validator())
 
     @classmethod
     def none(cls) -> RetryPolicy:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, Self, overload, runtime_checkable
 
-from attrs import field, frozen, validators
+from attrs import field, frozen
 
+from ._checks import NON_NEGATIVE_INT, RATE
 from ._types import ExecutionRecord, ExecutionStatus
 
 __all__ = [
@@ -53,36 +54,46 @@ class RegionTally:
         return self.planned - self.completed - self.empty - self.failed - self.unfinished
 
 
+class _SumOverRegions:
+    """A count of a :class:`Tally`: the count of the same name of every region, added up."""
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, tally: None, owner: type[Any] | None = None) -> Self: ...
+
+    @overload
+    def __get__(self, tally: Tally, owner: type[Any] | None = None) -> int: ...
+
+    def __get__(self, tally: Tally | None, owner: type[Any] | None = None) -> int | Self:
+        if tally is None:
+            return self
+        total: int = sum(getattr(r, self._name) for r in tally.regions.values())
+        return total
+
+
 @frozen
 class Tally:
-    """What a status policy decides from: per-region counts of a job's executions."""
+    """What a status policy decides from: per-region counts of a job's executions.
+
+    Attributes:
+        regions: Each region's counts, by region name.
+        planned (int): All planned executions.
+        completed (int): Completed with a non-empty answer.
+        empty (int): Completed with an empty answer.
+        failed (int): Failed or timed out.
+        pending (int): Not yet terminal.
+    """
 
     regions: Mapping[str, RegionTally]
 
-    @property
-    def planned(self) -> int:
-        """All planned executions."""
-        return sum(r.planned for r in self.regions.values())
-
-    @property
-    def completed(self) -> int:
-        """Completed with a non-empty answer."""
-        return sum(r.completed for r in self.regions.values())
-
-    @property
-    def empty(self) -> int:
-        """Completed with an empty answer."""
-        return sum(r.empty for r in self.regions.values())
-
-    @property
-    def failed(self) -> int:
-        """Failed or timed out."""
-        return sum(r.failed for r in self.regions.values())
-
-    @property
-    def pending(self) -> int:
-        """Not yet terminal."""
-        return sum(r.pending for r in self.regions.values())
+    # Computed on each read from ``regions``, like properties (they are not attrs fields).
+    planned = _SumOverRegions()
+    completed = _SumOverRegions()
+    empty = _SumOverRegions()
+    failed = _SumOverRegions()
+    pending = _SumOverRegions()
 
 
 @frozen
@@ -120,11 +131,6 @@ def _pct(value: float) -> str:
     return f"{pct:.0f}%" if abs(pct - round(pct)) < 0.05 else f"{pct:.1f}%"
 
 
-def _rate_in_unit_interval(_: object, attribute: object, value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"rate must be within [0, 1], got {value!r}")
-
-
 @frozen
 class MinSuccessRate:
     """The standard Beacon policy: enough executions and enough regions must succeed.
@@ -137,10 +143,16 @@ class MinSuccessRate:
         min_regions: Required number of regions with at least one success.
         empty_counts_as_success: Whether an empty answer counts as a success (it is one
             from the endpoint's point of view; some probes want to treat it as a refusal).
+
+    Raises:
+        SpecError: For a rate that is not a number from 0 to 1 or a ``min_regions`` that is
+            not an integer >= 0; the message names the field.
     """
 
-    rate: float = field(default=0.67, validator=_rate_in_unit_interval)
-    min_regions: int = field(default=1, validator=validators.ge(0))
+    # A bool rate is let through here and refused by the JobSpec holding the policy, which
+    # reports it at its path (``policy.rate``) among the spec's other problems.
+    rate: float = field(default=0.67, validator=RATE.validator(bool_as_number=True))
+    min_regions: int = field(default=1, validator=NON_NEGATIVE_INT.validator())
     empty_counts_as_success: bool = True
 
     def _successes(self, r: RegionTally) -> int:

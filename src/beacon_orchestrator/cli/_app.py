@@ -23,7 +23,7 @@ from .._errors import (
     UsageError,
 )
 from .._scheduler import STRATEGIES as _STRATEGIES
-from .._spec import JobSpec, Limits, load_jobspec
+from .._spec import JobSpec, Limits, load_jobspec, read_document
 from .._types import ExecutionRecord
 from ..stores import JobInfo, Store
 from ._executors import EXECUTORS, ExecutorOptions, command_line
@@ -340,15 +340,7 @@ def _run_options_from(
 
 def _read_catalogue(path: Path) -> Any:
     """Parse a question catalogue file (JSON, or YAML), as strictly as job files are parsed."""
-    from .._spec_loading import _parse_json, _parse_yaml, _read_text
-
-    source = str(path)
-    text = _read_text(path, source)
-    yaml = path.suffix.lower() in (".yaml", ".yml")
-    doc, problems = _parse_yaml(text, source) if yaml else _parse_json(text, source)
-    if problems:
-        raise SpecError(problems, source=source)
-    return doc
+    return read_document(path)
 
 
 def _load_job(path: Path, catalogue: Path | None) -> JobSpec:

@@ -10,8 +10,8 @@ from attrs import frozen
 
 from .._errors import SpecError, UsageError
 from .._executor import Executor
-from .._regions import normalize_region
 from .._retry import RetryPolicy
+from .._spec import normalize_region
 
 __all__ = ["EXECUTORS", "ExecutorChoice", "ExecutorOptions"]
 

@@ -13,8 +13,15 @@ from typing import Any
 from hypothesis import strategies as st
 
 from .._errors import UsageError
-from .._regions import BUILTIN_ALIASES, BUILTIN_REGIONS, is_region_slug
-from .._spec import JobSpec, Limits, ModelTarget, Question
+from .._spec import (
+    BUILTIN_ALIASES,
+    BUILTIN_REGIONS,
+    JobSpec,
+    Limits,
+    ModelTarget,
+    Question,
+    is_region_slug,
+)
 from .._status import MinSuccessRate
 
 __all__ = ["job_specs"]

@@ -17,7 +17,8 @@ from typing import Any
 
 from attrs import evolve, field, frozen
 
-from ._errors import SpecError, SpecProblem
+from .._checks import bool_hint
+from .._errors import SpecError, SpecProblem
 
 __all__ = [
     "BUILTIN_ALIASES",
@@ -83,6 +84,57 @@ def _default_aliases() -> Mapping[str, str]:
     return dict(BUILTIN_ALIASES)
 
 
+def _canonical_name_problems(regions: tuple[Any, ...]) -> list[SpecProblem]:
+    problems: list[SpecProblem] = []
+    seen: set[str] = set()
+    for i, name in enumerate(regions):
+        path = f"regions[{i}]"
+        if not isinstance(name, str) or not is_region_slug(name):
+            problems.append(
+                SpecProblem(
+                    path,
+                    "expected a canonical region name: lower-case letters, digits and '-' "
+                    "(such as 'us-east')",
+                    name,
+                )
+            )
+        elif name in BUILTIN_ALIASES:
+            problems.append(
+                SpecProblem(
+                    path,
+                    f"{name!r} is a built-in alias of {BUILTIN_ALIASES[name]!r} and cannot "
+                    "be a canonical region",
+                    name,
+                )
+            )
+        elif name in seen:
+            problems.append(SpecProblem(path, "region listed twice", name))
+        if isinstance(name, str):
+            seen.add(name)
+    return problems
+
+
+def _alias_problems(aliases: Mapping[Any, Any], regions: tuple[Any, ...]) -> list[SpecProblem]:
+    problems: list[SpecProblem] = []
+    canonical = {name for name in regions if isinstance(name, str)}
+    for alias, target in aliases.items():
+        path = f"aliases[{alias!r}]"
+        if not isinstance(alias, str) or not alias:
+            problems.append(SpecProblem(path, "expected a non-empty alias string", alias))
+        elif alias in canonical:
+            problems.append(SpecProblem(path, "an alias cannot also be a canonical region", alias))
+        if not isinstance(target, str) or target not in canonical:
+            problems.append(
+                SpecProblem(
+                    path,
+                    "an alias must name a canonical region of the table "
+                    f"({', '.join(map(repr, regions))}); add it with with_regions()",
+                    target,
+                )
+            )
+    return problems
+
+
 @frozen
 class RegionTable:
     """Canonical region names and the aliases that normalise to them.
@@ -136,51 +188,12 @@ class RegionTable:
     strict: bool = False
 
     def __attrs_post_init__(self) -> None:
-        problems: list[SpecProblem] = []
-        seen: set[str] = set()
         regions: tuple[Any, ...] = self.regions
-        for i, name in enumerate(regions):
-            path = f"regions[{i}]"
-            if not isinstance(name, str) or not is_region_slug(name):
-                problems.append(
-                    SpecProblem(
-                        path,
-                        "expected a canonical region name: lower-case letters, digits and '-' "
-                        "(such as 'us-east')",
-                        name,
-                    )
-                )
-            elif name in BUILTIN_ALIASES:
-                problems.append(
-                    SpecProblem(
-                        path,
-                        f"{name!r} is a built-in alias of {BUILTIN_ALIASES[name]!r} and cannot "
-                        "be a canonical region",
-                        name,
-                    )
-                )
-            elif name in seen:
-                problems.append(SpecProblem(path, "region listed twice", name))
-            if isinstance(name, str):
-                seen.add(name)
-        for alias, target in _loose(self.aliases).items():
-            path = f"aliases[{alias!r}]"
-            if not isinstance(alias, str) or not alias:
-                problems.append(SpecProblem(path, "expected a non-empty alias string", alias))
-            elif alias in seen:
-                problems.append(
-                    SpecProblem(path, "an alias cannot also be a canonical region", alias)
-                )
-            if not isinstance(target, str) or target not in seen:
-                problems.append(
-                    SpecProblem(
-                        path,
-                        "an alias must name a canonical region of the table "
-                        f"({', '.join(map(repr, self.regions))}); add it with with_regions()",
-                        target,
-                    )
-                )
         strict: Any = self.strict
+        problems = [
+            *_canonical_name_problems(regions),
+            *_alias_problems(_loose(self.aliases), regions),
+        ]
         if not isinstance(strict, bool):
             problems.append(SpecProblem("strict", "expected a boolean", strict))
         if problems:
@@ -265,12 +278,7 @@ class RegionTable:
         Document loaders use this to collect every problem before raising.
         """
         if not isinstance(name, str):
-            hint = (
-                " (quote it: YAML reads unquoted yes/no/on/off as booleans)"
-                if isinstance(name, bool)
-                else ""
-            )
-            return SpecProblem(path, f"expected a region name (a string){hint}", name)
+            return SpecProblem(path, f"expected a region name (a string){bool_hint(name)}", name)
         known = self.lookup(name)
         if known is not None:
             return known
