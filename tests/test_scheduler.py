@@ -521,7 +521,7 @@ async def test_preflight_fails_before_anything_starts() -> None:
 def test_bad_arguments_raise_usage_errors() -> None:
     spec = make_spec(n_questions=1)
     with pytest.raises(UsageError, match="strategy must be one of"):
-        run_job_sync(spec, FakeExecutor(), strategy="fastest")
+        run_job_sync(spec, FakeExecutor(), strategy="fastest")  # type: ignore[arg-type]
     with pytest.raises(UsageError, match="FunctionExecutor"):
         run_job_sync(spec, object())  # type: ignore[arg-type]
     with pytest.raises(UsageError, match="must be a JobSpec"):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from beacon_orchestrator import JobSpec
-from beacon_orchestrator.cli._app import _leaf
+from beacon_orchestrator.cli._shell import leaf
 
 from .support import TERMINAL, demo_job_file, invoke, keys, statuses, write_json
 
@@ -335,6 +335,6 @@ def test_spec_round_trip_of_the_demo_job_file(tmp_path: Path) -> None:
 
 def test_leaf_unwraps_single_exception_groups() -> None:
     inner = ValueError("x")
-    assert _leaf(BaseExceptionGroup("g", [ExceptionGroup("h", [inner])])) is inner
+    assert leaf(BaseExceptionGroup("g", [ExceptionGroup("h", [inner])])) is inner
     pair = ExceptionGroup("g", [ValueError("a"), ValueError("b")])
-    assert _leaf(pair) is pair
+    assert leaf(pair) is pair

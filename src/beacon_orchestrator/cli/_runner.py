@@ -14,15 +14,14 @@ from rich.console import Console
 
 from .._errors import StoreError
 from .._executor import Executor
-from .._retry import RetryPolicy
-from .._scheduler import JobHandle, Strategy, start_job
-from .._spec import JobSpec, Limits
+from .._scheduler import JobHandle, RunOptions, start_job
+from .._spec import JobSpec
 from .._status import JobResult, JobStatus
 from ..stores import Store
 from ._live import JobView, ProgressMode, resolve_mode
 from ._render import Glyphs, format_seconds, verdict_style, verdict_table
 
-__all__ = ["EXIT_CANCELLED", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "RunOptions", "run_cli_job"]
+__all__ = ["EXIT_CANCELLED", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "CommandRun", "run_cli_job"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -38,17 +37,12 @@ _EXIT_CODES = {
 
 
 @frozen(kw_only=True)
-class RunOptions:
-    """How the command line runs a job (everything but the spec and the executor).
+class CommandRun:
+    """How the command line runs a job: the library's run options and what only a shell needs.
 
     Attributes:
         store_path: The SQLite file records go to.
-        strategy: The scheduling strategy.
-        limits: Limits overriding the spec's, or ``None`` to use the spec's.
-        retry: The retry policy, or ``None`` for the default.
-        early_stop: Stop once the verdict can no longer change.
-        rerun_failed: On resume, run failed and timed-out keys again.
-        preflight: Health-check the regions before starting.
+        run: The run options, exactly as :func:`beacon_orchestrator.run_job` takes them.
         progress: How to show progress.
         interval: Seconds between plain progress lines.
         resume_command: The command that resumes this job, shown when it is interrupted.
@@ -56,12 +50,7 @@ class RunOptions:
     """
 
     store_path: Path
-    strategy: Strategy = "endpoint"
-    limits: Limits | None = None
-    retry: RetryPolicy | None = None
-    early_stop: bool = False
-    rerun_failed: bool = True
-    preflight: bool = False
+    run: RunOptions = field(factory=RunOptions)
     progress: ProgressMode = "auto"
     interval: float = 10.0
     resume_command: str = ""
@@ -112,7 +101,7 @@ async def run_cli_job(
     spec: JobSpec,
     executor: Executor,
     store: Store,
-    options: RunOptions,
+    options: CommandRun,
     *,
     out: Console,
     err: Console,
@@ -142,13 +131,8 @@ async def run_cli_job(
                         spec,
                         executor,
                         store=store,
-                        strategy=options.strategy,
-                        limits=options.limits,
-                        retry=options.retry,
+                        options=options.run,
                         on_event=view.on_event,
-                        early_stop=options.early_stop,
-                        rerun_failed=options.rerun_failed,
-                        preflight=options.preflight,
                     )
                     interrupts.handle = handle
                     if mode == "plain":
@@ -168,15 +152,15 @@ async def run_cli_job(
     return _EXIT_CODES[result.status]
 
 
-def _start_line(spec: JobSpec, options: RunOptions) -> str:
+def _start_line(spec: JobSpec, options: CommandRun) -> str:
     return (
         f"Running job {spec.id}: {spec.size} executions ({len(spec.questions)} questions x "
-        f"{len(spec.endpoints)} endpoints), strategy {options.strategy}, "
+        f"{len(spec.endpoints)} endpoints), strategy {options.run.strategy}, "
         f"store {options.store_path}"
     )
 
 
-def _report(spec: JobSpec, result: JobResult, options: RunOptions, out: Console) -> None:
+def _report(spec: JobSpec, result: JobResult, options: CommandRun, out: Console) -> None:
     out.print(verdict_table(spec, result.records, width=out.size.width))
     style = verdict_style(result.status)
     out.print(
@@ -197,7 +181,7 @@ def _report(spec: JobSpec, result: JobResult, options: RunOptions, out: Console)
         )
 
 
-async def _report_abort(spec: JobSpec, store: Store, options: RunOptions, out: Console) -> None:
+async def _report_abort(spec: JobSpec, store: Store, options: CommandRun, out: Console) -> None:
     stored = (await store.progress(spec.id)).stored
     out.print(
         f"[bold red]ABORTED[/]: {stored} of {spec.size} executions have a record.",
@@ -206,6 +190,6 @@ async def _report_abort(spec: JobSpec, store: Store, options: RunOptions, out: C
     _print_resume(out, spec.id, options)
 
 
-def _print_resume(out: Console, job_id: str, options: RunOptions) -> None:
+def _print_resume(out: Console, job_id: str, options: CommandRun) -> None:
     command = options.resume_command or f"beacon resume {job_id} --store {options.store_path}"
     out.print(f"Resume it with: {command}", soft_wrap=True)

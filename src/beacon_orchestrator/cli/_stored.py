@@ -1,0 +1,31 @@
+"""Finding a job in the store ``--store`` names, with errors that say what is there instead."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .._errors import StoreError, UsageError
+from .._spec import JobSpec
+from ..stores import Store
+
+__all__ = ["existing", "load_stored_spec"]
+
+
+def existing(path: Path) -> Path:
+    """``path``, if a store is there (commands that only read must not create one)."""
+    if str(path) != ":memory:" and not path.exists():
+        raise UsageError(
+            f"no store at {str(path)!r}: run a job first, or point --store (or BEACON_STORE) "
+            "at an existing file"
+        )
+    return path
+
+
+async def load_stored_spec(store: Store, job_id: str, path: Path) -> JobSpec:
+    """The spec of job ``job_id`` in ``store`` (at ``path``), or a usage error naming its jobs."""
+    try:
+        return await store.load_spec(job_id)
+    except StoreError:
+        known = [j.job_id for j in await store.jobs()]
+        hint = f"; jobs there: {', '.join(known[-5:])}" if known else "; it holds no jobs"
+        raise UsageError(f"no job {job_id!r} in {str(path)!r}{hint}") from None
