@@ -309,7 +309,14 @@ class RegionQueue:
             self._crashed(exc)
 
     async def _work(self) -> None:
-        picker = self._picker
+        """Pick, execute, store, account; until nothing is left or the job stops.
+
+        One execution's path is inline here rather than in a helper coroutine: this loop runs
+        once per execution of the job, and a coroutine per execution is measurable.
+        """
+        picker, attempts, store = self._picker, self._attempts, self.store
+        question_ids, prompts = self._plan.question_ids, self._plan.prompts
+        job_id, unwritten = self.spec.id, self._unwritten
         deadline = self._job_deadline
         # Raises if the caller's scope is cancelled; never yields otherwise, so nothing can
         # happen between this check, the pick and the call into the executor. Later iterations
@@ -326,13 +333,38 @@ class RegionQueue:
                     return
                 await self._idle_wait()
                 continue
-            q = picker.start(e)
-            if picker.unstarted == 0 and self._idle:
-                self._wake_idle()  # nothing left to pick: let the idle workers end
-            await self._execute(e, q)
+            q = self._start(e)
+            key = ExecutionKey(question_ids[q], e.model, e.region.name)
+            try:
+                record = await attempts.run(key, prompts[q])
+            except self._cancelled_exc:
+                picker.release(e, requeue=False)
+                raise
+            unwritten[key] = (record, e, q)
+            try:
+                await store.write(job_id, record)
+            finally:
+                # Cancelled, the write may or may not have landed: _finish writes it again
+                # (writes are idempotent per key), then emits its ExecutionFinished.
+                self._release(e)
+            del unwritten[key]
+            self._finished(record, e, q)
             # Yield once per execution so that a job of instant executions still lets other
             # tasks (and the caller's cancellation) in.
             await self._checkpoint()
+
+    def _start(self, e: EndpointState) -> int:
+        """Take ``e``'s next question; returns its index."""
+        q = self._picker.start(e)
+        if self._picker.unstarted == 0 and self._idle:
+            self._wake_idle()  # nothing left to pick: let the idle workers end
+        started = self._ledger.question_started
+        if not started[q]:
+            started[q] = True
+            if self._emit is not None:
+                qid = self._plan.question_ids[q]
+                self._emit(QuestionStarted(self.spec.id, qid, q, self._now()))
+        return q
 
     async def _idle_wait(self) -> None:
         """Wait until a slot frees or a group advances (or the job stops)."""
@@ -349,32 +381,12 @@ class RegionQueue:
         self._wake.set()
         self._wake = anyio.Event()
 
-    async def _execute(self, e: EndpointState, q: int) -> None:
-        """Run every attempt of one picked execution, then store and account for its record."""
-        ledger = self._ledger
-        if not ledger.question_started[q]:
-            ledger.question_started[q] = True
-            if self._emit is not None:
-                qid = self._plan.question_ids[q]
-                self._emit(QuestionStarted(self.spec.id, qid, q, self._now()))
-        key = ExecutionKey(self._plan.question_ids[q], e.model, e.region.name)
-        try:
-            record = await self._attempts.run(key, self._plan.prompts[q])
-        except self._cancelled_exc:
-            self._picker.release(e, requeue=False)
-            raise
-        self._unwritten[key] = (record, e, q)
-        try:
-            await self.store.write(self.spec.id, record)
-        finally:
-            # Cancelled, the write may or may not have landed: _finish writes it again
-            # (writes are idempotent per key), then emits its ExecutionFinished.
-            picker = self._picker
-            picker.release(e, requeue=not self._stopping)
-            if self._idle and picker.ready:
-                self._wake_idle()
-        del self._unwritten[key]
-        self._finished(record, e, q)
+    def _release(self, e: EndpointState) -> None:
+        """Free an execution's slots; wake an idle worker if that made work startable."""
+        picker = self._picker
+        picker.release(e, requeue=not self._stopping)
+        if self._idle and picker.ready:
+            self._wake_idle()
 
     def _finished(self, record: ExecutionRecord, e: EndpointState, q: int) -> None:
         """Bookkeeping once a record is stored: counts, events, gates, early stop."""
