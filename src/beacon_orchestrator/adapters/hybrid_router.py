@@ -31,28 +31,21 @@ from attrs import Factory, define, field, frozen
 
 from .._errors import ExecutionError, PermanentError, PreflightError, TransientError
 from .._executor import ExecutionRequest, Response
-from ._http import (
-    AdapterConfigError,
-    HttpExecutorBase,
-    Scrubber,
-    Secret,
-    check_url,
-    display_url,
+from ._base import HttpExecutorBase
+from ._config import AdapterConfigError, check_url
+from ._decoding import (
     drop_none,
-    effective_deadline,
-    env_secret_factory,
-    int_param,
-    number_param,
     optional_float,
     optional_int,
     optional_str,
     request_json,
     str_tuple,
-    to_secret,
-    trace_id,
-    trim,
     unexpected,
 )
+from ._params import int_param, number_param, trace_id
+from ._secrets import Scrubber, Secret, env_secret_factory, to_secret
+from ._text import display_url, trim
+from ._transport import effective_deadline
 
 __all__ = ["ROUTER_API_KEY_ENV", "HybridRouterExecutor", "RouterHealth", "RouterProvider"]
 

@@ -34,30 +34,21 @@ from attrs import Factory, define, field, frozen
 
 from .._errors import ExecutionError, PermanentError, PreflightError, TransientError
 from .._executor import ExecutionRequest, Response
-from ._http import (
-    AdapterConfigError,
-    HttpExecutorBase,
-    Scrubber,
-    Secret,
-    check_url,
-    display_url,
+from ._base import HttpExecutorBase
+from ._config import AdapterConfigError, check_url
+from ._decoding import (
     drop_none,
-    effective_deadline,
-    env_secret_factory,
-    int_param,
-    logger,
-    number_param,
     ok_json,
     optional_float,
     optional_str,
     request_json,
-    same_origin,
-    send,
     str_tuple,
-    to_secret,
-    trim,
     unexpected,
 )
+from ._params import int_param, number_param
+from ._secrets import Scrubber, Secret, env_secret_factory, same_origin, to_secret
+from ._text import display_url, trim
+from ._transport import effective_deadline, logger, send
 
 __all__ = ["MODAL_TOKEN_ENV", "ModalEndpoint", "ModalExecutor", "ModalHealth"]
 

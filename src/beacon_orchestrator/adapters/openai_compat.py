@@ -20,23 +20,13 @@ from attrs import Factory, define, field
 
 from .._errors import ExecutionError, PermanentError, PreflightError
 from .._executor import ExecutionRequest, Response
-from ._http import (
-    AdapterConfigError,
-    HttpExecutorBase,
-    Scrubber,
-    Secret,
-    check_url,
-    drop_none,
-    effective_deadline,
-    env_secret_factory,
-    int_param,
-    number_param,
-    optional_str,
-    request_json,
-    to_secret,
-    trim,
-    unexpected,
-)
+from ._base import HttpExecutorBase
+from ._config import AdapterConfigError, check_url
+from ._decoding import drop_none, optional_str, request_json, unexpected
+from ._params import int_param, number_param
+from ._secrets import Scrubber, Secret, env_secret_factory, to_secret
+from ._text import trim
+from ._transport import effective_deadline
 
 __all__ = ["OPENAI_API_KEY_ENV", "OpenAICompatExecutor"]
 
