@@ -1,20 +1,24 @@
-"""The base every HTTP executor extends: its client and its timeouts.
+"""The base every HTTP executor extends: its client, its timeouts, and how it sends.
 
-The how-to "Probe real endpoints" (``docs/how-to/real-endpoints.md``) shows the three
-executors in use.
+A subclass says which secret it sends (:meth:`HttpExecutorBase._secret`) and what its
+service's answers mean; sending, classifying failures and scrubbing come from here. The how-to
+"Probe real endpoints" (``docs/how-to/real-endpoints.md``) shows the three executors in use.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import httpx
 from attrs import define, field
 
+from .._executor import ExecutionRequest
 from ._config import check_client, non_negative, optional_positive, positive
-from ._secrets import Scrubber
-from ._transport import fixed_timeout, httpx_timeout, new_client
+from ._decoding import ok_json
+from ._secrets import Scrubber, Secret, bearer
+from ._transport import Call, effective_deadline, fixed_timeout, httpx_timeout, new_client, send
 
 __all__ = ["HttpExecutorBase"]
 
@@ -54,6 +58,18 @@ class HttpExecutorBase:
     health_timeout: float = field(default=30.0, kw_only=True, validator=positive("health_timeout"))
     _owned_client: httpx.AsyncClient | None = field(init=False, default=None, repr=False)
 
+    # -- what a subclass may override ----------------------------------------------------
+
+    def _secret(self) -> Secret | None:
+        """The secret this executor sends in ``Authorization`` and scrubs (default: none)."""
+        return None
+
+    def _scrubber(self) -> Scrubber:
+        return Scrubber.of(self._secret())
+
+    def _headers(self) -> dict[str, str]:
+        return bearer(self._secret())
+
     # -- client and timeouts -------------------------------------------------------------
 
     def _http(self) -> httpx.AsyncClient:
@@ -63,14 +79,54 @@ class HttpExecutorBase:
             self._owned_client = new_client(self.connect_timeout)
         return self._owned_client
 
-    def _scrubber(self) -> Scrubber:
-        return Scrubber()
+    def _deadline(self, request: ExecutionRequest) -> float | None:
+        return effective_deadline(request, self.timeout)
 
     def _timeout(self, deadline: float | None) -> httpx.Timeout:
         return httpx_timeout(deadline, self.connect_timeout, self.deadline_margin)
 
     def _health_timeout(self) -> httpx.Timeout:
         return fixed_timeout(self.health_timeout, self.connect_timeout)
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def _send(self, call: Call) -> httpx.Response:
+        """Send ``call`` with this executor's client, whatever the answer's status."""
+        return await send(self._http(), call, self._scrubber())
+
+    async def _json(self, call: Call) -> tuple[httpx.Response, dict[str, Any]]:
+        """Send ``call``; its answer and the answer's JSON object (errors for anything else)."""
+        response = await self._send(call)
+        return response, ok_json(response, what=call.what, scrubber=self._scrubber())
+
+    async def _post_json(
+        self,
+        url: str | httpx.URL,
+        body: Any,
+        *,
+        what: str,
+        deadline: float | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[httpx.Response, dict[str, Any]]:
+        """POST an attempt's ``body`` within its deadline (default headers: :meth:`_headers`)."""
+        timeout = self._timeout(deadline)
+        headers = self._headers() if headers is None else headers
+        call = Call("POST", url, what=what, timeout=timeout, headers=headers, json_body=body)
+        return await self._json(call)
+
+    async def _get_json(
+        self, url: str | httpx.URL, *, what: str, params: Mapping[str, str] | None = None
+    ) -> tuple[httpx.Response, dict[str, Any]]:
+        """GET a status document (health, providers, models) within ``health_timeout``."""
+        timeout, headers = self._health_timeout(), self._headers()
+        call = Call("GET", url, what=what, timeout=timeout, headers=headers, params=params)
+        return await self._json(call)
+
+    async def _get_scrubbed(self, url: str | httpx.URL, *, what: str) -> dict[str, Any]:
+        """GET a status document to keep whole (as ``raw``): every secret in it scrubbed."""
+        _, data = await self._get_json(url, what=what)
+        scrubbed: dict[str, Any] = self._scrubber().value(data)
+        return scrubbed
 
     # -- lifetime ------------------------------------------------------------------------
 

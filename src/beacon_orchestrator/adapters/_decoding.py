@@ -17,7 +17,7 @@ import httpx
 from .._errors import PermanentError
 from ._secrets import Scrubber
 from ._text import display_url, excerpt
-from ._transport import raise_for_status, send
+from ._transport import raise_for_status
 
 __all__ = [
     "drop_none",
@@ -26,37 +26,9 @@ __all__ = [
     "optional_float",
     "optional_int",
     "optional_str",
-    "request_json",
     "str_tuple",
     "unexpected",
 ]
-
-
-async def request_json(
-    client: httpx.AsyncClient,
-    method: str,
-    url: str | httpx.URL,
-    *,
-    what: str,
-    scrubber: Scrubber,
-    timeout: httpx.Timeout,
-    headers: Mapping[str, str] | None = None,
-    json_body: Any = None,
-    params: Mapping[str, str] | None = None,
-) -> tuple[httpx.Response, dict[str, Any]]:
-    """Send a request; return the answer and its JSON object (see ``send`` and ``ok_json``)."""
-    response = await send(
-        client,
-        method,
-        url,
-        what=what,
-        scrubber=scrubber,
-        timeout=timeout,
-        headers=headers,
-        json_body=json_body,
-        params=params,
-    )
-    return response, ok_json(response, what=what, scrubber=scrubber)
 
 
 def ok_json(response: httpx.Response, *, what: str, scrubber: Scrubber) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from ._config import AdapterConfigError
 __all__ = [
     "Scrubber",
     "Secret",
+    "bearer",
     "env_secret_factory",
     "same_origin",
     "secret_from_env",
@@ -82,6 +83,13 @@ def env_secret_factory(name: str) -> Callable[[], Secret | None]:
         return secret_from_env(name)
 
     return factory
+
+
+def bearer(secret: Secret | None) -> dict[str, str]:
+    """The ``Authorization`` header carrying ``secret``, or no header without one."""
+    if secret is None:
+        return {}
+    return {"Authorization": "Bearer " + secret.reveal()}
 
 
 def same_origin(a: httpx.URL, b: httpx.URL) -> bool:

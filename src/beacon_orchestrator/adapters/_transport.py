@@ -28,6 +28,7 @@ from typing import Any
 
 import anyio
 import httpx
+from attrs import frozen
 
 from .._errors import PermanentError, TransientError
 from .._executor import ExecutionRequest
@@ -35,6 +36,7 @@ from ._secrets import Scrubber
 from ._text import display_url, excerpt, trim
 
 __all__ = [
+    "Call",
     "effective_deadline",
     "fixed_timeout",
     "httpx_timeout",
@@ -129,18 +131,30 @@ def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time
 # -- sending and classifying --------------------------------------------------------------
 
 
-async def send(
-    client: httpx.AsyncClient,
-    method: str,
-    url: str | httpx.URL,
-    *,
-    what: str,
-    scrubber: Scrubber,
-    timeout: httpx.Timeout,
-    headers: Mapping[str, str] | None = None,
-    json_body: Any = None,
-    params: Mapping[str, str] | None = None,
-) -> httpx.Response:
+@frozen
+class Call:
+    """One HTTP request to send.
+
+    Attributes:
+        method: ``GET`` or ``POST``.
+        url: Where to send it.
+        what: What error messages and log lines call the exchange (``"Modal us-east, …"``).
+        timeout: Its httpx timeouts (see :func:`httpx_timeout` and :func:`fixed_timeout`).
+        headers: Its headers (the only place a secret is sent).
+        json_body: A value to send as JSON, or ``None`` for no body.
+        params: Its query parameters.
+    """
+
+    method: str
+    url: str | httpx.URL
+    what: str
+    timeout: httpx.Timeout
+    headers: Mapping[str, str] | None = None
+    json_body: Any = None
+    params: Mapping[str, str] | None = None
+
+
+async def send(client: httpx.AsyncClient, call: Call, scrubber: Scrubber) -> httpx.Response:
     """Send one request and return its response, whatever its status.
 
     Transport failures become :class:`TransientError` / :class:`PermanentError` (see the module
@@ -148,16 +162,17 @@ async def send(
     therefore its headers. Cancellation is not caught: httpx closes the connection on the way
     out, which is how the provider learns to stop.
     """
+    what, method, url = call.what, call.method, call.url
     if logger.isEnabledFor(logging.DEBUG):
         logger.debug("%s: %s %s", what, method, scrubber.text(display_url(url)))
     try:
         return await client.request(
             method,
             url,
-            headers=headers,
-            json=json_body,
-            params=params,
-            timeout=timeout,
+            headers=call.headers,
+            json=call.json_body,
+            params=call.params,
+            timeout=call.timeout,
             follow_redirects=False,
         )
     except httpx.InvalidURL:

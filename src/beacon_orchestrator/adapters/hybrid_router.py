@@ -38,14 +38,12 @@ from ._decoding import (
     optional_float,
     optional_int,
     optional_str,
-    request_json,
     str_tuple,
     unexpected,
 )
 from ._params import int_param, number_param, trace_id
 from ._secrets import Scrubber, Secret, env_secret_factory, to_secret
 from ._text import display_url, trim
-from ._transport import effective_deadline
 
 __all__ = ["ROUTER_API_KEY_ENV", "HybridRouterExecutor", "RouterHealth", "RouterProvider"]
 
@@ -196,13 +194,8 @@ class HybridRouterExecutor(HttpExecutorBase):
     region_map: Mapping[str, str] = field(factory=dict, kw_only=True, converter=_region_map)
     cost_priority: bool | None = field(default=None, kw_only=True)
 
-    def _scrubber(self) -> Scrubber:
-        return Scrubber.of(self.api_key)
-
-    def _headers(self) -> dict[str, str]:
-        if self.api_key is None:
-            return {}
-        return {"Authorization": "Bearer " + self.api_key.reveal()}
+    def _secret(self) -> Secret | None:
+        return self.api_key
 
     def _router_region(self, region: str) -> str:
         return self.region_map.get(region, region)
@@ -214,7 +207,6 @@ class HybridRouterExecutor(HttpExecutorBase):
             TransientError: The router (or the network) says another attempt may succeed.
             PermanentError: It will not (unknown model, bad request, malformed answer).
         """
-        scrubber = self._scrubber()
         params = request.params
         body: dict[str, Any] = {
             "model": request.model,
@@ -226,20 +218,15 @@ class HybridRouterExecutor(HttpExecutorBase):
         if self.cost_priority is not None:
             body["cost_priority"] = self.cost_priority
         trace = trace_id(request)
-        headers = self._headers()
-        headers["X-Trace-Id"] = trace
         what = f"hybrid router, {request.key}"
-        response, data = await request_json(
-            self._http(),
-            "POST",
+        response, data = await self._post_json(
             self.base_url + self.path,
+            body,
             what=what,
-            scrubber=scrubber,
-            timeout=self._timeout(effective_deadline(request, self.timeout)),
-            headers=headers,
-            json_body=body,
+            deadline=self._deadline(request),
+            headers={**self._headers(), "X-Trace-Id": trace},
         )
-        return _interpret(data, response, what=what, trace=trace, scrubber=scrubber)
+        return _interpret(data, response, what=what, trace=trace, scrubber=self._scrubber())
 
     async def providers(self, region: str | None = None) -> tuple[RouterProvider, ...]:
         """The router's providers (``GET /providers``), optionally of one canonical region.
@@ -248,19 +235,12 @@ class HybridRouterExecutor(HttpExecutorBase):
             TransientError: The router could not be reached or failed (5xx, timeout).
             PermanentError: It answered something that is not a list of providers.
         """
-        scrubber = self._scrubber()
         what = "hybrid router providers"
         params = None if region is None else {"region": self._router_region(region)}
-        response, data = await request_json(
-            self._http(),
-            "GET",
-            self.base_url + "/providers",
-            what=what,
-            scrubber=scrubber,
-            timeout=self._health_timeout(),
-            headers=self._headers(),
-            params=params,
+        response, data = await self._get_json(
+            self.base_url + "/providers", what=what, params=params
         )
+        scrubber = self._scrubber()
         items = data.get("providers")
         if not isinstance(items, list) or not all(isinstance(p, dict) for p in items):
             raise unexpected(what, "expected 'providers': a list of objects", response, scrubber)
@@ -273,18 +253,7 @@ class HybridRouterExecutor(HttpExecutorBase):
             TransientError: The router could not be reached or failed (5xx, timeout).
             PermanentError: It answered something that is not a JSON object.
         """
-        scrubber = self._scrubber()
-        what = "hybrid router health"
-        _, data = await request_json(
-            self._http(),
-            "GET",
-            self.base_url + "/health",
-            what=what,
-            scrubber=scrubber,
-            timeout=self._health_timeout(),
-            headers=self._headers(),
-        )
-        data = scrubber.value(data)
+        data = await self._get_scrubbed(self.base_url + "/health", what="hybrid router health")
         return RouterHealth(
             status=optional_str(data.get("status")),
             timestamp=optional_str(data.get("timestamp")),

@@ -41,14 +41,13 @@ from ._decoding import (
     ok_json,
     optional_float,
     optional_str,
-    request_json,
     str_tuple,
     unexpected,
 )
 from ._params import int_param, number_param
 from ._secrets import Scrubber, Secret, env_secret_factory, same_origin, to_secret
 from ._text import display_url, trim
-from ._transport import effective_deadline, logger, send
+from ._transport import Call, logger
 
 __all__ = ["MODAL_TOKEN_ENV", "ModalEndpoint", "ModalExecutor", "ModalHealth"]
 
@@ -187,14 +186,12 @@ class ModalExecutor(HttpExecutorBase):
     )
     poll_interval: float = field(default=0.1, kw_only=True, validator=_non_negative)
 
-    def _scrubber(self) -> Scrubber:
-        return Scrubber.of(self.token)
+    def _secret(self) -> Secret | None:
+        return self.token
 
-    def _headers(self, origin: httpx.URL, url: httpx.URL) -> dict[str, str]:
+    def _hop_headers(self, origin: httpx.URL, url: httpx.URL) -> dict[str, str]:
         # A redirect may point elsewhere; the token goes only to the endpoint's own origin.
-        if self.token is None or not same_origin(origin, url):
-            return {}
-        return {"Authorization": "Bearer " + self.token.reveal()}
+        return self._headers() if same_origin(origin, url) else {}
 
     def _endpoint(self, region: str) -> ModalEndpoint:
         endpoint = self.endpoints.get(region)
@@ -217,7 +214,6 @@ class ModalExecutor(HttpExecutorBase):
                 invalid, or the answer is malformed.
         """
         endpoint = self._endpoint(request.region)
-        scrubber = self._scrubber()
         params = request.params
         body = {
             "model": request.model,
@@ -226,56 +222,53 @@ class ModalExecutor(HttpExecutorBase):
             "max_tokens": int_param(params, "max_tokens", 500),
         }
         what = f"Modal {request.region}, {request.key}"
-        deadline = effective_deadline(request, self.timeout)
-        client = self._http()
         origin = httpx.URL(endpoint.inference_url)
-        hop_started = anyio.current_time()
-        response = await send(
-            client,
-            "POST",
-            origin,
-            what=what,
-            scrubber=scrubber,
-            timeout=self._timeout(deadline),
-            headers=self._headers(origin, origin),
-            json_body=body,
-        )
-        polls = 0
-        while response.status_code == 303:
-            location = response.headers.get("location")
-            if not location:
-                raise PermanentError(
-                    f"{what}: HTTP 303 without a Location header from "
-                    f"{display_url(response.request.url)}",
-                    code="MALFORMED_REDIRECT",
-                )
-            url = response.request.url.join(location)
-            now = anyio.current_time()
-            if deadline is not None and now >= deadline:
-                raise TransientError(
-                    f"{what}: still running after {polls} polls when the attempt's deadline passed",
-                    code="DEADLINE_EXCEEDED",
-                )
-            pause = self.poll_interval - (now - hop_started)
-            if pause > 0:
-                if deadline is not None:
-                    pause = min(pause, deadline - now)
-                await anyio.sleep(pause)
+        response, polls = await self._follow(origin, body, what, self._deadline(request))
+        scrubber = self._scrubber()
+        data = ok_json(response, what=what, scrubber=scrubber)
+        return _interpret(data, response, what=what, polls=polls, scrubber=scrubber)
+
+    async def _follow(
+        self, origin: httpx.URL, body: Any, what: str, deadline: float | None
+    ) -> tuple[httpx.Response, int]:
+        """POST ``body``, then GET each 303's ``Location`` until a final answer.
+
+        Returns:
+            The final answer, whatever its status, and how many 303s were followed.
+        """
+        method, url, json_body, polls = "POST", origin, body, 0
+        while True:
+            hop_started = anyio.current_time()
+            timeout, headers = self._timeout(deadline), self._hop_headers(origin, url)
+            call = Call(
+                method, url, what=what, timeout=timeout, headers=headers, json_body=json_body
+            )
+            response = await self._send(call)
+            if response.status_code != 303:
+                return response, polls
+            url = _location(response, what)
+            await self._pause(hop_started, deadline, what=what, polls=polls)
             polls += 1
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug("%s: following 303 #%d to %s", what, polls, display_url(url))
-            hop_started = anyio.current_time()
-            response = await send(
-                client,
-                "GET",
-                url,
-                what=what,
-                scrubber=scrubber,
-                timeout=self._timeout(deadline),
-                headers=self._headers(origin, url),
+            # Never a second POST: that would start the work again.
+            method, json_body = "GET", None
+
+    async def _pause(
+        self, hop_started: float, deadline: float | None, *, what: str, polls: int
+    ) -> None:
+        """Wait before the next hop: ``poll_interval`` after the last began, within the deadline."""
+        now = anyio.current_time()
+        if deadline is not None and now >= deadline:
+            raise TransientError(
+                f"{what}: still running after {polls} polls when the attempt's deadline passed",
+                code="DEADLINE_EXCEEDED",
             )
-        data = ok_json(response, what=what, scrubber=scrubber)
-        return _interpret(data, response, what=what, polls=polls, scrubber=scrubber)
+        pause = self.poll_interval - (now - hop_started)
+        if pause > 0:
+            if deadline is not None:
+                pause = min(pause, deadline - now)
+            await anyio.sleep(pause)
 
     async def health(self, region: str) -> ModalHealth:
         """The health of one region's app (``GET`` its health endpoint).
@@ -291,19 +284,8 @@ class ModalExecutor(HttpExecutorBase):
                 f"no health URL for region {region!r}: give ModalEndpoint(..., health_url=...)",
                 code="NO_HEALTH_ENDPOINT",
             )
-        scrubber = self._scrubber()
         what = f"Modal {region} health"
-        url = httpx.URL(endpoint.health_url)
-        _, data = await request_json(
-            self._http(),
-            "GET",
-            url,
-            what=what,
-            scrubber=scrubber,
-            timeout=self._health_timeout(),
-            headers=self._headers(url, url),
-        )
-        data = scrubber.value(data)
+        data = await self._get_scrubbed(httpx.URL(endpoint.health_url), what=what)
         return ModalHealth(
             region=region,
             status=optional_str(data.get("status")),
@@ -340,6 +322,17 @@ class ModalExecutor(HttpExecutorBase):
         if problems:
             lines = "; ".join(f"{r!r}: {problems[r]}" for r in regions if r in problems)
             raise PreflightError(f"Modal regions not usable: {lines}")
+
+
+def _location(response: httpx.Response, what: str) -> httpx.URL:
+    """Where a 303 answer points, resolved against the URL that gave it."""
+    location = response.headers.get("location")
+    if not location:
+        raise PermanentError(
+            f"{what}: HTTP 303 without a Location header from {display_url(response.request.url)}",
+            code="MALFORMED_REDIRECT",
+        )
+    return response.request.url.join(location)
 
 
 def _interpret(

@@ -22,11 +22,10 @@ from .._errors import ExecutionError, PermanentError, PreflightError
 from .._executor import ExecutionRequest, Response
 from ._base import HttpExecutorBase
 from ._config import AdapterConfigError, check_url
-from ._decoding import drop_none, optional_str, request_json, unexpected
+from ._decoding import drop_none, optional_str, unexpected
 from ._params import int_param, number_param
 from ._secrets import Scrubber, Secret, env_secret_factory, to_secret
 from ._text import trim
-from ._transport import effective_deadline
 
 __all__ = ["OPENAI_API_KEY_ENV", "OpenAICompatExecutor"]
 
@@ -121,13 +120,8 @@ class OpenAICompatExecutor(HttpExecutorBase):
                 "base_url: expected a server URL (or base_urls per region), got None"
             )
 
-    def _scrubber(self) -> Scrubber:
-        return Scrubber.of(self.api_key)
-
-    def _headers(self) -> dict[str, str]:
-        if self.api_key is None:
-            return {}
-        return {"Authorization": "Bearer " + self.api_key.reveal()}
+    def _secret(self) -> Secret | None:
+        return self.api_key
 
     def _root(self, region: str | None) -> str:
         url = self.base_url if region is None else self.base_urls.get(region, self.base_url)
@@ -148,7 +142,6 @@ class OpenAICompatExecutor(HttpExecutorBase):
             PermanentError: Other 4xx, no server for the region, a malformed answer.
         """
         root = self._root(request.region)
-        scrubber = self._scrubber()
         params = request.params
         served = self.model_map.get(request.model, request.model)
         messages: list[dict[str, str]] = []
@@ -171,17 +164,10 @@ class OpenAICompatExecutor(HttpExecutorBase):
             if name in params:
                 body[name] = params[name]
         what = f"OpenAI-compatible server, {request.key}"
-        response, data = await request_json(
-            self._http(),
-            "POST",
-            root + "/chat/completions",
-            what=what,
-            scrubber=scrubber,
-            timeout=self._timeout(effective_deadline(request, self.timeout)),
-            headers=self._headers(),
-            json_body=body,
+        response, data = await self._post_json(
+            root + "/chat/completions", body, what=what, deadline=self._deadline(request)
         )
-        return _interpret(data, response, what=what, served=served, scrubber=scrubber)
+        return _interpret(data, response, what=what, served=served, scrubber=self._scrubber())
 
     async def models(self, region: str | None = None) -> tuple[str, ...]:
         """The model ids the server for ``region`` (default: ``base_url``) lists at ``/v1/models``.
@@ -190,18 +176,9 @@ class OpenAICompatExecutor(HttpExecutorBase):
             TransientError: The server could not be reached or failed (5xx, timeout).
             PermanentError: No server for the region, or an answer that is not a model list.
         """
-        root = self._root(region)
-        scrubber = self._scrubber()
         what = "OpenAI-compatible server models"
-        response, data = await request_json(
-            self._http(),
-            "GET",
-            root + "/models",
-            what=what,
-            scrubber=scrubber,
-            timeout=self._health_timeout(),
-            headers=self._headers(),
-        )
+        response, data = await self._get_json(self._root(region) + "/models", what=what)
+        scrubber = self._scrubber()
         items = data.get("data")
         if not isinstance(items, list) or not all(
             isinstance(m, dict) and isinstance(m.get("id"), str) for m in items
