@@ -1,4 +1,4 @@
-"""Reading a service's answer: its JSON object and the fields in it.
+"""Reading a service's answer: its JSON object, the fields in it, and what it amounts to.
 
 A 2xx body that is not JSON is a :class:`~beacon_orchestrator.PermanentError`
 ``MALFORMED_RESPONSE``; JSON of an unexpected shape is ``UNEXPECTED_RESPONSE``. Both quote a
@@ -14,18 +14,22 @@ from typing import Any
 
 import httpx
 
-from .._errors import PermanentError
+from .._errors import PermanentError, TransientError
+from .._executor import Response
 from ._secrets import Scrubber
-from ._text import display_url, excerpt
+from ._text import display_url, excerpt, trim
 from ._transport import raise_for_status
 
 __all__ = [
+    "answer",
+    "answer_text",
     "drop_none",
     "json_object",
     "ok_json",
     "optional_float",
     "optional_int",
     "optional_str",
+    "reported_failure",
     "str_tuple",
     "unexpected",
 ]
@@ -62,6 +66,53 @@ def unexpected(
         f"{what}: unexpected answer from {url}: {problem}: {excerpt(response, scrubber)}",
         code="UNEXPECTED_RESPONSE",
     )
+
+
+# -- what an answer amounts to ------------------------------------------------------------
+
+
+def answer_text(
+    data: Mapping[str, Any], response: httpx.Response, *, what: str, scrubber: Scrubber
+) -> str:
+    """The ``response`` field of a success: a string, ``null`` meaning the empty answer."""
+    text = data.get("response")
+    if text is None:
+        return ""
+    if not isinstance(text, str):
+        problem = f"expected 'response' to be a string, got {type(text).__name__}"
+        raise unexpected(what, problem, response, scrubber)
+    return text
+
+
+def answer(
+    text: str,
+    *,
+    provider: str | None,
+    metadata: Iterable[tuple[str, Any]],
+    scrubber: Scrubber,
+    receipt: Any = None,
+) -> Response:
+    """A :class:`~beacon_orchestrator.Response` whose metadata and receipt hold no secret.
+
+    Metadata pairs whose value is ``None`` are left out; a receipt that is not a JSON object
+    is dropped.
+    """
+    return Response(
+        text=text,
+        provider=provider,
+        metadata=scrubber.value(drop_none(metadata)),
+        receipt=scrubber.value(receipt) if isinstance(receipt, dict) else None,
+    )
+
+
+def reported_failure(
+    message: str, *, code: str, transient: bool, scrubber: Scrubber
+) -> TransientError | PermanentError:
+    """The error for a failure the service reported in a 2xx body, its message scrubbed."""
+    text = scrubber.text(trim(message, 500))
+    if transient:
+        return TransientError(text, code=code)
+    return PermanentError(text, code=code)
 
 
 # -- loosely typed fields -----------------------------------------------------------------

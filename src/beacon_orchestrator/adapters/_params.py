@@ -15,7 +15,7 @@ from .._errors import PermanentError
 from .._executor import ExecutionRequest
 from ._text import trim
 
-__all__ = ["int_param", "number_param", "trace_id"]
+__all__ = ["generation_params", "int_param", "number_param", "trace_id"]
 
 _HEADER_UNSAFE = re.compile(r"[^A-Za-z0-9._:@/#+=-]")
 
@@ -40,6 +40,14 @@ def int_param(params: Mapping[str, Any], name: str, default: int) -> int:
             code="INVALID_PARAMS",
         )
     return value
+
+
+def generation_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``temperature`` (default 0.1) and ``max_tokens`` (default 500), as every service takes."""
+    return {
+        "temperature": number_param(params, "temperature", 0.1),
+        "max_tokens": int_param(params, "max_tokens", 500),
+    }
 
 
 def trace_id(request: ExecutionRequest) -> str:

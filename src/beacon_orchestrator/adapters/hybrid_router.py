@@ -29,21 +29,23 @@ from typing import Any
 import httpx
 from attrs import Factory, define, field, frozen
 
-from .._errors import ExecutionError, PermanentError, PreflightError, TransientError
+from .._errors import ExecutionError, PreflightError
 from .._executor import ExecutionRequest, Response
 from ._base import HttpExecutorBase
 from ._config import AdapterConfigError, check_url
 from ._decoding import (
-    drop_none,
+    answer,
+    answer_text,
     optional_float,
     optional_int,
     optional_str,
+    reported_failure,
     str_tuple,
     unexpected,
 )
-from ._params import int_param, number_param, trace_id
+from ._params import generation_params, trace_id
 from ._secrets import Scrubber, Secret, env_secret_factory, to_secret
-from ._text import display_url, trim
+from ._text import display_url
 
 __all__ = ["ROUTER_API_KEY_ENV", "HybridRouterExecutor", "RouterHealth", "RouterProvider"]
 
@@ -207,12 +209,10 @@ class HybridRouterExecutor(HttpExecutorBase):
             TransientError: The router (or the network) says another attempt may succeed.
             PermanentError: It will not (unknown model, bad request, malformed answer).
         """
-        params = request.params
         body: dict[str, Any] = {
             "model": request.model,
             "prompt": request.prompt,
-            "temperature": number_param(params, "temperature", 0.1),
-            "max_tokens": int_param(params, "max_tokens", 500),
+            **generation_params(request.params),
             "region_preference": self._router_region(request.region),
         }
         if self.cost_priority is not None:
@@ -296,14 +296,10 @@ def _interpret(
     raw_meta = data.get("metadata")
     meta: Mapping[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
     if success is True or error_code == _EMPTY_LEGACY:
-        text = data.get("response")
-        if text is None:
-            text = ""
-        if not isinstance(text, str):
-            problem = f"expected 'response' to be a string, got {type(text).__name__}"
-            raise unexpected(what, problem, response, scrubber)
-        metadata = drop_none(
-            [
+        return answer(
+            answer_text(data, response, what=what, scrubber=scrubber),
+            provider=optional_str(data.get("provider_used")),
+            metadata=[
                 ("inference_time", optional_float(data.get("inference_time"))),
                 ("cost_estimate", optional_float(data.get("cost_estimate"))),
                 ("provider_type", meta.get("provider_type")),
@@ -311,26 +307,28 @@ def _interpret(
                 ("model", meta.get("model")),
                 ("trace_id", trace),
                 ("legacy_error_code", _EMPTY_LEGACY if error_code == _EMPTY_LEGACY else None),
-            ]
-        )
-        receipt = meta.get("receipt")
-        return Response(
-            text=text,
-            provider=optional_str(data.get("provider_used")),
-            metadata=scrubber.value(metadata),
-            receipt=scrubber.value(receipt) if isinstance(receipt, dict) else None,
+            ],
+            receipt=meta.get("receipt"),
+            scrubber=scrubber,
         )
     if success is not False:
         problem = f"expected 'success' to be true or false, got {success!r}"
         raise unexpected(what, problem, response, scrubber)
+    raise _failure(data, meta, what=what, scrubber=scrubber)
+
+
+def _failure(
+    data: Mapping[str, Any], meta: Mapping[str, Any], *, what: str, scrubber: Scrubber
+) -> ExecutionError:
     failure = data.get("failure")
     if not isinstance(failure, dict):
         failure = meta.get("failure")
     if not isinstance(failure, dict):
         failure = {}
-    code = optional_str(error_code) or optional_str(failure.get("code")) or "ROUTER_ERROR"
+    code = (
+        optional_str(data.get("error_code")) or optional_str(failure.get("code")) or "ROUTER_ERROR"
+    )
     flag = failure.get("transient")
-    transient = flag if isinstance(flag, bool) else code_is_transient(code)
     reason = (
         optional_str(data.get("error"))
         or optional_str(failure.get("message"))
@@ -342,7 +340,9 @@ def _interpret(
         if failure.get(k) is not None
     ]
     detail = f" ({', '.join(where)})" if where else ""
-    message = scrubber.text(trim(f"{what}: {code}: {reason}{detail}", 500))
-    if transient:
-        raise TransientError(message, code=code)
-    raise PermanentError(message, code=code)
+    return reported_failure(
+        f"{what}: {code}: {reason}{detail}",
+        code=code,
+        transient=flag if isinstance(flag, bool) else code_is_transient(code),
+        scrubber=scrubber,
+    )

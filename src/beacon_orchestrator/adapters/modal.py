@@ -37,14 +37,16 @@ from .._executor import ExecutionRequest, Response
 from ._base import HttpExecutorBase
 from ._config import AdapterConfigError, check_url
 from ._decoding import (
-    drop_none,
+    answer,
+    answer_text,
     ok_json,
     optional_float,
     optional_str,
+    reported_failure,
     str_tuple,
     unexpected,
 )
-from ._params import int_param, number_param
+from ._params import generation_params
 from ._secrets import Scrubber, Secret, env_secret_factory, same_origin, to_secret
 from ._text import display_url, trim
 from ._transport import Call, logger
@@ -214,12 +216,10 @@ class ModalExecutor(HttpExecutorBase):
                 invalid, or the answer is malformed.
         """
         endpoint = self._endpoint(request.region)
-        params = request.params
         body = {
             "model": request.model,
             "prompt": request.prompt,
-            "temperature": number_param(params, "temperature", 0.1),
-            "max_tokens": int_param(params, "max_tokens", 500),
+            **generation_params(request.params),
         }
         what = f"Modal {request.region}, {request.key}"
         origin = httpx.URL(endpoint.inference_url)
@@ -335,46 +335,42 @@ def _location(response: httpx.Response, what: str) -> httpx.URL:
     return response.request.url.join(location)
 
 
-def _interpret(
-    data: dict[str, Any], response: httpx.Response, *, what: str, polls: int, scrubber: Scrubber
-) -> Response:
-    scrubber = scrubber.for_body(response.content)
+def _succeeded(
+    data: dict[str, Any], response: httpx.Response, what: str, scrubber: Scrubber
+) -> bool:
+    """Whether the app reports success, in either of its two answer forms."""
     if "success" in data:
         flag = data["success"]
         if not isinstance(flag, bool):
             raise unexpected(what, f"expected 'success': a bool, got {flag!r}", response, scrubber)
-        ok = flag
-    elif "status" in data:
+        return flag
+    if "status" in data:
         status = data["status"]
         if status not in ("success", "error"):
             problem = f"expected 'status': 'success' or 'error', got {status!r}"
             raise unexpected(what, problem, response, scrubber)
-        ok = status == "success"
-    else:
-        raise unexpected(what, "expected a 'success' or 'status' field", response, scrubber)
-    if ok:
-        text = data.get("response")
-        if text is None:
-            text = ""
-        if not isinstance(text, str):
-            problem = f"expected 'response' to be a string, got {type(text).__name__}"
-            raise unexpected(what, problem, response, scrubber)
-        metadata = drop_none(
-            [
+        return bool(status == "success")
+    raise unexpected(what, "expected a 'success' or 'status' field", response, scrubber)
+
+
+def _interpret(
+    data: dict[str, Any], response: httpx.Response, *, what: str, polls: int, scrubber: Scrubber
+) -> Response:
+    scrubber = scrubber.for_body(response.content)
+    if _succeeded(data, response, what, scrubber):
+        return answer(
+            answer_text(data, response, what=what, scrubber=scrubber),
+            provider="modal",
+            metadata=[
                 ("inference_time", optional_float(data.get("inference_time"))),
                 ("region", optional_str(data.get("region"))),
                 ("model", optional_str(data.get("model"))),
                 ("tokens_generated", data.get("tokens_generated")),
                 ("gpu_memory_used", data.get("gpu_memory_used")),
                 ("polls", polls),
-            ]
-        )
-        receipt = data.get("receipt")
-        return Response(
-            text=text,
-            provider="modal",
-            metadata=scrubber.value(metadata),
-            receipt=scrubber.value(receipt) if isinstance(receipt, dict) else None,
+            ],
+            receipt=data.get("receipt"),
+            scrubber=scrubber,
         )
     error = optional_str(data.get("error")) or "no error message"
     code = optional_str(data.get("error_code"))
@@ -385,7 +381,6 @@ def _interpret(
             code = code or pattern_code
             break
     code = code or "MODAL_EXECUTION_FAILED"
-    message = scrubber.text(trim(f"{what}: {code}: {error}", 500))
-    if permanent:
-        raise PermanentError(message, code=code)
-    raise TransientError(message, code=code)
+    raise reported_failure(
+        f"{what}: {code}: {error}", code=code, transient=not permanent, scrubber=scrubber
+    )

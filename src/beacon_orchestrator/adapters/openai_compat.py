@@ -22,8 +22,8 @@ from .._errors import ExecutionError, PermanentError, PreflightError
 from .._executor import ExecutionRequest, Response
 from ._base import HttpExecutorBase
 from ._config import AdapterConfigError, check_url
-from ._decoding import drop_none, optional_str, unexpected
-from ._params import int_param, number_param
+from ._decoding import answer, optional_str, reported_failure, unexpected
+from ._params import generation_params
 from ._secrets import Scrubber, Secret, env_secret_factory, to_secret
 from ._text import trim
 
@@ -144,21 +144,10 @@ class OpenAICompatExecutor(HttpExecutorBase):
         root = self._root(request.region)
         params = request.params
         served = self.model_map.get(request.model, request.model)
-        messages: list[dict[str, str]] = []
-        system = params.get("system_prompt")
-        if system is not None:
-            if not isinstance(system, str):
-                raise PermanentError(
-                    f"params.system_prompt: expected a string, got {trim(repr(system), 80)}",
-                    code="INVALID_PARAMS",
-                )
-            messages.append({"role": "system", "content": system})
-        messages.append({"role": "user", "content": request.prompt})
         body: dict[str, Any] = {
             "model": served,
-            "messages": messages,
-            "temperature": number_param(params, "temperature", 0.1),
-            "max_tokens": int_param(params, "max_tokens", 500),
+            "messages": _messages(request.prompt, params.get("system_prompt")),
+            **generation_params(params),
         }
         for name in _PASSTHROUGH:
             if name in params:
@@ -209,6 +198,18 @@ class OpenAICompatExecutor(HttpExecutorBase):
             raise PreflightError(f"OpenAI-compatible regions not usable: {lines}")
 
 
+def _messages(prompt: str, system: Any) -> list[dict[str, str]]:
+    """The chat: the prompt as one user message, after ``system_prompt`` when there is one."""
+    if system is None:
+        return [{"role": "user", "content": prompt}]
+    if not isinstance(system, str):
+        raise PermanentError(
+            f"params.system_prompt: expected a string, got {trim(repr(system), 80)}",
+            code="INVALID_PARAMS",
+        )
+    return [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
+
+
 def _netloc(url: httpx.URL) -> str:
     return url.host if url.port is None else f"{url.host}:{url.port}"
 
@@ -235,9 +236,11 @@ def _interpret(
         error = data.get("error")
         if isinstance(error, dict | str):
             detail = error.get("message") if isinstance(error, dict) else error
-            raise PermanentError(
-                scrubber.text(trim(f"{what}: server reported an error: {detail}", 500)),
+            raise reported_failure(
+                f"{what}: server reported an error: {detail}",
                 code="PROVIDER_ERROR",
+                transient=False,
+                scrubber=scrubber,
             )
         raise unexpected(what, "expected 'choices': a non-empty list", response, scrubber)
     choice = choices[0]
@@ -249,16 +252,14 @@ def _interpret(
         problem = "expected 'choices[0].message.content': a string or null"
         raise unexpected(what, problem, response, scrubber)
     usage = data.get("usage")
-    metadata = drop_none(
-        [
+    return answer(
+        text,
+        provider=_netloc(response.request.url),
+        metadata=[
             ("id", optional_str(data.get("id"))),
             ("model", optional_str(data.get("model")) or served),
             ("finish_reason", optional_str(choice.get("finish_reason"))),
             ("usage", usage if isinstance(usage, dict) else None),
-        ]
-    )
-    return Response(
-        text=text,
-        provider=_netloc(response.request.url),
-        metadata=scrubber.value(metadata),
+        ],
+        scrubber=scrubber,
     )
