@@ -7,8 +7,8 @@ attempt instead: see ``_params``.)
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import httpx
 
@@ -18,10 +18,14 @@ __all__ = [
     "AdapterConfigError",
     "check_client",
     "check_url",
+    "name_map",
     "non_negative",
     "optional_positive",
+    "per_region",
     "positive",
 ]
+
+T = TypeVar("T")
 
 
 class AdapterConfigError(UsageError, ValueError):
@@ -43,6 +47,49 @@ def check_url(value: Any, what: str) -> str:
             f"{what}: expected an absolute http:// or https:// URL, got {value!r}"
         )
     return value.rstrip("/")
+
+
+def _mapping(value: Any, name: str, of: str) -> Mapping[Any, Any]:
+    """``value`` as a mapping, ``None`` as an empty one; ``of`` says what it maps."""
+    if value is not None and not isinstance(value, Mapping):
+        raise AdapterConfigError(f"{name}: expected a mapping of {of}, got {type(value).__name__}")
+    return value or {}
+
+
+def name_map(value: Any, name: str, *, of: str, kind: str, str_keys: bool) -> dict[str, str]:
+    """A mapping that renames (``region_map``, ``model_map``): every value a non-empty string.
+
+    Args:
+        value: The argument (``None`` means no renaming).
+        name: The argument's name, for messages.
+        of: What it maps, for messages (``"model id to served name"``).
+        kind: What its values name, for messages (``"model"``).
+        str_keys: Whether a key that is not a string is an error too.
+    """
+    result = dict(_mapping(value, name, of))
+    for key, renamed in result.items():
+        if (str_keys and not isinstance(key, str)) or not isinstance(renamed, str) or not renamed:
+            raise AdapterConfigError(
+                f"{name}[{key!r}]: expected a non-empty {kind} name string, got {renamed!r}"
+            )
+    return result
+
+
+def per_region(
+    value: Any, name: str, item: Callable[[str, Any], T], *, of: str = "region name to URL"
+) -> dict[str, T]:
+    """A mapping of non-empty region names to values, each made by ``item(region, value)``.
+
+    ``None`` gives an empty mapping; callers that require one check that first.
+    """
+    result: dict[str, T] = {}
+    for region, spec in _mapping(value, name, of).items():
+        if not isinstance(region, str) or not region:
+            raise AdapterConfigError(
+                f"{name}: expected non-empty region names as keys, got {region!r}"
+            )
+        result[region] = item(region, spec)
+    return result
 
 
 # -- attrs validators for the executors' numeric options ----------------------------------

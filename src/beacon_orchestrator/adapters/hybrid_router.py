@@ -32,7 +32,7 @@ from attrs import Factory, define, field, frozen
 from .._errors import ExecutionError, PreflightError
 from .._executor import ExecutionRequest, Response
 from ._base import HttpExecutorBase
-from ._config import AdapterConfigError, check_url
+from ._config import AdapterConfigError, check_url, name_map
 from ._decoding import (
     answer,
     answer_text,
@@ -148,17 +148,7 @@ def _path(value: Any) -> str:
 
 
 def _region_map(value: Any) -> dict[str, str]:
-    if value is not None and not isinstance(value, Mapping):
-        raise AdapterConfigError(
-            f"region_map: expected a mapping of region to router region, got {type(value).__name__}"
-        )
-    result = dict(value or {})
-    for k, v in result.items():
-        if not isinstance(k, str) or not isinstance(v, str) or not v:
-            raise AdapterConfigError(
-                f"region_map[{k!r}]: expected a non-empty region name string, got {v!r}"
-            )
-    return result
+    return name_map(value, "region_map", of="region to router region", kind="region", str_keys=True)
 
 
 @define

@@ -35,7 +35,7 @@ from attrs import Factory, define, field, frozen
 from .._errors import ExecutionError, PermanentError, PreflightError, TransientError
 from .._executor import ExecutionRequest, Response
 from ._base import HttpExecutorBase
-from ._config import AdapterConfigError, check_url
+from ._config import AdapterConfigError, check_url, per_region
 from ._decoding import (
     answer,
     answer_text,
@@ -100,22 +100,17 @@ def _endpoints(value: Any) -> dict[str, ModalEndpoint]:
             "endpoints: expected a mapping of region name to URL, "
             f"got {type(value).__name__} {trim(repr(value), 80)}"
         )
-    result: dict[str, ModalEndpoint] = {}
-    for region, spec in value.items():
-        if not isinstance(region, str) or not region:
-            raise AdapterConfigError(
-                f"endpoints: expected non-empty region names as keys, got {region!r}"
-            )
-        if isinstance(spec, ModalEndpoint):
-            result[region] = spec
-        elif isinstance(spec, str):
-            result[region] = ModalEndpoint(check_url(spec, f"endpoints[{region!r}]"))
-        else:
-            raise AdapterConfigError(
-                f"endpoints[{region!r}]: expected a URL string or ModalEndpoint, "
-                f"got {type(spec).__name__}"
-            )
-    return result
+    return per_region(value, "endpoints", _endpoint)
+
+
+def _endpoint(region: str, spec: Any) -> ModalEndpoint:
+    if isinstance(spec, ModalEndpoint):
+        return spec
+    if isinstance(spec, str):
+        return ModalEndpoint(check_url(spec, f"endpoints[{region!r}]"))
+    raise AdapterConfigError(
+        f"endpoints[{region!r}]: expected a URL string or ModalEndpoint, got {type(spec).__name__}"
+    )
 
 
 def _non_negative(_: Any, __: Any, value: Any) -> None:

@@ -21,7 +21,7 @@ from attrs import Factory, define, field
 from .._errors import ExecutionError, PermanentError, PreflightError
 from .._executor import ExecutionRequest, Response
 from ._base import HttpExecutorBase
-from ._config import AdapterConfigError, check_url
+from ._config import AdapterConfigError, check_url, name_map, per_region
 from ._decoding import answer, optional_str, reported_failure, unexpected
 from ._params import generation_params
 from ._secrets import Scrubber, Secret, env_secret_factory, to_secret
@@ -47,32 +47,13 @@ def _optional_url(value: Any) -> str | None:
 
 
 def _url_map(value: Any) -> dict[str, str]:
-    if value is not None and not isinstance(value, Mapping):
-        raise AdapterConfigError(
-            f"base_urls: expected a mapping of region name to URL, got {type(value).__name__}"
-        )
-    result: dict[str, str] = {}
-    for region, url in (value or {}).items():
-        if not isinstance(region, str) or not region:
-            raise AdapterConfigError(
-                f"base_urls: expected non-empty region names as keys, got {region!r}"
-            )
-        result[region] = check_url(url, f"base_urls[{region!r}]")
-    return result
+    return per_region(
+        value, "base_urls", lambda region, url: check_url(url, f"base_urls[{region!r}]")
+    )
 
 
 def _model_map(value: Any) -> dict[str, str]:
-    if value is not None and not isinstance(value, Mapping):
-        raise AdapterConfigError(
-            f"model_map: expected a mapping of model id to served name, got {type(value).__name__}"
-        )
-    result = dict(value or {})
-    for model, served in result.items():
-        if not isinstance(served, str) or not served:
-            raise AdapterConfigError(
-                f"model_map[{model!r}]: expected a non-empty model name string, got {served!r}"
-            )
-    return result
+    return name_map(value, "model_map", of="model id to served name", kind="model", str_keys=False)
 
 
 @define
