@@ -32,7 +32,7 @@ import anyio
 import httpx
 from attrs import Factory, define, field, frozen
 
-from .._errors import ExecutionError, PermanentError, PreflightError, TransientError
+from .._errors import PermanentError, TransientError
 from .._executor import ExecutionRequest, Response
 from ._base import HttpExecutorBase
 from ._config import AdapterConfigError, check_url, per_region
@@ -47,6 +47,7 @@ from ._decoding import (
     unexpected,
 )
 from ._params import generation_params
+from ._preflight import check_regions
 from ._secrets import Scrubber, Secret, env_secret_factory, same_origin, to_secret
 from ._text import display_url, trim
 from ._transport import Call, logger
@@ -300,23 +301,11 @@ class ModalExecutor(HttpExecutorBase):
             PreflightError: Naming every region without an endpoint, without a health URL,
                 unreachable, or not healthy, with the reason for each.
         """
-        problems: dict[str, str] = {}
+        await check_regions(regions, self._health_problem, "Modal")
 
-        async def check(region: str) -> None:
-            try:
-                health = await self.health(region)
-            except ExecutionError as exc:
-                problems[region] = exc.message
-            else:
-                if not health.healthy:
-                    problems[region] = f"status is {health.status!r}, not 'healthy'"
-
-        async with anyio.create_task_group() as tg:
-            for region in dict.fromkeys(regions):
-                tg.start_soon(check, region)
-        if problems:
-            lines = "; ".join(f"{r!r}: {problems[r]}" for r in regions if r in problems)
-            raise PreflightError(f"Modal regions not usable: {lines}")
+    async def _health_problem(self, region: str) -> str | None:
+        health = await self.health(region)
+        return None if health.healthy else f"status is {health.status!r}, not 'healthy'"
 
 
 def _location(response: httpx.Response, what: str) -> httpx.URL:

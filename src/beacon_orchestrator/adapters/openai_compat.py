@@ -14,16 +14,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import anyio
 import httpx
 from attrs import Factory, define, field
 
-from .._errors import ExecutionError, PermanentError, PreflightError
+from .._errors import PermanentError
 from .._executor import ExecutionRequest, Response
 from ._base import HttpExecutorBase
 from ._config import AdapterConfigError, check_url, name_map, per_region
 from ._decoding import answer, optional_str, reported_failure, unexpected
 from ._params import generation_params
+from ._preflight import check_regions
 from ._secrets import Scrubber, Secret, env_secret_factory, to_secret
 from ._text import trim
 
@@ -163,20 +163,11 @@ class OpenAICompatExecutor(HttpExecutorBase):
         Raises:
             PreflightError: Naming every region without a server or whose server failed.
         """
-        problems: dict[str, str] = {}
+        await check_regions(regions, self._models_problem, "OpenAI-compatible")
 
-        async def check(region: str) -> None:
-            try:
-                await self.models(region)
-            except ExecutionError as exc:
-                problems[region] = exc.message
-
-        async with anyio.create_task_group() as tg:
-            for region in dict.fromkeys(regions):
-                tg.start_soon(check, region)
-        if problems:
-            lines = "; ".join(f"{r!r}: {problems[r]}" for r in regions if r in problems)
-            raise PreflightError(f"OpenAI-compatible regions not usable: {lines}")
+    async def _models_problem(self, region: str) -> str | None:
+        await self.models(region)
+        return None
 
 
 def _messages(prompt: str, system: Any) -> list[dict[str, str]]:
