@@ -96,8 +96,9 @@ class HttpExecutorBase:
 
     async def _json(self, call: Call) -> tuple[httpx.Response, dict[str, Any]]:
         """Send ``call``; its answer and the answer's JSON object (errors for anything else)."""
-        response = await self._send(call)
-        return response, ok_json(response, what=call.what, scrubber=self._scrubber())
+        scrubber = self._scrubber()
+        response = await send(self._http(), call, scrubber)
+        return response, ok_json(response, what=call.what, scrubber=scrubber)
 
     async def _post_json(
         self,
