@@ -90,10 +90,6 @@ class HttpExecutorBase:
 
     # -- sending -------------------------------------------------------------------------
 
-    async def _send(self, call: Call) -> httpx.Response:
-        """Send ``call`` with this executor's client, whatever the answer's status."""
-        return await send(self._http(), call, self._scrubber())
-
     async def _json(self, call: Call) -> tuple[httpx.Response, dict[str, Any]]:
         """Send ``call``; its answer and the answer's JSON object (errors for anything else)."""
         scrubber = self._scrubber()

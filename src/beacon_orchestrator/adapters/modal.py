@@ -50,7 +50,7 @@ from ._params import generation_params
 from ._preflight import check_regions
 from ._secrets import Scrubber, Secret, env_secret_factory, same_origin, to_secret
 from ._text import display_url, trim
-from ._transport import Call, logger
+from ._transport import Call, logger, send
 
 __all__ = ["MODAL_TOKEN_ENV", "ModalEndpoint", "ModalExecutor", "ModalHealth"]
 
@@ -219,13 +219,13 @@ class ModalExecutor(HttpExecutorBase):
         }
         what = f"Modal {request.region}, {request.key}"
         origin = httpx.URL(endpoint.inference_url)
-        response, polls = await self._follow(origin, body, what, self._deadline(request))
         scrubber = self._scrubber()
+        response, polls = await self._follow(origin, body, what, self._deadline(request), scrubber)
         data = ok_json(response, what=what, scrubber=scrubber)
         return _interpret(data, response, what=what, polls=polls, scrubber=scrubber)
 
     async def _follow(
-        self, origin: httpx.URL, body: Any, what: str, deadline: float | None
+        self, origin: httpx.URL, body: Any, what: str, deadline: float | None, scrubber: Scrubber
     ) -> tuple[httpx.Response, int]:
         """POST ``body``, then GET each 303's ``Location`` until a final answer.
 
@@ -239,7 +239,7 @@ class ModalExecutor(HttpExecutorBase):
             call = Call(
                 method, url, what=what, timeout=timeout, headers=headers, json_body=json_body
             )
-            response = await self._send(call)
+            response = await send(self._http(), call, scrubber)
             if response.status_code != 303:
                 return response, polls
             url = _location(response, what)
