@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from beacon_orchestrator.adapters import Secret
-from beacon_orchestrator.adapters._http import Scrubber
+from beacon_orchestrator.adapters._secrets import Scrubber
 
 secrets = st.text(alphabet=string.ascii_letters + string.digits + '-_/.+é<&"', min_size=6).map(
     lambda s: "tok-" + s

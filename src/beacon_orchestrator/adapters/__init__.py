@@ -20,7 +20,10 @@ Secrets are read from arguments or environment variables (``BEACON_ROUTER_API_KE
 repr, a log line, an error message, a response's metadata or receipt.
 """
 
-from ._http import AdapterConfigError, HttpExecutorBase, Secret, parse_retry_after
+from ._base import HttpExecutorBase
+from ._config import AdapterConfigError
+from ._secrets import Secret
+from ._transport import parse_retry_after
 from .hybrid_router import (
     ROUTER_API_KEY_ENV,
     HybridRouterExecutor,

@@ -29,30 +29,23 @@ from typing import Any
 import httpx
 from attrs import Factory, define, field, frozen
 
-from .._errors import ExecutionError, PermanentError, PreflightError, TransientError
+from .._errors import ExecutionError, PreflightError
 from .._executor import ExecutionRequest, Response
-from ._http import (
-    AdapterConfigError,
-    HttpExecutorBase,
-    Scrubber,
-    Secret,
-    check_url,
-    display_url,
-    drop_none,
-    effective_deadline,
-    env_secret_factory,
-    int_param,
-    number_param,
+from ._base import HttpExecutorBase
+from ._config import AdapterConfigError, check_url, name_map
+from ._decoding import (
+    answer,
+    answer_text,
     optional_float,
     optional_int,
     optional_str,
-    request_json,
+    reported_failure,
     str_tuple,
-    to_secret,
-    trace_id,
-    trim,
     unexpected,
 )
+from ._params import generation_params, trace_id
+from ._secrets import Scrubber, Secret, env_secret_factory, to_secret
+from ._text import display_url
 
 __all__ = ["ROUTER_API_KEY_ENV", "HybridRouterExecutor", "RouterHealth", "RouterProvider"]
 
@@ -155,17 +148,7 @@ def _path(value: Any) -> str:
 
 
 def _region_map(value: Any) -> dict[str, str]:
-    if value is not None and not isinstance(value, Mapping):
-        raise AdapterConfigError(
-            f"region_map: expected a mapping of region to router region, got {type(value).__name__}"
-        )
-    result = dict(value or {})
-    for k, v in result.items():
-        if not isinstance(k, str) or not isinstance(v, str) or not v:
-            raise AdapterConfigError(
-                f"region_map[{k!r}]: expected a non-empty region name string, got {v!r}"
-            )
-    return result
+    return name_map(value, "region_map", of="region to router region", kind="region", str_keys=True)
 
 
 @define
@@ -203,13 +186,8 @@ class HybridRouterExecutor(HttpExecutorBase):
     region_map: Mapping[str, str] = field(factory=dict, kw_only=True, converter=_region_map)
     cost_priority: bool | None = field(default=None, kw_only=True)
 
-    def _scrubber(self) -> Scrubber:
-        return Scrubber.of(self.api_key)
-
-    def _headers(self) -> dict[str, str]:
-        if self.api_key is None:
-            return {}
-        return {"Authorization": "Bearer " + self.api_key.reveal()}
+    def _secret(self) -> Secret | None:
+        return self.api_key
 
     def _router_region(self, region: str) -> str:
         return self.region_map.get(region, region)
@@ -221,32 +199,24 @@ class HybridRouterExecutor(HttpExecutorBase):
             TransientError: The router (or the network) says another attempt may succeed.
             PermanentError: It will not (unknown model, bad request, malformed answer).
         """
-        scrubber = self._scrubber()
-        params = request.params
         body: dict[str, Any] = {
             "model": request.model,
             "prompt": request.prompt,
-            "temperature": number_param(params, "temperature", 0.1),
-            "max_tokens": int_param(params, "max_tokens", 500),
+            **generation_params(request.params),
             "region_preference": self._router_region(request.region),
         }
         if self.cost_priority is not None:
             body["cost_priority"] = self.cost_priority
         trace = trace_id(request)
-        headers = self._headers()
-        headers["X-Trace-Id"] = trace
         what = f"hybrid router, {request.key}"
-        response, data = await request_json(
-            self._http(),
-            "POST",
+        response, data = await self._post_json(
             self.base_url + self.path,
+            body,
             what=what,
-            scrubber=scrubber,
-            timeout=self._timeout(effective_deadline(request, self.timeout)),
-            headers=headers,
-            json_body=body,
+            deadline=self._deadline(request),
+            headers={**self._headers(), "X-Trace-Id": trace},
         )
-        return _interpret(data, response, what=what, trace=trace, scrubber=scrubber)
+        return _interpret(data, response, what=what, trace=trace, scrubber=self._scrubber())
 
     async def providers(self, region: str | None = None) -> tuple[RouterProvider, ...]:
         """The router's providers (``GET /providers``), optionally of one canonical region.
@@ -255,19 +225,12 @@ class HybridRouterExecutor(HttpExecutorBase):
             TransientError: The router could not be reached or failed (5xx, timeout).
             PermanentError: It answered something that is not a list of providers.
         """
-        scrubber = self._scrubber()
         what = "hybrid router providers"
         params = None if region is None else {"region": self._router_region(region)}
-        response, data = await request_json(
-            self._http(),
-            "GET",
-            self.base_url + "/providers",
-            what=what,
-            scrubber=scrubber,
-            timeout=self._health_timeout(),
-            headers=self._headers(),
-            params=params,
+        response, data = await self._get_json(
+            self.base_url + "/providers", what=what, params=params
         )
+        scrubber = self._scrubber()
         items = data.get("providers")
         if not isinstance(items, list) or not all(isinstance(p, dict) for p in items):
             raise unexpected(what, "expected 'providers': a list of objects", response, scrubber)
@@ -280,18 +243,7 @@ class HybridRouterExecutor(HttpExecutorBase):
             TransientError: The router could not be reached or failed (5xx, timeout).
             PermanentError: It answered something that is not a JSON object.
         """
-        scrubber = self._scrubber()
-        what = "hybrid router health"
-        _, data = await request_json(
-            self._http(),
-            "GET",
-            self.base_url + "/health",
-            what=what,
-            scrubber=scrubber,
-            timeout=self._health_timeout(),
-            headers=self._headers(),
-        )
-        data = scrubber.value(data)
+        data = await self._get_scrubbed(self.base_url + "/health", what="hybrid router health")
         return RouterHealth(
             status=optional_str(data.get("status")),
             timestamp=optional_str(data.get("timestamp")),
@@ -334,14 +286,10 @@ def _interpret(
     raw_meta = data.get("metadata")
     meta: Mapping[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
     if success is True or error_code == _EMPTY_LEGACY:
-        text = data.get("response")
-        if text is None:
-            text = ""
-        if not isinstance(text, str):
-            problem = f"expected 'response' to be a string, got {type(text).__name__}"
-            raise unexpected(what, problem, response, scrubber)
-        metadata = drop_none(
-            [
+        return answer(
+            answer_text(data, response, what=what, scrubber=scrubber),
+            provider=optional_str(data.get("provider_used")),
+            metadata=[
                 ("inference_time", optional_float(data.get("inference_time"))),
                 ("cost_estimate", optional_float(data.get("cost_estimate"))),
                 ("provider_type", meta.get("provider_type")),
@@ -349,26 +297,28 @@ def _interpret(
                 ("model", meta.get("model")),
                 ("trace_id", trace),
                 ("legacy_error_code", _EMPTY_LEGACY if error_code == _EMPTY_LEGACY else None),
-            ]
-        )
-        receipt = meta.get("receipt")
-        return Response(
-            text=text,
-            provider=optional_str(data.get("provider_used")),
-            metadata=scrubber.value(metadata),
-            receipt=scrubber.value(receipt) if isinstance(receipt, dict) else None,
+            ],
+            receipt=meta.get("receipt"),
+            scrubber=scrubber,
         )
     if success is not False:
         problem = f"expected 'success' to be true or false, got {success!r}"
         raise unexpected(what, problem, response, scrubber)
+    raise _failure(data, meta, what=what, scrubber=scrubber)
+
+
+def _failure(
+    data: Mapping[str, Any], meta: Mapping[str, Any], *, what: str, scrubber: Scrubber
+) -> ExecutionError:
     failure = data.get("failure")
     if not isinstance(failure, dict):
         failure = meta.get("failure")
     if not isinstance(failure, dict):
         failure = {}
-    code = optional_str(error_code) or optional_str(failure.get("code")) or "ROUTER_ERROR"
+    code = (
+        optional_str(data.get("error_code")) or optional_str(failure.get("code")) or "ROUTER_ERROR"
+    )
     flag = failure.get("transient")
-    transient = flag if isinstance(flag, bool) else code_is_transient(code)
     reason = (
         optional_str(data.get("error"))
         or optional_str(failure.get("message"))
@@ -380,7 +330,9 @@ def _interpret(
         if failure.get(k) is not None
     ]
     detail = f" ({', '.join(where)})" if where else ""
-    message = scrubber.text(trim(f"{what}: {code}: {reason}{detail}", 500))
-    if transient:
-        raise TransientError(message, code=code)
-    raise PermanentError(message, code=code)
+    return reported_failure(
+        f"{what}: {code}: {reason}{detail}",
+        code=code,
+        transient=flag if isinstance(flag, bool) else code_is_transient(code),
+        scrubber=scrubber,
+    )

@@ -32,32 +32,25 @@ import anyio
 import httpx
 from attrs import Factory, define, field, frozen
 
-from .._errors import ExecutionError, PermanentError, PreflightError, TransientError
+from .._errors import PermanentError, TransientError
 from .._executor import ExecutionRequest, Response
-from ._http import (
-    AdapterConfigError,
-    HttpExecutorBase,
-    Scrubber,
-    Secret,
-    check_url,
-    display_url,
-    drop_none,
-    effective_deadline,
-    env_secret_factory,
-    int_param,
-    logger,
-    number_param,
+from ._base import HttpExecutorBase
+from ._config import AdapterConfigError, check_url, per_region
+from ._decoding import (
+    answer,
+    answer_text,
     ok_json,
     optional_float,
     optional_str,
-    request_json,
-    same_origin,
-    send,
+    reported_failure,
     str_tuple,
-    to_secret,
-    trim,
     unexpected,
 )
+from ._params import generation_params
+from ._preflight import check_regions
+from ._secrets import Scrubber, Secret, env_secret_factory, same_origin, to_secret
+from ._text import display_url, trim
+from ._transport import Call, logger, send
 
 __all__ = ["MODAL_TOKEN_ENV", "ModalEndpoint", "ModalExecutor", "ModalHealth"]
 
@@ -108,22 +101,17 @@ def _endpoints(value: Any) -> dict[str, ModalEndpoint]:
             "endpoints: expected a mapping of region name to URL, "
             f"got {type(value).__name__} {trim(repr(value), 80)}"
         )
-    result: dict[str, ModalEndpoint] = {}
-    for region, spec in value.items():
-        if not isinstance(region, str) or not region:
-            raise AdapterConfigError(
-                f"endpoints: expected non-empty region names as keys, got {region!r}"
-            )
-        if isinstance(spec, ModalEndpoint):
-            result[region] = spec
-        elif isinstance(spec, str):
-            result[region] = ModalEndpoint(check_url(spec, f"endpoints[{region!r}]"))
-        else:
-            raise AdapterConfigError(
-                f"endpoints[{region!r}]: expected a URL string or ModalEndpoint, "
-                f"got {type(spec).__name__}"
-            )
-    return result
+    return per_region(value, "endpoints", _endpoint)
+
+
+def _endpoint(region: str, spec: Any) -> ModalEndpoint:
+    if isinstance(spec, ModalEndpoint):
+        return spec
+    if isinstance(spec, str):
+        return ModalEndpoint(check_url(spec, f"endpoints[{region!r}]"))
+    raise AdapterConfigError(
+        f"endpoints[{region!r}]: expected a URL string or ModalEndpoint, got {type(spec).__name__}"
+    )
 
 
 def _non_negative(_: Any, __: Any, value: Any) -> None:
@@ -196,14 +184,12 @@ class ModalExecutor(HttpExecutorBase):
     )
     poll_interval: float = field(default=0.1, kw_only=True, validator=_non_negative)
 
-    def _scrubber(self) -> Scrubber:
-        return Scrubber.of(self.token)
+    def _secret(self) -> Secret | None:
+        return self.token
 
-    def _headers(self, origin: httpx.URL, url: httpx.URL) -> dict[str, str]:
+    def _hop_headers(self, origin: httpx.URL, url: httpx.URL) -> dict[str, str]:
         # A redirect may point elsewhere; the token goes only to the endpoint's own origin.
-        if self.token is None or not same_origin(origin, url):
-            return {}
-        return {"Authorization": "Bearer " + self.token.reveal()}
+        return self._headers() if same_origin(origin, url) else {}
 
     def _endpoint(self, region: str) -> ModalEndpoint:
         endpoint = self.endpoints.get(region)
@@ -226,65 +212,59 @@ class ModalExecutor(HttpExecutorBase):
                 invalid, or the answer is malformed.
         """
         endpoint = self._endpoint(request.region)
-        scrubber = self._scrubber()
-        params = request.params
         body = {
             "model": request.model,
             "prompt": request.prompt,
-            "temperature": number_param(params, "temperature", 0.1),
-            "max_tokens": int_param(params, "max_tokens", 500),
+            **generation_params(request.params),
         }
         what = f"Modal {request.region}, {request.key}"
-        deadline = effective_deadline(request, self.timeout)
-        client = self._http()
         origin = httpx.URL(endpoint.inference_url)
-        hop_started = anyio.current_time()
-        response = await send(
-            client,
-            "POST",
-            origin,
-            what=what,
-            scrubber=scrubber,
-            timeout=self._timeout(deadline),
-            headers=self._headers(origin, origin),
-            json_body=body,
-        )
-        polls = 0
-        while response.status_code == 303:
-            location = response.headers.get("location")
-            if not location:
-                raise PermanentError(
-                    f"{what}: HTTP 303 without a Location header from "
-                    f"{display_url(response.request.url)}",
-                    code="MALFORMED_REDIRECT",
-                )
-            url = response.request.url.join(location)
-            now = anyio.current_time()
-            if deadline is not None and now >= deadline:
-                raise TransientError(
-                    f"{what}: still running after {polls} polls when the attempt's deadline passed",
-                    code="DEADLINE_EXCEEDED",
-                )
-            pause = self.poll_interval - (now - hop_started)
-            if pause > 0:
-                if deadline is not None:
-                    pause = min(pause, deadline - now)
-                await anyio.sleep(pause)
+        scrubber = self._scrubber()
+        response, polls = await self._follow(origin, body, what, self._deadline(request), scrubber)
+        data = ok_json(response, what=what, scrubber=scrubber)
+        return _interpret(data, response, what=what, polls=polls, scrubber=scrubber)
+
+    async def _follow(
+        self, origin: httpx.URL, body: Any, what: str, deadline: float | None, scrubber: Scrubber
+    ) -> tuple[httpx.Response, int]:
+        """POST ``body``, then GET each 303's ``Location`` until a final answer.
+
+        Returns:
+            The final answer, whatever its status, and how many 303s were followed.
+        """
+        method, url, json_body, polls = "POST", origin, body, 0
+        while True:
+            hop_started = anyio.current_time()
+            timeout, headers = self._timeout(deadline), self._hop_headers(origin, url)
+            call = Call(
+                method, url, what=what, timeout=timeout, headers=headers, json_body=json_body
+            )
+            response = await send(self._http(), call, scrubber)
+            if response.status_code != 303:
+                return response, polls
+            url = _location(response, what)
+            await self._pause(hop_started, deadline, what=what, polls=polls)
             polls += 1
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug("%s: following 303 #%d to %s", what, polls, display_url(url))
-            hop_started = anyio.current_time()
-            response = await send(
-                client,
-                "GET",
-                url,
-                what=what,
-                scrubber=scrubber,
-                timeout=self._timeout(deadline),
-                headers=self._headers(origin, url),
+            # Never a second POST: that would start the work again.
+            method, json_body = "GET", None
+
+    async def _pause(
+        self, hop_started: float, deadline: float | None, *, what: str, polls: int
+    ) -> None:
+        """Wait before the next hop: ``poll_interval`` after the last began, within the deadline."""
+        now = anyio.current_time()
+        if deadline is not None and now >= deadline:
+            raise TransientError(
+                f"{what}: still running after {polls} polls when the attempt's deadline passed",
+                code="DEADLINE_EXCEEDED",
             )
-        data = ok_json(response, what=what, scrubber=scrubber)
-        return _interpret(data, response, what=what, polls=polls, scrubber=scrubber)
+        pause = self.poll_interval - (now - hop_started)
+        if pause > 0:
+            if deadline is not None:
+                pause = min(pause, deadline - now)
+            await anyio.sleep(pause)
 
     async def health(self, region: str) -> ModalHealth:
         """The health of one region's app (``GET`` its health endpoint).
@@ -300,19 +280,8 @@ class ModalExecutor(HttpExecutorBase):
                 f"no health URL for region {region!r}: give ModalEndpoint(..., health_url=...)",
                 code="NO_HEALTH_ENDPOINT",
             )
-        scrubber = self._scrubber()
         what = f"Modal {region} health"
-        url = httpx.URL(endpoint.health_url)
-        _, data = await request_json(
-            self._http(),
-            "GET",
-            url,
-            what=what,
-            scrubber=scrubber,
-            timeout=self._health_timeout(),
-            headers=self._headers(url, url),
-        )
-        data = scrubber.value(data)
+        data = await self._get_scrubbed(httpx.URL(endpoint.health_url), what=what)
         return ModalHealth(
             region=region,
             status=optional_str(data.get("status")),
@@ -332,65 +301,60 @@ class ModalExecutor(HttpExecutorBase):
             PreflightError: Naming every region without an endpoint, without a health URL,
                 unreachable, or not healthy, with the reason for each.
         """
-        problems: dict[str, str] = {}
+        await check_regions(regions, self._health_problem, "Modal")
 
-        async def check(region: str) -> None:
-            try:
-                health = await self.health(region)
-            except ExecutionError as exc:
-                problems[region] = exc.message
-            else:
-                if not health.healthy:
-                    problems[region] = f"status is {health.status!r}, not 'healthy'"
+    async def _health_problem(self, region: str) -> str | None:
+        health = await self.health(region)
+        return None if health.healthy else f"status is {health.status!r}, not 'healthy'"
 
-        async with anyio.create_task_group() as tg:
-            for region in dict.fromkeys(regions):
-                tg.start_soon(check, region)
-        if problems:
-            lines = "; ".join(f"{r!r}: {problems[r]}" for r in regions if r in problems)
-            raise PreflightError(f"Modal regions not usable: {lines}")
+
+def _location(response: httpx.Response, what: str) -> httpx.URL:
+    """Where a 303 answer points, resolved against the URL that gave it."""
+    location = response.headers.get("location")
+    if not location:
+        raise PermanentError(
+            f"{what}: HTTP 303 without a Location header from {display_url(response.request.url)}",
+            code="MALFORMED_REDIRECT",
+        )
+    return response.request.url.join(location)
+
+
+def _succeeded(
+    data: dict[str, Any], response: httpx.Response, what: str, scrubber: Scrubber
+) -> bool:
+    """Whether the app reports success, in either of its two answer forms."""
+    if "success" in data:
+        flag = data["success"]
+        if not isinstance(flag, bool):
+            raise unexpected(what, f"expected 'success': a bool, got {flag!r}", response, scrubber)
+        return flag
+    if "status" in data:
+        status = data["status"]
+        if status not in ("success", "error"):
+            problem = f"expected 'status': 'success' or 'error', got {status!r}"
+            raise unexpected(what, problem, response, scrubber)
+        return bool(status == "success")
+    raise unexpected(what, "expected a 'success' or 'status' field", response, scrubber)
 
 
 def _interpret(
     data: dict[str, Any], response: httpx.Response, *, what: str, polls: int, scrubber: Scrubber
 ) -> Response:
     scrubber = scrubber.for_body(response.content)
-    if "success" in data:
-        flag = data["success"]
-        if not isinstance(flag, bool):
-            raise unexpected(what, f"expected 'success': a bool, got {flag!r}", response, scrubber)
-        ok = flag
-    elif "status" in data:
-        status = data["status"]
-        if status not in ("success", "error"):
-            problem = f"expected 'status': 'success' or 'error', got {status!r}"
-            raise unexpected(what, problem, response, scrubber)
-        ok = status == "success"
-    else:
-        raise unexpected(what, "expected a 'success' or 'status' field", response, scrubber)
-    if ok:
-        text = data.get("response")
-        if text is None:
-            text = ""
-        if not isinstance(text, str):
-            problem = f"expected 'response' to be a string, got {type(text).__name__}"
-            raise unexpected(what, problem, response, scrubber)
-        metadata = drop_none(
-            [
+    if _succeeded(data, response, what, scrubber):
+        return answer(
+            answer_text(data, response, what=what, scrubber=scrubber),
+            provider="modal",
+            metadata=[
                 ("inference_time", optional_float(data.get("inference_time"))),
                 ("region", optional_str(data.get("region"))),
                 ("model", optional_str(data.get("model"))),
                 ("tokens_generated", data.get("tokens_generated")),
                 ("gpu_memory_used", data.get("gpu_memory_used")),
                 ("polls", polls),
-            ]
-        )
-        receipt = data.get("receipt")
-        return Response(
-            text=text,
-            provider="modal",
-            metadata=scrubber.value(metadata),
-            receipt=scrubber.value(receipt) if isinstance(receipt, dict) else None,
+            ],
+            receipt=data.get("receipt"),
+            scrubber=scrubber,
         )
     error = optional_str(data.get("error")) or "no error message"
     code = optional_str(data.get("error_code"))
@@ -401,7 +365,6 @@ def _interpret(
             code = code or pattern_code
             break
     code = code or "MODAL_EXECUTION_FAILED"
-    message = scrubber.text(trim(f"{what}: {code}: {error}", 500))
-    if permanent:
-        raise PermanentError(message, code=code)
-    raise TransientError(message, code=code)
+    raise reported_failure(
+        f"{what}: {code}: {error}", code=code, transient=not permanent, scrubber=scrubber
+    )

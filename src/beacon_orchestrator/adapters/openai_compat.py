@@ -14,29 +14,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import anyio
 import httpx
 from attrs import Factory, define, field
 
-from .._errors import ExecutionError, PermanentError, PreflightError
+from .._errors import PermanentError
 from .._executor import ExecutionRequest, Response
-from ._http import (
-    AdapterConfigError,
-    HttpExecutorBase,
-    Scrubber,
-    Secret,
-    check_url,
-    drop_none,
-    effective_deadline,
-    env_secret_factory,
-    int_param,
-    number_param,
-    optional_str,
-    request_json,
-    to_secret,
-    trim,
-    unexpected,
-)
+from ._base import HttpExecutorBase
+from ._config import AdapterConfigError, check_url, name_map, per_region
+from ._decoding import answer, optional_str, reported_failure, unexpected
+from ._params import generation_params
+from ._preflight import check_regions
+from ._secrets import Scrubber, Secret, env_secret_factory, to_secret
+from ._text import trim
 
 __all__ = ["OPENAI_API_KEY_ENV", "OpenAICompatExecutor"]
 
@@ -58,32 +47,13 @@ def _optional_url(value: Any) -> str | None:
 
 
 def _url_map(value: Any) -> dict[str, str]:
-    if value is not None and not isinstance(value, Mapping):
-        raise AdapterConfigError(
-            f"base_urls: expected a mapping of region name to URL, got {type(value).__name__}"
-        )
-    result: dict[str, str] = {}
-    for region, url in (value or {}).items():
-        if not isinstance(region, str) or not region:
-            raise AdapterConfigError(
-                f"base_urls: expected non-empty region names as keys, got {region!r}"
-            )
-        result[region] = check_url(url, f"base_urls[{region!r}]")
-    return result
+    return per_region(
+        value, "base_urls", lambda region, url: check_url(url, f"base_urls[{region!r}]")
+    )
 
 
 def _model_map(value: Any) -> dict[str, str]:
-    if value is not None and not isinstance(value, Mapping):
-        raise AdapterConfigError(
-            f"model_map: expected a mapping of model id to served name, got {type(value).__name__}"
-        )
-    result = dict(value or {})
-    for model, served in result.items():
-        if not isinstance(served, str) or not served:
-            raise AdapterConfigError(
-                f"model_map[{model!r}]: expected a non-empty model name string, got {served!r}"
-            )
-    return result
+    return name_map(value, "model_map", of="model id to served name", kind="model", str_keys=False)
 
 
 @define
@@ -131,13 +101,8 @@ class OpenAICompatExecutor(HttpExecutorBase):
                 "base_url: expected a server URL (or base_urls per region), got None"
             )
 
-    def _scrubber(self) -> Scrubber:
-        return Scrubber.of(self.api_key)
-
-    def _headers(self) -> dict[str, str]:
-        if self.api_key is None:
-            return {}
-        return {"Authorization": "Bearer " + self.api_key.reveal()}
+    def _secret(self) -> Secret | None:
+        return self.api_key
 
     def _root(self, region: str | None) -> str:
         url = self.base_url if region is None else self.base_urls.get(region, self.base_url)
@@ -158,40 +123,21 @@ class OpenAICompatExecutor(HttpExecutorBase):
             PermanentError: Other 4xx, no server for the region, a malformed answer.
         """
         root = self._root(request.region)
-        scrubber = self._scrubber()
         params = request.params
         served = self.model_map.get(request.model, request.model)
-        messages: list[dict[str, str]] = []
-        system = params.get("system_prompt")
-        if system is not None:
-            if not isinstance(system, str):
-                raise PermanentError(
-                    f"params.system_prompt: expected a string, got {trim(repr(system), 80)}",
-                    code="INVALID_PARAMS",
-                )
-            messages.append({"role": "system", "content": system})
-        messages.append({"role": "user", "content": request.prompt})
         body: dict[str, Any] = {
             "model": served,
-            "messages": messages,
-            "temperature": number_param(params, "temperature", 0.1),
-            "max_tokens": int_param(params, "max_tokens", 500),
+            "messages": _messages(request.prompt, params.get("system_prompt")),
+            **generation_params(params),
         }
         for name in _PASSTHROUGH:
             if name in params:
                 body[name] = params[name]
         what = f"OpenAI-compatible server, {request.key}"
-        response, data = await request_json(
-            self._http(),
-            "POST",
-            root + "/chat/completions",
-            what=what,
-            scrubber=scrubber,
-            timeout=self._timeout(effective_deadline(request, self.timeout)),
-            headers=self._headers(),
-            json_body=body,
+        response, data = await self._post_json(
+            root + "/chat/completions", body, what=what, deadline=self._deadline(request)
         )
-        return _interpret(data, response, what=what, served=served, scrubber=scrubber)
+        return _interpret(data, response, what=what, served=served, scrubber=self._scrubber())
 
     async def models(self, region: str | None = None) -> tuple[str, ...]:
         """The model ids the server for ``region`` (default: ``base_url``) lists at ``/v1/models``.
@@ -200,18 +146,9 @@ class OpenAICompatExecutor(HttpExecutorBase):
             TransientError: The server could not be reached or failed (5xx, timeout).
             PermanentError: No server for the region, or an answer that is not a model list.
         """
-        root = self._root(region)
-        scrubber = self._scrubber()
         what = "OpenAI-compatible server models"
-        response, data = await request_json(
-            self._http(),
-            "GET",
-            root + "/models",
-            what=what,
-            scrubber=scrubber,
-            timeout=self._health_timeout(),
-            headers=self._headers(),
-        )
+        response, data = await self._get_json(self._root(region) + "/models", what=what)
+        scrubber = self._scrubber()
         items = data.get("data")
         if not isinstance(items, list) or not all(
             isinstance(m, dict) and isinstance(m.get("id"), str) for m in items
@@ -226,20 +163,23 @@ class OpenAICompatExecutor(HttpExecutorBase):
         Raises:
             PreflightError: Naming every region without a server or whose server failed.
         """
-        problems: dict[str, str] = {}
+        await check_regions(regions, self._models_problem, "OpenAI-compatible")
 
-        async def check(region: str) -> None:
-            try:
-                await self.models(region)
-            except ExecutionError as exc:
-                problems[region] = exc.message
+    async def _models_problem(self, region: str) -> str | None:
+        await self.models(region)
+        return None
 
-        async with anyio.create_task_group() as tg:
-            for region in dict.fromkeys(regions):
-                tg.start_soon(check, region)
-        if problems:
-            lines = "; ".join(f"{r!r}: {problems[r]}" for r in regions if r in problems)
-            raise PreflightError(f"OpenAI-compatible regions not usable: {lines}")
+
+def _messages(prompt: str, system: Any) -> list[dict[str, str]]:
+    """The chat: the prompt as one user message, after ``system_prompt`` when there is one."""
+    if system is None:
+        return [{"role": "user", "content": prompt}]
+    if not isinstance(system, str):
+        raise PermanentError(
+            f"params.system_prompt: expected a string, got {trim(repr(system), 80)}",
+            code="INVALID_PARAMS",
+        )
+    return [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
 
 
 def _netloc(url: httpx.URL) -> str:
@@ -268,9 +208,11 @@ def _interpret(
         error = data.get("error")
         if isinstance(error, dict | str):
             detail = error.get("message") if isinstance(error, dict) else error
-            raise PermanentError(
-                scrubber.text(trim(f"{what}: server reported an error: {detail}", 500)),
+            raise reported_failure(
+                f"{what}: server reported an error: {detail}",
                 code="PROVIDER_ERROR",
+                transient=False,
+                scrubber=scrubber,
             )
         raise unexpected(what, "expected 'choices': a non-empty list", response, scrubber)
     choice = choices[0]
@@ -282,16 +224,14 @@ def _interpret(
         problem = "expected 'choices[0].message.content': a string or null"
         raise unexpected(what, problem, response, scrubber)
     usage = data.get("usage")
-    metadata = drop_none(
-        [
+    return answer(
+        text,
+        provider=_netloc(response.request.url),
+        metadata=[
             ("id", optional_str(data.get("id"))),
             ("model", optional_str(data.get("model")) or served),
             ("finish_reason", optional_str(choice.get("finish_reason"))),
             ("usage", usage if isinstance(usage, dict) else None),
-        ]
-    )
-    return Response(
-        text=text,
-        provider=_netloc(response.request.url),
-        metadata=scrubber.value(metadata),
+        ],
+        scrubber=scrubber,
     )
