@@ -49,12 +49,14 @@ from __future__ import annotations
 
 import ast
 import inspect
+import itertools
 import json
 import os
 import re
 import shlex
 import subprocess
 import sys
+import textwrap
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -68,6 +70,7 @@ import yaml
 from attrs import define, field, frozen
 from click.testing import CliRunner
 
+import beacon_orchestrator
 from beacon_orchestrator import load_jobspec
 from beacon_orchestrator.cli import cli
 
@@ -109,7 +112,7 @@ class Block:
 
     @property
     def where(self) -> str:
-        return f"{self.page.relative_to(ROOT)}:{self.line}"
+        return f"{_shown_path(self.page)}:{self.line}"
 
 
 @frozen
@@ -123,6 +126,10 @@ class Plan:
     services: tuple[tuple[str, str], ...] = ()  # (kind, URL in the block)
     exit_code: int = 0
     job_document: bool = True
+
+
+def _shown_path(page: Path) -> str:
+    return str(page.relative_to(ROOT)) if page.is_relative_to(ROOT) else str(page)
 
 
 def parse_blocks(page: Path) -> list[Block]:
@@ -161,7 +168,7 @@ def _read_block(
     while end < len(lines) and not closing.match(lines[end]):
         end += 1
     if end == len(lines):
-        raise HarnessError(f"{page.relative_to(ROOT)}:{start + 1}: unclosed code block")
+        raise HarnessError(f"{_shown_path(page)}:{start + 1}: unclosed code block")
     body = [
         line[len(indent) :] if line.startswith(indent) else line for line in lines[start + 1 : end]
     ]
@@ -340,12 +347,13 @@ def split_assignments(argv: tuple[str, ...]) -> tuple[dict[str, str], tuple[str,
 def _check_command(block: Block, command: tuple[str, ...]) -> None:
     _, argv = split_assignments(command)
     name = argv[0]
-    if name == "beacon" or (name == "export" and len(argv) == 2 and "=" in argv[1]):
-        return
+    # Shell operators would reach the command as arguments: only plain commands run here.
+    plain = not {"&&", "||", "|", ";", "<", ">>", "2>"} & set(argv)
+    exporting = name == "export" and len(argv) == 2 and "=" in argv[1]
     pytest_run = name == "pytest" or argv[1:3] == ("-m", "pytest")
     script_run = len(argv) > 1 and argv[1].endswith(".py")
-    chained = {"&&", "||", "|", ";"} & set(argv)
-    if name in {"python", "python3", "pytest"} and (pytest_run or script_run) and not chained:
+    python_run = name in {"python", "python3", "pytest"} and (pytest_run or script_run)
+    if plain and (name == "beacon" or exporting or python_run):
         return
     raise HarnessError(
         f"{block.where}: the docs test cannot run `{' '.join(argv)}`; "
@@ -633,3 +641,158 @@ def test_every_block_is_one_the_harness_runs(page: Path) -> None:
     """No page has a code block the harness cannot run, nor a marker it does not understand."""
     for p in plans_of(page):
         assert p.kind in {"python", "console", "data", "file", "shown", "skip"}
+
+
+def test_the_package_docstring_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """help(beacon_orchestrator) shows a complete example: it runs and completes its job."""
+    doc = beacon_orchestrator.__doc__ or ""
+    assert "docs/tutorial.md" in doc
+    assert "docs/how-to/" in doc
+    assert "docs/reference/" in doc
+    lines = doc.split("::\n", 1)[1].splitlines()
+    # The literal block: the indented lines (and blank ones) after the "::".
+    block = itertools.takewhile(lambda line: not line or line.startswith("    "), lines)
+    example = textwrap.dedent("\n".join(block))
+    exec(compile(example, "beacon_orchestrator.__doc__", "exec"), {"__name__": "__main__"})
+    assert capsys.readouterr().out.startswith("completed 2 of 2 executions succeeded")
+
+
+# -- the harness itself: what would let a broken page through --------------------------------
+
+
+def _page(tmp_path: Path, text: str) -> Path:
+    page = tmp_path / "page.md"
+    page.write_text(textwrap.dedent(text), encoding="utf-8")
+    return page
+
+
+def test_a_block_in_a_language_the_harness_cannot_run_fails(tmp_path: Path) -> None:
+    for fence in ("```ruby", "```", "~~~toml"):
+        page = _page(tmp_path, f"Intro.\n\n{fence}\nputs 1\n{fence[:3]}\n")
+        with pytest.raises(HarnessError, match="does not know how to run"):
+            plans_of(page)
+
+
+def test_a_command_hidden_in_a_text_block_fails(tmp_path: Path) -> None:
+    page = _page(tmp_path, "```text\n$ beacon run job.yaml\nError: ...\n```\n")
+    with pytest.raises(HarnessError, match="make it `console`"):
+        plans_of(page)
+
+
+def test_a_command_the_harness_cannot_run_must_be_marked(tmp_path: Path) -> None:
+    for command in (
+        "python3 -m pip install foo",
+        "git clone x",
+        "nox -s tests",
+        "beacon x && rm y",
+    ):
+        page = _page(tmp_path, f"```bash\n{command}\n```\n")
+        with pytest.raises(HarnessError, match="mark the block"):
+            plans_of(page)
+    marked = _page(
+        tmp_path, "<!-- test: skip: installs packages -->\n```bash\npip install x\n```\n"
+    )
+    (only,) = plans_of(marked)
+    assert (only.kind, only.skip_reason) == ("skip", "installs packages")
+
+
+def test_markers_apply_to_the_next_block_only_and_are_checked(tmp_path: Path) -> None:
+    page = _page(
+        tmp_path,
+        """\
+        <!-- test: async trio; serve router=http://router:8000 -->
+
+        ```python
+        x = HybridRouterExecutor("http://router:8000")
+        ```
+
+        <!-- test: async -->
+        A paragraph between a marker and its block cancels it.
+
+        ```python
+        y = 1
+        ```
+        """,
+    )
+    first, second = plans_of(page)
+    assert first.backends == ("trio",)
+    assert first.services == (("router", "http://router:8000"),)
+    assert second.backends == ()
+    for marker, problem in [
+        ("skip:", "needs its reason"),
+        ("asink", "unknown test directive"),
+        ("async curio", "the backends are"),
+        ("serve router=http://elsewhere", "does not appear"),
+        ("exit 1", "means nothing here"),
+    ]:
+        bad = _page(tmp_path, f"<!-- test: {marker} -->\n```python\nx = 1\n```\n")
+        with pytest.raises(HarnessError, match=problem):
+            plans_of(bad)
+
+
+def test_console_commands_are_parsed_as_a_shell_would(tmp_path: Path) -> None:
+    page = _page(
+        tmp_path,
+        """\
+        ```console
+        $ beacon run job.yaml \\
+          --executor demo   # a comment
+        Error: one
+        ...
+        $ beacon export job > job.jsonl
+        $ HYPOTHESIS_PROFILE=quick python -m pytest test_x.py
+        ```
+        """,
+    )
+    (block,) = parse_blocks(page)
+    run, export, pytest_run = commands(block)
+    assert run == Command(
+        ("beacon", "run", "job.yaml", "--executor", "demo"), None, ("Error: one", "...")
+    )
+    assert export == Command(("beacon", "export", "job"), "job.jsonl", ())
+    assert split_assignments(pytest_run.argv) == (
+        {"HYPOTHESIS_PROFILE": "quick"},
+        ("python", "-m", "pytest", "test_x.py"),
+    )
+
+
+def test_expected_output_must_match_with_ellipses_for_any_lines() -> None:
+    assert matches(("Error: 2 problems", "...", "  - last"), "Error: 2 problems\na\nb\n  - last\n")
+    assert matches(("...",), "")
+    assert not matches(("Error: 2 problems",), "Error: 3 problems\n")
+    assert not matches(("a",), "a\nb\n")  # an unexpected extra line
+
+
+def test_the_demo_executor_is_paced_fast_whatever_the_page_says() -> None:
+    assert demo_paced(["demo"]) == ["demo", "--speed", DEMO_SPEED]
+    assert demo_paced(["run", "j.yaml", "--executor", "demo", "--speed", "10"]) == [
+        "run",
+        "j.yaml",
+        "--executor",
+        "demo",
+        "--speed",
+        DEMO_SPEED,
+    ]
+    real = ["run", "j.yaml", "--executor", "openai", "--speed", "10"]
+    assert demo_paced(real) == real
+
+
+def test_a_failing_block_points_at_its_line_in_the_page(tmp_path: Path) -> None:
+    page = _page(tmp_path, "Text.\n\n```python\nx = 1\nprint(undefined)\n```\n")
+    (p,) = plans_of(page)
+    with pytest.raises(NameError) as info:
+        PageRun(tmp_path, None, {}).run(p)
+    frame = info.traceback[-1]
+    assert (str(frame.path), frame.lineno + 1) == (str(page), 5)
+
+
+def test_a_command_that_exits_otherwise_than_marked_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    command = "$ beacon run missing.yaml --executor demo\n"  # exits 2: no such file
+    unmarked = _page(tmp_path, f"```console\n{command}```\n")
+    with pytest.raises(AssertionError, match="exited 2, not 0"):
+        PageRun(tmp_path, None, {}).run(*plans_of(unmarked))
+    marked = _page(tmp_path, f"<!-- test: exit 2 -->\n```console\n{command}```\n")
+    PageRun(tmp_path, None, {}).run(*plans_of(marked))
