@@ -1,9 +1,31 @@
 """beacon_orchestrator: run cross-region LLM probe jobs, safely.
 
-A job is a battery of questions asked of a set of models in each region they are served from;
-every cell of that cube is one execution sent through a pluggable :class:`Executor`, scheduled by
-the :class:`RegionQueue` under bounded concurrency, with cancellation that stops all new work, a
-min-success-rate verdict, and durable, resumable storage.
+A job asks a battery of questions of a set of models, in every region each model is served
+from; each question x model x region cell is one execution, sent through a pluggable
+:class:`Executor` and scheduled by the :class:`RegionQueue` under bounded concurrency, with
+cancellation that stops all new work, a status verdict decided last, and durable, resumable
+storage (:class:`SQLiteStore`).
+
+The smallest complete job, with a fake executor standing in for a model server::
+
+    from beacon_orchestrator import JobSpec, ModelTarget, Question, run_job_sync
+    from beacon_orchestrator.testing import FakeExecutor
+
+    spec = JobSpec(
+        id="hello",
+        questions=[Question("capital", "What is the capital of Australia?")],
+        models=[ModelTarget("llama3.2-1b", ["us-east", "eu-west"])],
+    )
+    result = run_job_sync(spec, FakeExecutor.random(seed=1))
+    print(result.status, result.reason)
+
+In async code (and in a notebook) ``await run_job(spec, executor, store=...)`` instead.
+
+Documentation, in the repository's ``README.md`` and ``docs/`` (``nox -s docs`` builds the
+site): the tutorial ``docs/tutorial.md`` (your first job in five minutes); how-to guides in
+``docs/how-to/`` (write an executor, test it, write a store, run against real endpoints, use it
+in a notebook, cancel and resume); the reference ``docs/reference/`` (also ``help()`` on any
+name here, and ``beacon --help`` for the command line).
 """
 
 from ._errors import (
