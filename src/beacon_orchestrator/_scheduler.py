@@ -629,18 +629,18 @@ class RegionQueue:
         if status is _C and response is not None:
             text = response.text
             record = ExecutionRecord(
-                key,
-                _C,
-                text,
-                not text.strip(),
-                None,
-                None,
-                attempt,
-                started + self._wall_offset,
-                self._now() + self._wall_offset,
-                response.provider,
-                response.metadata,
-                response.receipt,
+                key=key,
+                status=_C,
+                text=text,
+                empty=not text.strip(),
+                error_code=None,
+                error_message=None,
+                attempts=attempt,
+                started_at=started + self._wall_offset,
+                finished_at=self._now() + self._wall_offset,
+                provider=response.provider,
+                metadata=response.metadata,
+                receipt=response.receipt,
             )
         else:
             record = self._failure_record(key, status, err, attempt, started)
@@ -712,15 +712,15 @@ class RegionQueue:
             why = self._cancel_reason or "cancelled"
             message = f"interrupted: {why}" + (f" (last failure: {message})" if message else "")
         return ExecutionRecord(
-            key,
-            status,
-            None,
-            False,
-            code,
-            message,
-            attempts,
-            self._wall(started),
-            self._wall(self._now() if ended is None else ended),
+            key=key,
+            status=status,
+            text=None,
+            empty=False,
+            error_code=code,
+            error_message=message,
+            attempts=attempts,
+            started_at=self._wall(started),
+            finished_at=self._wall(self._now() if ended is None else ended),
         )
 
     def _interrupt(
@@ -851,7 +851,15 @@ class RegionQueue:
         chunk: list[tuple[ExecutionRecord, _Ep, int]] = []
         for key, e, q in self._unstarted_keys():
             rec = ExecutionRecord(
-                key, _S, None, False, "SKIPPED", f"never started: {reason}", 0, None, now_wall
+                key=key,
+                status=_S,
+                text=None,
+                empty=False,
+                error_code="SKIPPED",
+                error_message=f"never started: {reason}",
+                attempts=0,
+                started_at=None,
+                finished_at=now_wall,
             )
             chunk.append((rec, e, q))
             if len(chunk) >= _SKIP_CHUNK:

@@ -68,11 +68,13 @@ class ExecutionStatus(enum.StrEnum):
 _FINISHED = frozenset({ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT})
 
 
-@frozen
+@frozen(kw_only=True)
 class ExecutionRecord:
     """The persisted outcome of one execution key.
 
     Timestamps are seconds since the Unix epoch (floats), so records serialise without loss.
+    Every argument is a keyword (``ExecutionRecord(key=..., status=...)``), so fields can be
+    added without breaking callers.
 
     Attributes:
         key: Which cell of the job this is.

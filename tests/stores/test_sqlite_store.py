@@ -261,8 +261,8 @@ async def test_a_completed_record_is_only_replaced_by_a_completed_one(
 
 async def test_a_record_the_table_cannot_hold_fails_only_its_own_write(tmp_path: Path) -> None:
     key, other = ExecutionKey("q0", "m0", "us-east"), ExecutionKey("q1", "m0", "us-east")
-    bad_metadata = ExecutionRecord(key, C, text="x", metadata={"when": object()})
-    bad_text = ExecutionRecord(key, C, text="\ud800")
+    bad_metadata = ExecutionRecord(key=key, status=C, text="x", metadata={"when": object()})
+    bad_text = ExecutionRecord(key=key, status=C, text="\ud800")
     async with SQLiteStore(tmp_path / "jobs.db") as store:
         await store.open_job(make_spec())
         with pytest.raises(StoreError, match=r"q0/m0@us-east.*JSON"):
