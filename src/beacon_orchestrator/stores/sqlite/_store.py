@@ -18,7 +18,7 @@ How it stays correct:
   :class:`~beacon_orchestrator.StoreError` and leave the file untouched (``_schema``).
 - **No duplicates.** Records are keyed by ``(job_id, question_id, model_id, region)``; the
   write rule of :func:`~beacon_orchestrator.stores.should_replace` is one SQL upsert whose
-  ``WHERE`` keeps ``COMPLETED`` rows (``_rows``).
+  ``WHERE`` keeps ``COMPLETED`` rows (``_rows``, whose columns come from the record codec).
 """
 
 from __future__ import annotations

@@ -1,0 +1,435 @@
+"""One codec for every flat form of a record, derived from the record class's attrs fields.
+
+A record is flattened in three places: its dict form (``to_dict``/``from_dict``, JSON Lines),
+SQLite's ``records`` table, and the export rows (``records_to_rows``, CSV). All three take
+their columns from one :class:`RecordCodec`, which walks ``attrs.fields(cls)`` in order. A
+field becomes one column of its own name holding its value as it is, unless its declaration
+names an :class:`Encoding` (``field(metadata=encoded(...))``):
+
+- :func:`flattened`: a named tuple spread over one column per item (an execution key becomes
+  ``question_id``, ``model_id``, ``region``);
+- :func:`enum_value`: an enum member stored as its value;
+- :func:`json_object`: a mapping: a dict in the dict form, JSON text in a table or an export;
+- :data:`EPOCH_SECONDS`: a timestamp in seconds since the epoch: ISO-8601 (UTC) in exports.
+
+So a new field that is a plain ``str``, ``int``, ``float`` or ``bool`` (or ``None``) needs no
+more than its declaration, and any other field must declare its encoding: building the codec
+refuses a field it does not know how to flatten. SQLite also needs the new column: add a
+migration in ``stores/sqlite/_schema.py`` (a test compares the table with the codec).
+
+This module knows no record class, so the module that defines one can build its codec without
+an import cycle.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+import types
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from operator import attrgetter, itemgetter
+from typing import Any, Final, Generic, TypeVar, Union, get_args, get_origin, get_type_hints
+
+import attrs
+from attrs import AttrsInstance, field, frozen
+
+__all__ = [
+    "EPOCH_SECONDS",
+    "EncodeError",
+    "Encoding",
+    "FieldCodec",
+    "RecordCodec",
+    "encoded",
+    "enum_value",
+    "flattened",
+    "json_object",
+]
+
+_R = TypeVar("_R", bound=AttrsInstance)
+_CODEC_KEY: Final = "beacon_orchestrator.encoding"
+_SCALARS: Final = frozenset({str, int, float, bool, types.NoneType})
+_UNIONS: Final = (Union, types.UnionType)
+
+Convert = Callable[[Any], Any]
+"""One value of a field (or the tuple of a spreading field's columns) to another form."""
+
+
+class EncodeError(ValueError):
+    """A field value a flat form cannot hold; the message names the field."""
+
+
+@frozen(kw_only=True)
+class Encoding:
+    """How one field crosses into flat columns: a conversion per direction and form.
+
+    A conversion left ``None`` keeps the value as it is (and costs nothing on the hot path).
+    A conversion that cannot convert a value raises :class:`EncodeError` saying what it must be.
+
+    Attributes:
+        items: The columns of a field spread over several (a named tuple's fields), or ``()``
+            for one column named after the field. A spreading field's columns hold its items
+            as they are; ``from_plain``/``from_sql`` get the tuple of their values.
+        item_types: The types of :attr:`items`, in order.
+        to_plain: To the JSON-ready value of the dict form.
+        from_plain: Back from the dict form.
+        to_sql: To a table column's value (``str``, ``int``, ``float`` or ``None``).
+        from_sql: Back from a table column.
+        to_export: To an export row's scalar (``str``, ``int``, ``float``, ``bool``, ``None``).
+    """
+
+    items: tuple[str, ...] = ()
+    item_types: tuple[Any, ...] = ()
+    to_plain: Convert | None = None
+    from_plain: Convert | None = None
+    to_sql: Convert | None = None
+    from_sql: Convert | None = None
+    to_export: Convert | None = None
+
+
+def encoded(encoding: Encoding) -> dict[str, Encoding]:
+    """The attrs ``metadata`` declaring a field's encoding: ``field(metadata=encoded(...))``."""
+    return {_CODEC_KEY: encoding}
+
+
+def flattened(kind: type[tuple[Any, ...]]) -> Encoding:
+    """A named tuple spread over one column per item, each named after the tuple's field."""
+    hints = get_type_hints(kind)
+    items: tuple[str, ...] = kind._fields  # type: ignore[attr-defined]
+    make: Convert = kind._make  # type: ignore[attr-defined]
+    return Encoding(
+        items=items,
+        item_types=tuple(hints[i] for i in items),
+        from_plain=make,
+        from_sql=make,
+    )
+
+
+def enum_value(kind: type[enum.Enum]) -> Encoding:
+    """An enum member, stored as its value."""
+    # Dict look-ups: calling the enum and reading .value cost a microsecond per row. A StrEnum
+    # member and its value are equal, so both find their value here.
+    values = {member: member.value for member in kind}
+    members = {member.value: member for member in kind}
+
+    def to_value(member: Any) -> Any:
+        try:
+            return values[member]
+        except (KeyError, TypeError):
+            raise EncodeError(f"must be a member of {kind.__name__}, got {member!r}") from None
+
+    def to_member(value: Any) -> Any:
+        try:
+            return members[value]
+        except (KeyError, TypeError):
+            return kind(value)  # raises the enum's own ValueError
+
+    return Encoding(
+        to_plain=to_value,
+        from_plain=to_member,
+        to_sql=to_value,
+        from_sql=to_member,
+        to_export=to_value,
+    )
+
+
+# Built once: json.dumps with keyword arguments builds a new encoder on every call, and table
+# rows are built on the hot path. ensure_ascii (the default) keeps lone surrogates storable.
+_compact_json: Final = json.JSONEncoder(separators=(",", ":")).encode
+_export_json: Final = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+
+
+def _json_text(encode: Callable[[Any], str], value: Mapping[str, Any] | None) -> str | None:
+    if value is None:
+        return None
+    if not value:
+        return "{}"
+    try:
+        return encode(dict(value))
+    except (TypeError, ValueError) as exc:
+        raise EncodeError(f"must be JSON-serialisable: {exc}") from None
+
+
+def _optional_dict(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if value is None else dict(value)
+
+
+def _optional_loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _dict_or_empty(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return value or {}
+
+
+def json_object(*, optional: bool = False) -> Encoding:
+    """A mapping of JSON values: a dict in the dict form, JSON text in a table or an export.
+
+    Args:
+        optional: Whether the field may be ``None`` (kept as ``None``). A mapping that may not
+            reads a ``null`` in the dict form as ``{}``.
+    """
+    return Encoding(
+        to_plain=_optional_dict if optional else dict,
+        from_plain=None if optional else _dict_or_empty,
+        to_sql=partial(_json_text, _compact_json),
+        from_sql=_optional_loads if optional else json.loads,
+        to_export=partial(_json_text, _export_json),
+    )
+
+
+def _iso(epoch: float | None) -> str | None:
+    return None if epoch is None else dt.datetime.fromtimestamp(epoch, tz=dt.UTC).isoformat()
+
+
+EPOCH_SECONDS: Final = Encoding(to_export=_iso)
+"""A timestamp in seconds since the epoch (or ``None``): an ISO-8601 string (UTC) in exports."""
+
+
+def _plain(kind: Any) -> Encoding:
+    # Booleans and integers are read through their type: stored values may be 0/1 or text.
+    if kind in (bool, int):
+        return Encoding(from_plain=kind, to_sql=kind, from_sql=kind)
+    return Encoding()
+
+
+@frozen
+class FieldCodec:
+    """One attrs field of a record class and how it is flattened.
+
+    Attributes:
+        name: The attribute's name.
+        columns: The columns it fills, in order.
+        encoding: How its values cross into those columns.
+        required: Whether the field has no default (so the dict form must hold its columns).
+        text: The columns among :attr:`columns` that hold text (``str`` or ``None``).
+    """
+
+    name: str
+    columns: tuple[str, ...]
+    encoding: Encoding
+    required: bool
+    text: tuple[str, ...]
+
+    @classmethod
+    def of(cls, attribute: attrs.Attribute[Any], hint: Any, owner: type) -> FieldCodec:
+        """Read one attrs field, its resolved type hint and its declared encoding.
+
+        Raises:
+            TypeError: The field is not a plain scalar and declares no encoding.
+        """
+        declared: Encoding | None = attribute.metadata.get(_CODEC_KEY)
+        kinds = set(get_args(hint)) if get_origin(hint) in _UNIONS else {hint}
+        if declared is None and not kinds <= _SCALARS:
+            raise TypeError(
+                f"{owner.__name__}.{attribute.name}: {hint} is not a plain scalar; declare "
+                "its encoding with field(metadata=encoded(...))"
+            )
+        encoding = _plain(hint) if declared is None else declared
+        if encoding.items:
+            columns = encoding.items
+            text = tuple(c for c, t in zip(columns, encoding.item_types, strict=True) if t is str)
+        else:
+            columns = (attribute.name,)
+            text = columns if declared is None and str in kinds else ()
+        return cls(
+            name=attribute.name,
+            columns=columns,
+            encoding=encoding,
+            required=attribute.default is attrs.NOTHING,
+            text=text,
+        )
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Where each column's value is, from the record (``key.region``), for ``attrgetter``."""
+        if self.encoding.items:
+            return tuple(f"{self.name}.{c}" for c in self.columns)
+        return (self.name,)
+
+
+_Steps = tuple[tuple[int, Convert], ...]
+"""``(column index, conversion)`` for the columns a form converts."""
+
+
+def _steps(fields: Sequence[FieldCodec], form: str) -> _Steps:
+    out: list[tuple[int, Convert]] = []
+    index = 0
+    for f in fields:
+        convert: Convert | None = getattr(f.encoding, form)
+        if convert is not None and not f.encoding.items:
+            out.append((index, convert))
+        index += len(f.columns)
+    return tuple(out)
+
+
+@frozen
+class _Decoder(Generic[_R]):
+    """Builds records from column values in one order (a result row, the dict form's)."""
+
+    make: type[_R]
+    names: tuple[str, ...]  # of the one-column fields
+    pick: Callable[[Sequence[Any]], tuple[Any, ...]]  # their values (and one more, see below)
+    convert: tuple[tuple[str, Convert], ...]
+    spread: tuple[tuple[str, Callable[[Sequence[Any]], Any], Convert | None], ...]
+
+    @classmethod
+    def of(
+        cls, make: type[_R], fields: Sequence[FieldCodec], names: Sequence[str], form: str
+    ) -> _Decoder[_R]:
+        at = {name: index for index, name in enumerate(names)}
+        singles = [f for f in fields if not f.encoding.items]
+        return cls(
+            make=make,
+            names=tuple(f.name for f in singles),
+            # One more index, so itemgetter returns a tuple even for a single field (zip
+            # stops at the names).
+            pick=itemgetter(*(at[f.name] for f in singles), 0),
+            convert=tuple(
+                (f.name, getattr(f.encoding, form))
+                for f in singles
+                if getattr(f.encoding, form) is not None
+            ),
+            spread=tuple(
+                (f.name, itemgetter(*(at[c] for c in f.columns)), getattr(f.encoding, form))
+                for f in fields
+                if f.encoding.items
+            ),
+        )
+
+    def __call__(self, row: Sequence[Any]) -> _R:
+        kwargs = dict(zip(self.names, self.pick(row), strict=False))
+        for name, convert in self.convert:
+            kwargs[name] = convert(kwargs[name])
+        for name, pick, join in self.spread:
+            kwargs[name] = pick(row) if join is None else join(pick(row))
+        return self.make(**kwargs)
+
+
+@frozen
+class RecordCodec(Generic[_R]):
+    """The flat forms of one attrs class's instances: ``RecordCodec(ExecutionRecord)``.
+
+    Args:
+        record_type: The attrs class. Its fields are read once, here.
+
+    Raises:
+        TypeError: A field is not a plain scalar and declares no encoding.
+    """
+
+    record_type: type[_R]
+    fields: tuple[FieldCodec, ...] = field(init=False)
+    """The fields, in declaration order."""
+    columns: tuple[str, ...] = field(init=False)
+    """Every column, in order: the keys of the dict form and of an export row, the values of a
+    table row."""
+    text_columns: frozenset[str] = field(init=False)
+    """The columns that hold text (``str`` or ``None``): the ones a table checks for Unicode."""
+    _values: Callable[[_R], tuple[Any, ...]] = field(init=False, repr=False)
+    _to_plain: _Steps = field(init=False, repr=False)
+    _to_sql: _Steps = field(init=False, repr=False)
+    _to_export: _Steps = field(init=False, repr=False)
+    _from_plain: _Decoder[_R] = field(init=False, repr=False)
+
+    @fields.default
+    def _read_fields(self) -> tuple[FieldCodec, ...]:
+        hints = get_type_hints(self.record_type)
+        return tuple(
+            FieldCodec.of(a, hints[a.name], self.record_type)
+            for a in attrs.fields(self.record_type)
+        )
+
+    @columns.default
+    def _all_columns(self) -> tuple[str, ...]:
+        return tuple(c for f in self.fields for c in f.columns)
+
+    @text_columns.default
+    def _all_text_columns(self) -> frozenset[str]:
+        return frozenset(c for f in self.fields for c in f.text)
+
+    @_values.default
+    def _getter(self) -> Callable[[_R], tuple[Any, ...]]:
+        # One C call that reads every column's value.
+        paths = [p for f in self.fields for p in f.paths]
+        if len(paths) == 1:  # attrgetter returns a bare value for one path
+            return lambda record: (attrgetter(paths[0])(record),)
+        return attrgetter(*paths)
+
+    @_to_plain.default
+    def _plain_steps(self) -> _Steps:
+        return _steps(self.fields, "to_plain")
+
+    @_to_sql.default
+    def _sql_steps(self) -> _Steps:
+        return _steps(self.fields, "to_sql")
+
+    @_to_export.default
+    def _export_steps(self) -> _Steps:
+        return _steps(self.fields, "to_export")
+
+    @_from_plain.default
+    def _plain_decoder(self) -> _Decoder[_R]:
+        return _Decoder.of(self.record_type, self.fields, self.columns, "from_plain")
+
+    def to_dict(self, record: _R) -> dict[str, Any]:
+        """The dict form: every column, JSON-ready."""
+        return dict(zip(self.columns, self._encode(self._to_plain, record), strict=True))
+
+    def from_dict(self, data: Mapping[str, Any]) -> _R:
+        """The record back from its dict form; a missing column leaves its field's default.
+
+        Raises:
+            KeyError: A column of a required field is missing.
+            ValueError: A value does not convert (e.g. an unknown enum value).
+            TypeError: A value does not convert.
+        """
+        try:
+            row = [data[c] for c in self.columns]
+        except KeyError:
+            return self._from_partial_dict(data)
+        return self._from_plain(row)
+
+    def _from_partial_dict(self, data: Mapping[str, Any]) -> _R:
+        kwargs: dict[str, Any] = {}
+        for f in self.fields:
+            if not f.required and not all(c in data for c in f.columns):
+                continue  # the attrs default
+            raw = tuple(data[c] for c in f.columns) if f.encoding.items else data[f.name]
+            convert = f.encoding.from_plain
+            kwargs[f.name] = raw if convert is None else convert(raw)
+        return self.record_type(**kwargs)
+
+    def to_sql(self, record: _R) -> list[Any]:
+        """The values of a table row, one per column of :attr:`columns`.
+
+        Raises:
+            EncodeError: A field the table cannot hold, named first in the message.
+        """
+        return self._encode(self._to_sql, record)
+
+    def sql_reader(self, names: Sequence[str]) -> Callable[[Sequence[Any]], _R]:
+        """A function from a result row to a record, finding each column by its name.
+
+        Args:
+            names: The result's column names, in order (they may include others).
+        """
+        return _Decoder.of(self.record_type, self.fields, names, "from_sql")
+
+    def to_export(self, record: _R) -> dict[str, Any]:
+        """The scalars of an export row, by column.
+
+        Raises:
+            EncodeError: A field an export cannot hold, named first in the message.
+        """
+        return dict(zip(self.columns, self._encode(self._to_export, record), strict=True))
+
+    def _encode(self, steps: _Steps, record: _R) -> list[Any]:
+        values = list(self._values(record))
+        index = 0
+        try:
+            for index, convert in steps:
+                values[index] = convert(values[index])
+        except EncodeError as exc:
+            raise EncodeError(f"{self.columns[index]} {exc}") from None
+        return values
