@@ -13,6 +13,7 @@ from ..._status import JobResult, JobStatus
 from ..._types import ExecutionRecord, ExecutionStatus
 from .._protocol import JobInfo, StoredProgress
 from ._rows import SELECT_RECORDS, read_records
+from ._transactions import read_snapshot
 
 __all__ = [
     "insert_job",
@@ -70,12 +71,9 @@ def store_result(conn: sqlite3.Connection, job_id: str, result: JobResult, at: f
 
 def read_result(conn: sqlite3.Connection, job_id: str) -> JobResult | None:
     """A job's stored verdict with its records (one snapshot), or ``None`` if it has none."""
-    conn.execute("BEGIN")
-    try:
+    with read_snapshot(conn):
         row = conn.execute("SELECT result FROM jobs WHERE id = ?", (job_id,)).fetchone()
         records = read_records(conn.execute(SELECT_RECORDS, (job_id,)))
-    finally:
-        conn.execute("COMMIT")
     return None if row[0] is None else _result(job_id, row[0], records)
 
 
@@ -118,8 +116,7 @@ def read_jobs(conn: sqlite3.Connection) -> list[JobInfo]:
 def read_progress(conn: sqlite3.Connection, job_id: str) -> StoredProgress:
     """Counts per status, overall and per question, model and region (one snapshot)."""
     # One read transaction: the three GROUP BYs see the same snapshot.
-    conn.execute("BEGIN")
-    try:
+    with read_snapshot(conn):
         planned = int(
             conn.execute("SELECT planned FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
         )
@@ -133,8 +130,6 @@ def read_progress(conn: sqlite3.Connection, job_id: str) -> StoredProgress:
             )
             for column in ("question_id", "model_id", "region")
         }
-    finally:
-        conn.execute("COMMIT")
     counts: dict[ExecutionStatus, int] = {}
     for slot in groups["region"].values():
         for status, n in slot.items():

@@ -12,6 +12,7 @@ from typing import Any, Final
 from ..._errors import StoreError
 from ..._record_codec import EncodeError
 from ..._types import RECORD_CODEC, ExecutionKey, ExecutionRecord, ExecutionStatus
+from ._transactions import write_transaction
 
 __all__ = [
     "COLUMNS",
@@ -80,14 +81,8 @@ def _check_text(key: ExecutionKey, row: Row) -> None:
 
 def write_rows(rows: list[Row], conn: sqlite3.Connection) -> None:
     """Upsert rows in one transaction (the write rule applies, also among the rows)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(conn):
         conn.executemany(UPSERT, rows)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
 
 
 def read_records(cursor: sqlite3.Cursor) -> list[ExecutionRecord]:

@@ -21,6 +21,7 @@ from typing import Final
 from attrs import frozen
 
 from ..._errors import StoreError
+from ._transactions import write_transaction
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "connect", "migrate"]
 
@@ -128,19 +129,13 @@ def migrate(conn: sqlite3.Connection, where: str) -> None:
     """
     if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
         return  # the common case takes no write lock, so readers never block a writer
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(conn):
         version = _locked_version(conn, where)
         for statements in _MIGRATIONS[version:]:
             for statement in statements:
                 conn.execute(statement)
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
 
 
 def _locked_version(conn: sqlite3.Connection, where: str) -> int:
