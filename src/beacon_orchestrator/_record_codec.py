@@ -140,11 +140,12 @@ _compact_json: Final = json.JSONEncoder(separators=(",", ":")).encode
 _export_json: Final = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
 
-def _json_text(encode: Callable[[Any], str], value: Mapping[str, Any] | None) -> str | None:
-    if value is None:
-        return None
+def _json_text(
+    encode: Callable[[Any], str], value: Mapping[str, Any] | None, *, optional: bool
+) -> str | None:
     if not value:
-        return "{}"
+        # A mapping that may not be None is stored as {} even if it is (as it always was).
+        return None if value is None and optional else "{}"
     try:
         return encode(dict(value))
     except (TypeError, ValueError) as exc:
@@ -173,9 +174,9 @@ def json_object(*, optional: bool = False) -> Encoding:
     return Encoding(
         to_plain=_optional_dict if optional else dict,
         from_plain=None if optional else _dict_or_empty,
-        to_sql=partial(_json_text, _compact_json),
+        to_sql=partial(_json_text, _compact_json, optional=optional),
         from_sql=_optional_loads if optional else json.loads,
-        to_export=partial(_json_text, _export_json),
+        to_export=partial(_json_text, _export_json, optional=optional),
     )
 
 
