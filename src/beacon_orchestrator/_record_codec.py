@@ -28,7 +28,6 @@ import enum
 import json
 import types
 from collections.abc import Callable, Mapping, Sequence
-from functools import partial
 from operator import attrgetter, itemgetter
 from typing import Any, Final, Generic, TypeVar, Union, get_args, get_origin, get_type_hints
 
@@ -140,16 +139,19 @@ _compact_json: Final = json.JSONEncoder(separators=(",", ":")).encode
 _export_json: Final = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
 
-def _json_text(
-    encode: Callable[[Any], str], value: Mapping[str, Any] | None, *, optional: bool
-) -> str | None:
-    if not value:
-        # A mapping that may not be None is stored as {} even if it is (as it always was).
-        return None if value is None and optional else "{}"
-    try:
-        return encode(dict(value))
-    except (TypeError, ValueError) as exc:
-        raise EncodeError(f"must be JSON-serialisable: {exc}") from None
+def _json_text(encode: Callable[[Any], str], *, optional: bool) -> Convert:
+    """A conversion of a mapping to JSON text with ``encode`` (a closure: no per-call kwargs)."""
+
+    def convert(value: Mapping[str, Any] | None) -> str | None:
+        if not value:
+            # A mapping that may not be None is stored as {} even if it is (as it always was).
+            return None if value is None and optional else "{}"
+        try:
+            return encode(dict(value))
+        except (TypeError, ValueError) as exc:
+            raise EncodeError(f"must be JSON-serialisable: {exc}") from None
+
+    return convert
 
 
 def _optional_dict(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -174,9 +176,9 @@ def json_object(*, optional: bool = False) -> Encoding:
     return Encoding(
         to_plain=_optional_dict if optional else dict,
         from_plain=None if optional else _dict_or_empty,
-        to_sql=partial(_json_text, _compact_json, optional=optional),
+        to_sql=_json_text(_compact_json, optional=optional),
         from_sql=_optional_loads if optional else json.loads,
-        to_export=partial(_json_text, _export_json, optional=optional),
+        to_export=_json_text(_export_json, optional=optional),
     )
 
 

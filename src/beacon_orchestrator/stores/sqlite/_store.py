@@ -215,8 +215,14 @@ class SQLiteStore:
             spec_json = json.dumps(document, sort_keys=True, separators=(",", ":"))
         except (TypeError, ValueError) as exc:
             raise StoreError(f"job {spec.id!r}: the spec is not JSON-serialisable: {exc}") from exc
-        insert = partial(_jobs.insert_job, job_id=spec.id, spec_json=spec_json, planned=spec.size)
-        stored_json = await self._call(partial(insert, at=self.clock()))
+        insert = partial(
+            _jobs.insert_job,
+            job_id=spec.id,
+            spec_json=spec_json,
+            planned=spec.size,
+            at=self.clock(),
+        )
+        stored_json = await self._call(insert)
         if stored_json != spec_json and not self._same_spec(stored_json, spec):
             raise self._conflict(spec, json.loads(stored_json))
         self._known[spec.id] = _Known(spec=spec)
