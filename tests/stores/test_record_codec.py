@@ -64,6 +64,9 @@ def test_every_field_of_execution_record_is_a_column_of_every_form() -> None:
     assert list(record.to_dict()) == columns
     assert [c for c in ROW_FIELDS if c != "duration"] == columns
     assert list(COLUMNS) == ["job_id", *columns]
+    for form in ("to_plain", "to_sql", "to_export", "from_plain", "from_sql"):
+        source = RECORD_CODEC.source(form)  # what was compiled for the form
+        assert all(f"record.{name}" in source or f"{name}=" in source for name in fields)
 
 
 def test_the_records_table_has_exactly_the_codecs_columns(conn: sqlite3.Connection) -> None:
