@@ -413,11 +413,7 @@ class RecordCodec(Generic[_R]):
         Raises:
             EncodeError: A field the table cannot hold, named first in the message.
         """
-        try:
-            return self._to_sql(record)
-        except EncodeError:
-            self._blame(record, "to_sql")
-            raise
+        return _named(self._to_sql, record, self.fields, "to_sql")
 
     def sql_reader(self, names: Sequence[str]) -> Callable[[Sequence[Any]], _R]:
         """A function from a result row to a record, finding each column by its name.
@@ -434,15 +430,22 @@ class RecordCodec(Generic[_R]):
         Raises:
             EncodeError: A field an export cannot hold, named first in the message.
         """
-        try:
-            return self._to_export(record)
-        except EncodeError:
-            self._blame(record, "to_export")
-            raise
+        return _named(self._to_export, record, self.fields, "to_export")
 
-    def _blame(self, record: _R, form: str) -> None:
-        """Raise the EncodeError of the first field that fails ``form``, naming that field."""
-        for f in self.fields:
+
+_T = TypeVar("_T")
+
+
+def _named(encode: Callable[[Any], _T], record: Any, fields: Sequence[FieldCodec], form: str) -> _T:
+    """``encode(record)``, its EncodeError naming the field: a compiled form cannot say which.
+
+    Raises:
+        EncodeError: The first field whose conversion fails, named first in the message.
+    """
+    try:
+        return encode(record)
+    except EncodeError:
+        for f in fields:  # the slow path of a record that cannot be stored: find the field
             convert: Convert | None = getattr(f.encoding, form)
             if convert is None or f.encoding.items:
                 continue
@@ -450,3 +453,4 @@ class RecordCodec(Generic[_R]):
                 convert(getattr(record, f.name))
             except EncodeError as exc:
                 raise EncodeError(f"{f.name} {exc}") from None
+        raise
