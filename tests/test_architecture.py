@@ -65,17 +65,22 @@ def imports_of(module: str, path: Path, known: Mapping[str, Path]) -> set[str]:
     """The modules of the package that ``module`` (at ``path``) imports when it runs.
 
     ``from pkg import name`` imports ``pkg`` (its ``__init__``), and ``pkg.name`` too when that
-    is a submodule.
+    is a submodule. The one exception is ``from . import sibling`` (a submodule of the module's
+    own package): that package is already being imported, and Python loads the submodule
+    without needing its ``__init__`` to have finished, so it is an edge to the sibling only.
     """
     is_package = path.name == "__init__.py"
     found: set[str] = set()
     for node in _runtime_imports([ast.parse(path.read_text(encoding="utf-8"), str(path))]):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
-        else:
-            base = _base_of(node, module, is_package)
+            continue
+        base = _base_of(node, module, is_package)
+        submodules = {f"{base}.{alias.name}" for alias in node.names} & known.keys()
+        own_package = module.startswith(f"{base}.")
+        if not (own_package and len(submodules) == len(node.names)):
             found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names)
+        found.update(submodules)
     return {name for name in found if name in known and name != module}
 
 
@@ -212,14 +217,27 @@ def test_detector_finds_a_submodule_importing_its_own_package(tmp_path: Path) ->
     package = write_package(
         tmp_path,
         {
+            "__init__.py": "from .sub import thing\nname = 1\n",
+            "sub.py": "from . import name\nthing = name\n",
+        },
+    )
+    graph = import_graph(package)
+    assert graph["pkg.sub"] == {"pkg"}
+    assert find_cycles(graph) == [["pkg", "pkg.sub", "pkg"]]
+
+
+def test_detector_lets_a_submodule_import_a_sibling_submodule(tmp_path: Path) -> None:
+    package = write_package(
+        tmp_path,
+        {
             "__init__.py": "from .sub import thing\n",
             "sub.py": "from . import other\nthing = other\n",
             "other.py": "",
         },
     )
     graph = import_graph(package)
-    assert graph["pkg.sub"] == {"pkg", "pkg.other"}
-    assert find_cycles(graph) == [["pkg", "pkg.sub", "pkg"]]
+    assert graph["pkg.sub"] == {"pkg.other"}
+    assert find_cycles(graph) == []
 
 
 def test_detector_resolves_relative_imports(tmp_path: Path) -> None:
@@ -240,7 +258,7 @@ def test_detector_resolves_relative_imports(tmp_path: Path) -> None:
         "pkg": {"pkg.inner"},
         "pkg._spec": set(),
         "pkg.inner": {"pkg.inner._app"},
-        "pkg.inner._app": {"pkg", "pkg._spec", "pkg.inner._late"},
+        "pkg.inner._app": {"pkg._spec", "pkg.inner._late"},  # pkg is already importing
         "pkg.inner._late": {"pkg._spec"},
     }
     assert find_cycles(import_graph(package)) == [["pkg", "pkg.inner", "pkg.inner._app", "pkg"]]

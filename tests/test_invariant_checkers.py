@@ -49,7 +49,7 @@ def start(key: ExecutionKey, at: float, attempt: int = 1) -> ExecutionStarted:
 
 
 def finish(key: ExecutionKey, at: float, status: ExecutionStatus = COMPLETED) -> ExecutionFinished:
-    return ExecutionFinished("j", ExecutionRecord(key, status), at)
+    return ExecutionFinished("j", ExecutionRecord(key=key, status=status), at)
 
 
 def verdict(records: Iterable[ExecutionRecord], at: float) -> JobFinished:

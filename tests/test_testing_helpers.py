@@ -171,7 +171,9 @@ def finished(
 ) -> ExecutionFinished:
     return ExecutionFinished(
         "j",
-        ExecutionRecord(key, status, text="x" if status is ExecutionStatus.COMPLETED else None),
+        ExecutionRecord(
+            key=key, status=status, text="x" if status is ExecutionStatus.COMPLETED else None
+        ),
         at,
     )
 
@@ -198,8 +200,8 @@ def test_checker_reports_each_kind_of_violation() -> None:
         finished(a, 9.0),  # ended 8 s after the cancel with grace 0
     ]
     records = [
-        ExecutionRecord(a, ExecutionStatus.COMPLETED),
-        ExecutionRecord(a, ExecutionStatus.FAILED),
+        ExecutionRecord(key=a, status=ExecutionStatus.COMPLETED),
+        ExecutionRecord(key=a, status=ExecutionStatus.FAILED),
     ]
     found = {v.invariant for v in find_violations(SPEC, events, records, limits=Limits())}
     assert found == set(INVARIANTS) - set()  # every invariant is broken by this log

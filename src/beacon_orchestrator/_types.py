@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from attrs import field, frozen
 
-__all__ = ["Endpoint", "ExecutionKey", "ExecutionRecord", "ExecutionStatus"]
+from ._record_codec import EPOCH_SECONDS, RecordCodec, encoded, enum_value, flattened, json_object
+
+__all__ = [
+    "RECORD_CODEC",
+    "Endpoint",
+    "ExecutionKey",
+    "ExecutionRecord",
+    "ExecutionStatus",
+]
 
 
 class Endpoint(NamedTuple):
@@ -68,11 +76,17 @@ class ExecutionStatus(enum.StrEnum):
 _FINISHED = frozenset({ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT})
 
 
-@frozen
+@frozen(kw_only=True)
 class ExecutionRecord:
     """The persisted outcome of one execution key.
 
     Timestamps are seconds since the Unix epoch (floats), so records serialise without loss.
+    Every argument is a keyword (``ExecutionRecord(key=..., status=...)``), so fields can be
+    added without breaking callers.
+
+    How a field is flattened into the dict form, a SQLite row and an export row follows from
+    its declaration here: a plain scalar as it is, anything else as its ``encoded(...)``
+    metadata says (see ``_record_codec``).
 
     Attributes:
         key: Which cell of the job this is.
@@ -89,52 +103,30 @@ class ExecutionRecord:
         receipt: The provider's execution receipt, if any.
     """
 
-    key: ExecutionKey
-    status: ExecutionStatus
+    key: ExecutionKey = field(metadata=encoded(flattened(ExecutionKey)))
+    status: ExecutionStatus = field(metadata=encoded(enum_value(ExecutionStatus)))
     text: str | None = None
     empty: bool = False
     error_code: str | None = None
     error_message: str | None = None
     attempts: int = 0
-    started_at: float | None = None
-    finished_at: float | None = None
+    started_at: float | None = field(default=None, metadata=encoded(EPOCH_SECONDS))
+    finished_at: float | None = field(default=None, metadata=encoded(EPOCH_SECONDS))
     provider: str | None = None
-    metadata: Mapping[str, Any] = field(factory=dict)
-    receipt: Mapping[str, Any] | None = None
+    metadata: Mapping[str, Any] = field(factory=dict, metadata=encoded(json_object()))
+    receipt: Mapping[str, Any] | None = field(
+        default=None, metadata=encoded(json_object(optional=True))
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (the key flattened into its three fields)."""
-        return {
-            "question_id": self.key.question_id,
-            "model_id": self.key.model_id,
-            "region": self.key.region,
-            "status": self.status.value,
-            "text": self.text,
-            "empty": self.empty,
-            "error_code": self.error_code,
-            "error_message": self.error_message,
-            "attempts": self.attempts,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "provider": self.provider,
-            "metadata": dict(self.metadata),
-            "receipt": None if self.receipt is None else dict(self.receipt),
-        }
+        return RECORD_CODEC.to_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ExecutionRecord:
         """Rebuild a record from :meth:`to_dict` output."""
-        return cls(
-            key=ExecutionKey(data["question_id"], data["model_id"], data["region"]),
-            status=ExecutionStatus(data["status"]),
-            text=data.get("text"),
-            empty=bool(data.get("empty", False)),
-            error_code=data.get("error_code"),
-            error_message=data.get("error_message"),
-            attempts=int(data.get("attempts", 0)),
-            started_at=data.get("started_at"),
-            finished_at=data.get("finished_at"),
-            provider=data.get("provider"),
-            metadata=data.get("metadata") or {},
-            receipt=data.get("receipt"),
-        )
+        return RECORD_CODEC.from_dict(data)
+
+
+RECORD_CODEC: Final = RecordCodec(ExecutionRecord)
+"""The columns of an :class:`ExecutionRecord` in its dict form, a SQLite row and an export row."""

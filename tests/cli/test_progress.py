@@ -71,10 +71,14 @@ def test_live_render_has_the_bar_eta_a_row_per_question_and_cell_states() -> Non
     retrying = ExecutionKey("geography_basic", "llama3.2-1b", "eu-west")
     view.on_event(ExecutionStarted(spec.id, running, 1, 0.0))
     view.on_event(ExecutionStarted(spec.id, retrying, 2, 0.0))
-    view.on_event(ExecutionFinished(spec.id, ExecutionRecord(done, ExecutionStatus.COMPLETED), 0))
+    view.on_event(
+        ExecutionFinished(spec.id, ExecutionRecord(key=done, status=ExecutionStatus.COMPLETED), 0)
+    )
     view.on_event(
         ExecutionFinished(
-            spec.id, ExecutionRecord(empty, ExecutionStatus.COMPLETED, text="", empty=True), 0
+            spec.id,
+            ExecutionRecord(key=empty, status=ExecutionStatus.COMPLETED, text="", empty=True),
+            0,
         )
     )
     console.print(view.render(_progress(spec, done=2, in_flight=2, eta=61.0)))
@@ -104,7 +108,9 @@ def test_live_render_windows_long_jobs_around_the_first_open_question() -> None:
     console = _terminal(height=20)
     view = JobView(spec, console, UNICODE)
     view.preload(
-        ExecutionRecord(ExecutionKey(f"q{i:03d}", "m", "us-east"), ExecutionStatus.COMPLETED)
+        ExecutionRecord(
+            key=ExecutionKey(f"q{i:03d}", "m", "us-east"), status=ExecutionStatus.COMPLETED
+        )
         for i in range(50)
     )
     console.print(view.render(_progress(spec, 50, 1, 10.0)))

@@ -59,15 +59,15 @@ def test_rows_have_iso_timestamps_and_a_duration() -> None:
     assert row["duration"] == 1.25
     assert row["status"] == "completed"
     assert "job_id" not in row
-    (skipped,) = records_to_rows([ExecutionRecord(KEY, ExecutionStatus.SKIPPED)])
+    (skipped,) = records_to_rows([ExecutionRecord(key=KEY, status=ExecutionStatus.SKIPPED)])
     assert (skipped["started_at"], skipped["duration"], skipped["receipt"]) == (None, None, None)
 
 
 def test_csv_has_a_header_json_cells_and_empty_cells_for_none(tmp_path: Path) -> None:
     path = tmp_path / "out.csv"
     failed = ExecutionRecord(
-        ExecutionKey("q2", "m", "us-east"),
-        ExecutionStatus.FAILED,
+        key=ExecutionKey("q2", "m", "us-east"),
+        status=ExecutionStatus.FAILED,
         error_code="HTTP_503",
         error_message='comma, "quote"\nand newline',
         attempts=3,
@@ -96,7 +96,7 @@ def test_exports_write_to_paths_and_report_unwritable_ones(tmp_path: Path) -> No
 
 
 def test_bad_input_is_a_store_error_naming_the_record_or_line(tmp_path: Path) -> None:
-    bad = ExecutionRecord(KEY, ExecutionStatus.COMPLETED, metadata={"at": object()})
+    bad = ExecutionRecord(key=KEY, status=ExecutionStatus.COMPLETED, metadata={"at": object()})
     with pytest.raises(StoreError, match=r"q1/llama3\.2-1b@eu-west"):
         export_jsonl([bad], io.StringIO())
     with pytest.raises(StoreError, match=r"q1/llama3\.2-1b@eu-west"):

@@ -27,8 +27,8 @@ from beacon_orchestrator import (
     StoreError,
     UsageError,
 )
-from beacon_orchestrator.stores import sqlite as sqlite_module
-from beacon_orchestrator.stores.sqlite import APPLICATION_ID, SCHEMA_VERSION
+from beacon_orchestrator.stores.sqlite import APPLICATION_ID, SCHEMA_VERSION, _rows
+from beacon_orchestrator.stores.sqlite import _store as store_module
 from beacon_orchestrator.testing._store_conformance import conformance_records
 
 from .support import make_spec, record, snapshot
@@ -261,8 +261,8 @@ async def test_a_completed_record_is_only_replaced_by_a_completed_one(
 
 async def test_a_record_the_table_cannot_hold_fails_only_its_own_write(tmp_path: Path) -> None:
     key, other = ExecutionKey("q0", "m0", "us-east"), ExecutionKey("q1", "m0", "us-east")
-    bad_metadata = ExecutionRecord(key, C, text="x", metadata={"when": object()})
-    bad_text = ExecutionRecord(key, C, text="\ud800")
+    bad_metadata = ExecutionRecord(key=key, status=C, text="x", metadata={"when": object()})
+    bad_text = ExecutionRecord(key=key, status=C, text="\ud800")
     async with SQLiteStore(tmp_path / "jobs.db") as store:
         await store.open_job(make_spec())
         with pytest.raises(StoreError, match=r"q0/m0@us-east.*JSON"):
@@ -286,7 +286,7 @@ class CommitSpy:
         self.batches: list[int] = []
         self.committed: set[ExecutionKey] = set()
         self.lock = threading.Lock()
-        real = sqlite_module.SQLiteStore._write_rows
+        real = _rows.write_rows
 
         def spy(rows: list[tuple[Any, ...]], conn: sqlite3.Connection) -> None:
             real(rows, conn)
@@ -294,7 +294,7 @@ class CommitSpy:
                 self.batches.append(len(rows))
                 self.committed.update(ExecutionKey(r[1], r[2], r[3]) for r in rows)
 
-        monkeypatch.setattr(sqlite_module.SQLiteStore, "_write_rows", staticmethod(spy))
+        monkeypatch.setattr(store_module, "write_rows", spy)
 
 
 async def test_concurrent_writes_share_transactions_and_return_only_after_commit(
@@ -387,7 +387,7 @@ async def test_cancelling_the_writer_that_commits_a_batch_does_not_fail_the_othe
                 gate1.set()
                 # a commits; the second holder takes the connection; b starts committing batch 2
                 # and waits for the connection.
-                while len(returned) < 1 or store._flushing is None:
+                while len(returned) < 1 or not store._commits.flushing:
                     await anyio.sleep(0.001)
                 await wait_all_tasks_blocked()
                 scopes[b].cancel()
@@ -409,7 +409,7 @@ async def test_a_failed_commit_fails_every_write_in_it(
     spec = make_spec()
     async with SQLiteStore(tmp_path / "jobs.db") as store:
         await store.open_job(spec)
-        monkeypatch.setattr(sqlite_module.SQLiteStore, "_write_rows", staticmethod(broken))
+        monkeypatch.setattr(store_module, "write_rows", broken)
         errors: list[BaseException] = []
 
         async def writer(key: ExecutionKey) -> None:

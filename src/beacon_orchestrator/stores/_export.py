@@ -9,7 +9,6 @@ is a scalar (``pandas.DataFrame(records_to_rows(records))`` needs no further fla
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -18,42 +17,23 @@ from pathlib import Path
 from typing import IO, Any
 
 from .._errors import StoreError
-from .._types import ExecutionRecord
+from .._record_codec import EncodeError
+from .._types import RECORD_CODEC, ExecutionRecord
 
 __all__ = ["ROW_FIELDS", "export_csv", "export_jsonl", "load_jsonl", "records_to_rows"]
 
-ROW_FIELDS: tuple[str, ...] = (
-    "question_id",
-    "model_id",
-    "region",
-    "status",
-    "text",
-    "empty",
-    "error_code",
-    "error_message",
-    "attempts",
-    "started_at",
-    "finished_at",
-    "duration",
-    "provider",
-    "metadata",
-    "receipt",
-)
+
+def _with_duration(columns: tuple[str, ...]) -> tuple[str, ...]:
+    at = columns.index("finished_at") + 1
+    return (*columns[:at], "duration", *columns[at:])
+
+
+ROW_FIELDS: tuple[str, ...] = _with_duration(RECORD_CODEC.columns)
 """The columns of :func:`records_to_rows` and :func:`export_csv`, in order (after an optional
 leading ``job_id``)."""
 
 Target = str | os.PathLike[str] | IO[str]
 """Where an export goes: a path, or a text file object opened for writing."""
-
-
-def _iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).isoformat()
-
-
-def _json_text(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 def records_to_rows(
@@ -77,30 +57,14 @@ def records_to_rows(
     """
     rows: list[dict[str, Any]] = []
     for r in records:
-        row: dict[str, Any] = {} if job_id is None else {"job_id": job_id}
-        started, finished = r.started_at, r.finished_at
         try:
-            metadata = _json_text(dict(r.metadata))
-            receipt = _json_text(None if r.receipt is None else dict(r.receipt))
-        except (TypeError, ValueError) as exc:
-            raise StoreError(f"record {r.key}: metadata and receipt must be JSON: {exc}") from exc
-        row.update(
-            question_id=r.key.question_id,
-            model_id=r.key.model_id,
-            region=r.key.region,
-            status=r.status.value,
-            text=r.text,
-            empty=r.empty,
-            error_code=r.error_code,
-            error_message=r.error_message,
-            attempts=r.attempts,
-            started_at=_iso(started),
-            finished_at=_iso(finished),
-            duration=None if started is None or finished is None else finished - started,
-            provider=r.provider,
-            metadata=metadata,
-            receipt=receipt,
-        )
+            values = RECORD_CODEC.to_export(r)
+        except EncodeError as exc:
+            raise StoreError(f"record {r.key}: {exc}") from exc
+        started, finished = r.started_at, r.finished_at
+        values["duration"] = None if started is None or finished is None else finished - started
+        row: dict[str, Any] = {} if job_id is None else {"job_id": job_id}
+        row.update((name, values[name]) for name in ROW_FIELDS)
         rows.append(row)
     return rows
 

@@ -4,7 +4,8 @@
   endpoints that serve one request at a time and queue the rest.
 - :func:`virtual_clock` / :func:`run_virtual` / :class:`VirtualClockEventLoop`: run on virtual
   time on asyncio and on trio, so minutes of simulated work take milliseconds.
-- :func:`check_invariants` / :func:`find_violations`: verify the invariants (see the "Invariants" page of the documentation) on a finished job.
+- :func:`check_invariants` / :func:`find_violations`: verify the invariants (see the
+  "Invariants" page of the documentation) on a finished job.
 - hypothesis strategies for job specs, fault scripts and cancellation plans, and the store
   conformance suite (:func:`store_conformance_test`) every store must pass. These need
   hypothesis (the ``test`` extra); everything else here works without it.

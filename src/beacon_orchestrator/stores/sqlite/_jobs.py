@@ -1,0 +1,151 @@
+"""Reads and writes of the ``jobs`` table, and the summaries counted from ``records``.
+
+Each function runs in the store's worker thread on its connection, or turns a value into what
+the table holds.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from ..._status import JobResult, JobStatus
+from ..._types import ExecutionRecord, ExecutionStatus
+from .._protocol import JobInfo, StoredProgress
+from ._rows import SELECT_RECORDS, read_records
+from ._transactions import read_snapshot
+
+__all__ = [
+    "insert_job",
+    "read_jobs",
+    "read_progress",
+    "read_result",
+    "read_spec",
+    "result_json",
+    "store_result",
+]
+
+
+def insert_job(
+    conn: sqlite3.Connection, job_id: str, spec_json: str, planned: int, at: float
+) -> str:
+    """Register a job unless its id is stored; return the spec stored under the id."""
+    conn.execute(
+        "INSERT INTO jobs (id, spec, planned, created_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (id) DO NOTHING",
+        (job_id, spec_json, planned, at),
+    )
+    return read_spec(conn, job_id)
+
+
+def read_spec(conn: sqlite3.Connection, job_id: str) -> str:
+    """The JSON of the spec a stored job was opened with."""
+    return str(conn.execute("SELECT spec FROM jobs WHERE id = ?", (job_id,)).fetchone()[0])
+
+
+def result_json(result: JobResult) -> str:
+    """The verdict as the ``result`` column holds it: everything but the records."""
+    # Records live in their own table; repeating them here would double the file.
+    return json.dumps(
+        {
+            "status": result.status.value,
+            "reason": result.reason,
+            "counts": {ExecutionStatus(s).value: n for s, n in result.counts.items()},
+            "success_rate": result.success_rate,
+            "planned": result.planned,
+            "started_at": result.started_at,
+            "finished_at": result.finished_at,
+            "cancelled_by": result.cancelled_by,
+        },
+        separators=(",", ":"),
+    )
+
+
+def store_result(conn: sqlite3.Connection, job_id: str, result: JobResult, at: float) -> None:
+    """Store a job's verdict, finished at ``at``, replacing any earlier one."""
+    conn.execute(
+        "UPDATE jobs SET status = ?, reason = ?, result = ?, finished_at = ? WHERE id = ?",
+        (JobStatus(result.status).value, result.reason, result_json(result), at, job_id),
+    )
+
+
+def read_result(conn: sqlite3.Connection, job_id: str) -> JobResult | None:
+    """A job's stored verdict with its records (one snapshot), or ``None`` if it has none."""
+    with read_snapshot(conn):
+        row = conn.execute("SELECT result FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        records = read_records(conn.execute(SELECT_RECORDS, (job_id,)))
+    return None if row[0] is None else _result(job_id, row[0], records)
+
+
+def _result(job_id: str, text: str, records: list[ExecutionRecord]) -> JobResult:
+    data = json.loads(text)
+    return JobResult(
+        job_id=job_id,
+        status=JobStatus(data["status"]),
+        reason=data["reason"],
+        counts={ExecutionStatus(s): n for s, n in data["counts"].items()},
+        success_rate=data["success_rate"],
+        planned=data["planned"],
+        records=tuple(records),
+        started_at=data["started_at"],
+        finished_at=data["finished_at"],
+        cancelled_by=data["cancelled_by"],
+    )
+
+
+def read_jobs(conn: sqlite3.Connection) -> list[JobInfo]:
+    """Every job, oldest first, with how many records it has."""
+    rows = conn.execute(
+        "SELECT j.id, j.planned, (SELECT count(*) FROM records r WHERE r.job_id = j.id), "
+        "j.status, j.reason, j.created_at, j.finished_at FROM jobs j ORDER BY j.rowid"
+    ).fetchall()
+    return [
+        JobInfo(
+            job_id=job_id,
+            planned=planned,
+            records=count,
+            status=None if status is None else JobStatus(status),
+            reason=reason,
+            created_at=created_at,
+            finished_at=finished_at,
+        )
+        for job_id, planned, count, status, reason, created_at, finished_at in rows
+    ]
+
+
+def read_progress(conn: sqlite3.Connection, job_id: str) -> StoredProgress:
+    """Counts per status, overall and per question, model and region (one snapshot)."""
+    # One read transaction: the three GROUP BYs see the same snapshot.
+    with read_snapshot(conn):
+        planned = int(
+            conn.execute("SELECT planned FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
+        )
+        groups = {
+            column: _tally(
+                conn.execute(
+                    f"SELECT {column}, status, count(*) FROM records "
+                    f"WHERE job_id = ? GROUP BY {column}, status",
+                    (job_id,),
+                ).fetchall()
+            )
+            for column in ("question_id", "model_id", "region")
+        }
+    counts: dict[ExecutionStatus, int] = {}
+    for slot in groups["region"].values():
+        for status, n in slot.items():
+            counts[status] = counts.get(status, 0) + n
+    return StoredProgress(
+        job_id=job_id,
+        planned=planned,
+        counts=counts,
+        by_question=groups["question_id"],
+        by_region=groups["region"],
+        by_model=groups["model_id"],
+    )
+
+
+def _tally(rows: list[tuple[str, str, int]]) -> dict[str, dict[ExecutionStatus, int]]:
+    out: dict[str, dict[ExecutionStatus, int]] = {}
+    for name, status, count in rows:
+        out.setdefault(name, {})[ExecutionStatus(status)] = count
+    return out

@@ -1,0 +1,275 @@
+"""The store's file format: which files are ours, the versioned schema, and opening a file.
+
+- **Never someone else's file.** Before writing anything, :func:`connect` checks the file
+  read-only: not an SQLite file, a corrupt one, another application's database (SQLite's
+  ``application_id``) or a schema newer than this library knows all raise
+  :class:`~beacon_orchestrator.StoreError` and leave the file untouched.
+- **Versioned schema.** SQLite's ``user_version`` holds the schema version; opening a file of an
+  older version applies the missing migrations in one transaction.
+- **No half-made files.** A new file is built beside its path and linked into place complete,
+  so a crash while creating it leaves no half-made database behind.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Final
+
+from attrs import frozen
+
+from ..._errors import StoreError
+from ._transactions import write_transaction
+
+__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "connect", "migrate"]
+
+APPLICATION_ID: Final = 0x42454143
+"""SQLite ``application_id`` stamped on every file this store creates (ASCII ``BEAC``)."""
+
+# _MIGRATIONS[n] takes a file from schema version n to n + 1. Append, never edit: files in the
+# wild hold every version that ever shipped. A new column of the records table (a new field of
+# ExecutionRecord) is a new migration: "ALTER TABLE records ADD COLUMN ...".
+_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    (
+        """
+        CREATE TABLE jobs (
+            id          TEXT PRIMARY KEY,
+            spec        TEXT NOT NULL,
+            planned     INTEGER NOT NULL,
+            created_at  REAL NOT NULL,
+            status      TEXT,
+            reason      TEXT,
+            result      TEXT,
+            finished_at REAL
+        )
+        """,
+        """
+        CREATE TABLE records (
+            job_id        TEXT NOT NULL REFERENCES jobs(id),
+            question_id   TEXT NOT NULL,
+            model_id      TEXT NOT NULL,
+            region        TEXT NOT NULL,
+            status        TEXT NOT NULL,
+            text          TEXT,
+            empty         INTEGER NOT NULL,
+            error_code    TEXT,
+            error_message TEXT,
+            attempts      INTEGER NOT NULL,
+            started_at    REAL,
+            finished_at   REAL,
+            provider      TEXT,
+            metadata      TEXT NOT NULL,
+            receipt       TEXT,
+            PRIMARY KEY (job_id, question_id, model_id, region)
+        )
+        """,
+    ),
+)
+
+SCHEMA_VERSION: Final = len(_MIGRATIONS)
+"""The schema version this library writes (SQLite ``user_version``)."""
+
+_TABLES: Final = frozenset({"jobs", "records"})
+_HEADER: Final = b"SQLite format 3\x00"
+
+
+def connect(path: Path, *, busy_timeout: float, synchronous: str) -> sqlite3.Connection:
+    """Open the store's database at ``path``, creating or migrating it, in WAL mode.
+
+    Args:
+        path: The file, or ``":memory:"`` for a private, non-durable database.
+        busy_timeout: Seconds to wait for another process's write lock.
+        synchronous: SQLite's ``synchronous`` level (``normal``, ``full`` or ``extra``).
+
+    Raises:
+        StoreError: The file is not a database of this library, is corrupt, has a newer schema
+            than this library knows, or cannot be opened. The file is not modified.
+        sqlite3.Error: SQLite failed while migrating or configuring the connection.
+    """
+    if str(path) == ":memory:":
+        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        migrate(conn, ":memory:")
+        return conn
+    _DatabaseFile(path, busy_timeout).inspect()
+    try:
+        conn = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
+        )
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open SQLite store {path}: {exc}") from exc
+    try:
+        _configure(conn, str(path), busy_timeout=busy_timeout, synchronous=synchronous)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _configure(
+    conn: sqlite3.Connection, where: str, *, busy_timeout: float, synchronous: str
+) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    migrate(conn, where)
+    # After migrating, so that an adopted empty file gets its application_id in the main file
+    # and not only in the WAL: inspect() reads it straight from disk.
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise StoreError(f"SQLite store {where}: cannot use WAL mode (journal_mode is {mode!r})")
+    conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+
+
+def migrate(conn: sqlite3.Connection, where: str) -> None:
+    """Bring the database to :data:`SCHEMA_VERSION` and stamp it as ours, in one transaction.
+
+    Raises:
+        StoreError: Another program changed the file while it was being opened.
+    """
+    if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+        return  # the common case takes no write lock, so readers never block a writer
+    with write_transaction(conn):
+        version = _locked_version(conn, where)
+        for statements in _MIGRATIONS[version:]:
+            for statement in statements:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _locked_version(conn: sqlite3.Connection, where: str) -> int:
+    # Read again under the write lock: another process may have migrated meanwhile.
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    if app_id not in (0, APPLICATION_ID) or version > SCHEMA_VERSION:
+        raise StoreError(
+            f"SQLite store {where}: changed by another program while opening "
+            f"(application_id {app_id:#x}, schema version {version})"
+        )
+    return version
+
+
+@frozen
+class _DatabaseFile:
+    """A store's file on disk, read without writing anything (except to create it)."""
+
+    path: Path
+    busy_timeout: float
+
+    def inspect(self) -> None:
+        """Refuse, without writing anything, a file that is not ours or not usable."""
+        path = self.path
+        if path.is_dir():
+            raise StoreError(f"SQLite store {path}: is a directory, expected a database file")
+        if not path.exists():
+            if not path.parent.is_dir():
+                raise StoreError(
+                    f"SQLite store {path}: directory {str(path.parent)!r} does not exist"
+                )
+            self._create()  # then check what is there: another process may have been first
+        try:
+            with path.open("rb") as fp:
+                header = fp.read(100)
+        except OSError as exc:
+            raise StoreError(f"SQLite store {path}: cannot read the file: {exc}") from exc
+        if not header:
+            return  # an empty file is an empty database (SQLite treats it so)
+        self._check_header(header)
+        app_id = int.from_bytes(header[68:72], "big", signed=True)
+        if app_id == 0 and self._is_empty_database(header):
+            return
+        if app_id != APPLICATION_ID:
+            raise StoreError(
+                f"SQLite store {path}: not a beacon_orchestrator database (application_id "
+                f"{app_id:#x}, expected {APPLICATION_ID:#x}): another application's database "
+                f"or a corrupt file{self._journal_hint()}; refusing to touch it"
+            )
+        self._inspect_schema()
+
+    def _check_header(self, header: bytes) -> None:
+        if not header.startswith(_HEADER):
+            raise StoreError(
+                f"SQLite store {self.path}: not an SQLite database (the file does not start "
+                f"with SQLite's header){self._journal_hint()}; refusing to touch it"
+            )
+        if len(header) < 100:
+            raise StoreError(
+                f"SQLite store {self.path}: corrupt SQLite database (truncated header)"
+                f"{self._journal_hint()}; refusing to touch it"
+            )
+
+    def _journal_hint(self) -> str:
+        journal = Path(f"{self.path}-journal")
+        if journal.exists() and journal.stat().st_size > 0:
+            return (
+                f" (and {str(journal)!r} exists: the program that wrote the file may have been "
+                "interrupted mid-transaction; opening it once with that program or the sqlite3 "
+                "shell rolls the transaction back)"
+            )
+        return ""
+
+    def _create(self) -> None:
+        """Create a new database beside ``path`` and link it into place when it is complete.
+
+        So a crash while creating leaves no half-made file at ``path`` (only a stray temporary
+        file), and two processes creating the same store at once both end up using one file.
+        """
+        path = self.path
+        tmp = path.with_name(f".{path.name}.{os.getpid()}-{time.time_ns()}.creating")
+        try:
+            conn = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                migrate(conn, str(path))
+                conn.execute("PRAGMA journal_mode = WAL")  # stays WAL: recorded in the header
+            finally:
+                conn.close()
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process created it first: use theirs
+            except OSError:
+                # No hard links on this file system; rename, unless someone was faster.
+                if not path.exists():
+                    os.replace(tmp, path)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"SQLite store {path}: cannot create it: {exc}") from exc
+        finally:
+            for leftover in (tmp, Path(f"{tmp}-journal"), Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+                leftover.unlink(missing_ok=True)
+
+    def _is_empty_database(self, header: bytes) -> bool:
+        page_count = int.from_bytes(header[28:32], "big")
+        schema_cookie = int.from_bytes(header[40:44], "big")
+        wal = Path(f"{self.path}-wal")
+        # A WAL-mode database may hold its tables only in the WAL until a checkpoint.
+        wal_used = wal.exists() and wal.stat().st_size > 0
+        return page_count <= 1 and schema_cookie == 0 and not wal_used
+
+    def _inspect_schema(self) -> None:
+        where = self.path
+        uri = f"{where.absolute().as_uri()}?mode=ro"
+        try:
+            ro = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout)
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {where}: cannot open read-only: {exc}") from exc
+        try:
+            version = ro.execute("PRAGMA user_version").fetchone()[0]
+            names = {r[0] for r in ro.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"SQLite store {where}: corrupt database ({exc}); refusing to touch it"
+            ) from exc
+        finally:
+            ro.close()
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"SQLite store {where}: schema version {version} is newer than this library "
+                f"knows ({SCHEMA_VERSION}); upgrade beacon_orchestrator to open it"
+            )
+        missing = _TABLES - names if version >= 1 else set()
+        if missing:
+            raise StoreError(
+                f"SQLite store {where}: corrupt database: schema version {version} but table(s) "
+                f"{', '.join(sorted(missing))} missing; refusing to touch it"
+            )

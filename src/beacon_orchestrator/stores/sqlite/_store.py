@@ -1,0 +1,329 @@
+"""SQLiteStore: the durable, embedded default store (one SQLite file in WAL mode).
+
+How it stays correct:
+
+- **Durable acknowledgements.** :meth:`SQLiteStore.write` returns only once the transaction that
+  holds the record has committed. Concurrent writers share transactions (group commit): the
+  writer that opens a batch commits it, in one transaction in a worker thread, as soon as the
+  commit running (if any) ends; writers arriving meanwhile add their rows to that batch and
+  wait for its commit. No task of the store's own runs in the background (``_commit``).
+- **Crash safety.** WAL mode with ``synchronous=NORMAL`` (the default) makes a committed
+  transaction survive the process being killed at any moment (``kill -9``), because the commit
+  has reached the operating system when ``COMMIT`` returns; it does not fsync, so a power loss
+  may lose the last transactions. ``synchronous="full"`` fsyncs every commit and survives power
+  loss too, at a cost in throughput.
+- **Never someone else's file.** Before writing anything the store checks the file read-only:
+  not an SQLite file, a corrupt one, another application's database (SQLite's
+  ``application_id``) or a schema newer than this library knows all raise
+  :class:`~beacon_orchestrator.StoreError` and leave the file untouched (``_schema``).
+- **No duplicates.** Records are keyed by ``(job_id, question_id, model_id, region)``; the
+  write rule of :func:`~beacon_orchestrator.stores.should_replace` is one SQL upsert whose
+  ``WHERE`` keeps ``COMPLETED`` rows (``_rows``, whose columns come from the record codec).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Mapping, Sequence, Set
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, TypeVar
+
+import anyio
+import anyio.to_thread
+from attrs import define, field
+
+from ..._errors import JobConflictError, StoreError, UsageError
+from ..._status import JobResult
+from ..._types import ExecutionKey, ExecutionRecord
+from .._protocol import JobInfo, StoredProgress
+from . import _jobs
+from ._commit import GroupCommit
+from ._rows import SELECT_RECORDS, Row, read_records, to_row, write_rows
+from ._schema import connect
+
+if TYPE_CHECKING:
+    from ..._spec import JobSpec
+
+__all__ = ["SQLiteStore", "Synchronous"]
+
+_T = TypeVar("_T")
+
+_SYNCHRONOUS: Final = ("normal", "full", "extra")
+Synchronous: TypeAlias = Literal["normal", "full", "extra"]
+"""Values of :class:`SQLiteStore`'s ``synchronous`` option."""
+
+
+def _to_path(value: str | os.PathLike[str]) -> Path:
+    return Path(os.fspath(value))
+
+
+def _check_synchronous(_: object, __: object, value: object) -> None:
+    if value not in _SYNCHRONOUS:
+        raise UsageError(
+            f"SQLiteStore synchronous: expected one of {', '.join(map(repr, _SYNCHRONOUS))}, "
+            f"got {value!r}"
+        )
+
+
+def _check_busy_timeout(_: object, __: object, value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise UsageError(
+            f"SQLiteStore busy_timeout: expected a finite number of seconds >= 0, got {value!r}"
+        )
+
+
+@define
+class _Known:
+    """What this store instance already knows about a job (ids never disappear from a file)."""
+
+    spec: JobSpec | None = None
+
+
+@define
+class SQLiteStore:
+    """Jobs and records in one SQLite file, durable across crashes, readable while a job runs.
+
+    Use it as an async context manager (``async with SQLiteStore("jobs.db") as store:``), or call
+    methods directly (the file is opened on first use) and :meth:`aclose` when done. One
+    instance belongs to one event loop; other processes may open the same file at the same
+    time, e.g. to watch :meth:`progress` while a job writes.
+
+    Args:
+        path: The database file. It is created if missing; an existing file must be a database
+            this library created. ``":memory:"`` gives a private, non-durable database.
+        synchronous: SQLite's ``synchronous`` setting. ``"normal"`` (default) survives the
+            process being killed at any moment; ``"full"`` and ``"extra"`` also survive power
+            loss by fsyncing every commit, which costs throughput.
+        busy_timeout: Seconds to wait for another process's write lock before failing.
+        clock: Wall-clock time source for ``created_at``/``finished_at`` (default ``time.time``).
+
+    Raises:
+        UsageError: For an invalid ``synchronous`` or ``busy_timeout``.
+    """
+
+    path: Path = field(converter=_to_path)
+    synchronous: Synchronous = field(default="normal", kw_only=True, validator=_check_synchronous)
+    busy_timeout: float = field(default=5.0, kw_only=True, validator=_check_busy_timeout)
+    clock: Callable[[], float] = field(default=time.time, kw_only=True)
+    _conn: sqlite3.Connection | None = field(default=None, init=False, repr=False)
+    _closed: bool = field(default=False, init=False, repr=False)
+    # One token: a sqlite3 connection must never be used by two threads at once.
+    _limiter: anyio.CapacityLimiter = field(
+        factory=lambda: anyio.CapacityLimiter(1), init=False, repr=False
+    )
+    _commits: GroupCommit = field(init=False, repr=False)
+    _known: dict[str, _Known] = field(factory=dict, init=False, repr=False)
+
+    @_commits.default
+    def _group_commit(self) -> GroupCommit:
+        return GroupCommit(self._write_batch, self._where())
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> SQLiteStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def open(self) -> None:
+        """Open (and if needed create or migrate) the database now rather than on first use.
+
+        Raises:
+            StoreError: The file is not a database of this library, is corrupt, or has a
+                newer schema than this library knows. The file is not modified.
+        """
+        await self._call(lambda conn: None)
+
+    async def aclose(self) -> None:
+        """Commit pending writes and close the database. Idempotent."""
+        if self._closed:
+            return
+        await self._commits.drain()  # so no row handed to the store is dropped
+        self._closed = True
+        await anyio.to_thread.run_sync(self._close_sync, limiter=self._limiter)
+
+    def _close_sync(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _where(self) -> str:
+        return str(self.path)
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        if self._closed:
+            raise UsageError(f"SQLiteStore({self._where()!r}) is closed")
+        return await anyio.to_thread.run_sync(self._run, fn, limiter=self._limiter)
+
+    def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``fn`` on the connection in a worker thread, opening it on first use."""
+        try:
+            conn = self._conn
+            if conn is None:
+                conn = self._conn = connect(
+                    self.path, busy_timeout=self.busy_timeout, synchronous=self.synchronous
+                )
+            return fn(conn)
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self._where()}: {exc}") from exc
+
+    async def _write_batch(self, rows: list[Row]) -> None:
+        """Commit one group-commit batch in one transaction."""
+        await self._call(partial(write_rows, rows))
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    async def _require(self, job_id: str) -> _Known:
+        known = self._known.get(job_id)
+        if known is not None:
+            return known
+
+        def exists(conn: sqlite3.Connection) -> bool:
+            return conn.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is not None
+
+        if not await self._call(exists):
+            raise StoreError(f"unknown job id {job_id!r} in SQLite store {self._where()}")
+        return self._known.setdefault(job_id, _Known())
+
+    async def open_job(self, spec: JobSpec) -> None:
+        """Register a job (idempotent for the same spec).
+
+        Raises:
+            JobConflictError: The job id is stored with a different spec.
+        """
+        known = self._known.get(spec.id)
+        if known is not None and known.spec is not None:
+            if known.spec == spec:
+                return
+            raise self._conflict(spec, known.spec.to_dict())
+        document = spec.to_dict()
+        try:
+            spec_json = json.dumps(document, sort_keys=True, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"job {spec.id!r}: the spec is not JSON-serialisable: {exc}") from exc
+        insert = partial(
+            _jobs.insert_job,
+            job_id=spec.id,
+            spec_json=spec_json,
+            planned=spec.size,
+            at=self.clock(),
+        )
+        stored_json = await self._call(insert)
+        if stored_json != spec_json and not self._same_spec(stored_json, spec):
+            raise self._conflict(spec, json.loads(stored_json))
+        self._known[spec.id] = _Known(spec=spec)
+
+    @staticmethod
+    def _same_spec(stored_json: str, spec: JobSpec) -> bool:
+        # Byte-different JSON can still be the same spec (written by another library version).
+        from ..._spec import JobSpec
+
+        try:
+            return JobSpec.from_dict(json.loads(stored_json)) == spec
+        except Exception:  # an unreadable stored spec is simply not this one
+            return False
+
+    def _conflict(self, spec: JobSpec, stored: Mapping[str, Any]) -> JobConflictError:
+        mine = spec.to_dict()
+        fields = sorted(k for k in set(mine) | set(stored) if mine.get(k) != stored.get(k))
+        differs = f" (differs in: {', '.join(fields)})" if fields else ""
+        return JobConflictError(
+            f"job {spec.id!r} is already stored in {self._where()} with a different spec"
+            f"{differs}; use a new job id or the stored spec"
+        )
+
+    async def load_spec(self, job_id: str) -> JobSpec:
+        """The spec the job was opened with."""
+        from ..._spec import JobSpec
+
+        known = await self._require(job_id)
+        if known.spec is None:
+            stored_json = await self._call(partial(_jobs.read_spec, job_id=job_id))
+            try:
+                known.spec = JobSpec.from_dict(json.loads(stored_json))
+            except Exception as exc:
+                raise StoreError(
+                    f"job {job_id!r} in {self._where()}: the stored spec cannot be loaded: {exc}"
+                ) from exc
+        return known.spec
+
+    async def finish_job(self, job_id: str, result: JobResult) -> None:
+        """Store the job's verdict (its records are already stored)."""
+        await self._require(job_id)
+        await self._call(partial(_jobs.store_result, job_id=job_id, result=result, at=self.clock()))
+
+    async def load_result(self, job_id: str) -> JobResult | None:
+        """The verdict stored by :meth:`finish_job` with the job's records, or ``None``.
+
+        Not part of the :class:`~beacon_orchestrator.Store` protocol: a convenience for tools
+        that show finished jobs.
+        """
+        await self._require(job_id)
+        return await self._call(partial(_jobs.read_result, job_id=job_id))
+
+    async def jobs(self) -> list[JobInfo]:
+        """Every job, oldest first."""
+        return await self._call(_jobs.read_jobs)
+
+    # -- records --------------------------------------------------------------------------
+
+    async def write(self, job_id: str, record: ExecutionRecord) -> None:
+        """Store one record; returns once the transaction holding it has committed.
+
+        A ``COMPLETED`` record is never replaced by a record of another status.
+
+        Raises:
+            StoreError: Unknown job id, a record the table cannot hold (metadata that is not
+                JSON-serialisable, text that is not valid Unicode), or a failed commit.
+        """
+        await self._require(job_id)
+        await self._commits.commit([to_row(job_id, record)])
+
+    async def write_many(self, job_id: str, records: Sequence[ExecutionRecord]) -> None:
+        """Store several records in one transaction (later ones win, as if written in order)."""
+        await self._require(job_id)
+        rows = [to_row(job_id, r) for r in records]
+        if rows:
+            await self._commits.commit(rows)
+
+    async def completed_keys(self, job_id: str) -> Set[ExecutionKey]:
+        """Keys with a ``COMPLETED`` record (what a resumed run must not execute again)."""
+        await self._require(job_id)
+
+        def read(conn: sqlite3.Connection) -> frozenset[ExecutionKey]:
+            rows = conn.execute(
+                "SELECT question_id, model_id, region FROM records "
+                "WHERE job_id = ? AND status = 'completed'",
+                (job_id,),
+            )
+            return frozenset(ExecutionKey(q, m, r) for q, m, r in rows)
+
+        return await self._call(read)
+
+    async def records(self, job_id: str) -> list[ExecutionRecord]:
+        """Every record of the job, one per key, in the order keys were first written."""
+        await self._require(job_id)
+
+        def read(conn: sqlite3.Connection) -> list[ExecutionRecord]:
+            return read_records(conn.execute(SELECT_RECORDS, (job_id,)))
+
+        return await self._call(read)
+
+    async def progress(self, job_id: str) -> StoredProgress:
+        """Counts per status, overall and per question, region and model (one snapshot)."""
+        await self._require(job_id)
+        return await self._call(partial(_jobs.read_progress, job_id=job_id))
