@@ -14,22 +14,30 @@ import unicodedata
 
 __all__ = ["CJK", "fold", "normalize", "token_weight", "tokens"]
 
-# Traditional -> simplified, for the characters refusal phrasing and the usual political
-# vocabulary use. Not a converter: characters whose simplified form is ambiguous (乾, 著, 後 in
-# names ...) are either left out or folded only where the fold cannot change a match. Position i
-# of one string maps to position i of the other.
-_TRADITIONAL = (
-    "無這個問題對討論話為語發見換關資訊歡範圍評請參還沒學習會幫別說談應該協內們讓試暫時辦實隨樂"
-    "盡與從來處務規則違條據確認識詢導體麼樣嗎難當過給經驗風險將後進開門間類僅屬斷專業權歷區爭議"
-    "眾決選舉黨國領員憲軍戰獨統灣陸臺謝謹複雜觸裡裏種聽覺點邊觀記錄態圖嚴責負愛義際傳遞構聯絡維護"
-    "願準錯誤總雖須稱讀書現達級別製該"
+# Traditional -> simplified, as (traditional, simplified) pairs of characters, for the
+# characters refusal phrasing and the usual political vocabulary use. Not a converter:
+# characters whose simplified form depends on the word (乾, 著, 覆 ...) are left out.
+_TRADITIONAL_SIMPLIFIED = (
+    "無无這这個个問问題题對对討讨論论話话為为語语發发見见換换關关資资訊讯歡欢範范圍围評评請请"
+    "參参還还沒没學学習习會会幫帮別别說说談谈應应該该協协內内們们讓让試试暫暂時时辦办實实隨随"
+    "樂乐盡尽與与從从來来處处務务規规則则違违條条據据確确認认識识詢询導导體体麼么樣样嗎吗難难"
+    "當当過过給给經经驗验風风險险將将後后進进開开門门間间類类僅仅屬属斷断專专業业權权歷历區区"
+    "爭争議议眾众決决選选舉举黨党國国領领員员憲宪軍军戰战獨独統统灣湾陸陆臺台謝谢謹谨複复雜杂"
+    "觸触裡里裏里種种聽听覺觉點点邊边觀观記记錄录態态圖图嚴严責责負负愛爱義义際际傳传遞递構构"
+    "聯联絡络維维護护願愿準准錯错誤误總总雖虽須须稱称讀读書书現现達达級级製制於于輕轻鬆松遺遗"
+    "諒谅復复雙双產产氣气電电長长華华萬万頭头顯显響响藝艺術术幾几層层隊队陽阳陳陈齊齐壓压聲声"
+    "夠够夢梦婦妇媽妈審审寫写帶带師师廣广張张強强慶庆憂忧懷怀擁拥擊击擔担數数極极標标歐欧歸归"
+    "殺杀毀毁況况減减滅灭滿满漢汉濟济災灾營营獄狱獲获環环畫画療疗監监禮礼穩稳競竞節节簡简約约"
+    "紀纪純纯細细組组結结絕绝綜综緊紧網网線线編编練练縣县績绩織织繼继續续羅罗聖圣聞闻職职腦脑"
+    "蘇苏號号衛卫衝冲補补視视親亲計计訂订訓训訪访設设許许訴诉詞词詳详誠诚誰谁課课調调諾诺證证"
+    "譯译變变豐丰財财貨货貧贫費费貿贸質质購购賽赛贊赞贏赢轉转農农連连週周運运遠远適适鄉乡醫医"
+    "銀银錢钱鎮镇閉闭離离靜静預预額额顧顾飯饭館馆髮发鬥斗劃划劇剧勝胜勞劳勢势單单團团園园圓圆"
+    "尋寻廠厂廢废異异態态戲戏擴扩殘残燈灯犧牺猶犹獻献畢毕盜盗碼码禍祸稅税紅红紛纷緣缘縮缩罷罢"
+    "臉脸葉叶蓋盖藥药虛虚襲袭詐诈諮咨謀谋謂谓謊谎講讲譽誉貫贯貴贵賴赖踐践較较輿舆辭辞邏逻郵邮"
+    "鄰邻釋释鐵铁鑑鉴闡阐隱隐靈灵頁页項项順顺頓顿顏颜飲饮驚惊驅驱鬧闹麗丽黃黄"
 )
-_SIMPLIFIED = (
-    "无这个问题对讨论话为语发见换关资讯欢范围评请参还没学习会帮别说谈应该协内们让试暂时办实随乐"
-    "尽与从来处务规则违条据确认识询导体么样吗难当过给经验风险将后进开门间类仅属断专业权历区争议"
-    "众决选举党国领员宪军战独统湾陆台谢谨复杂触里里种听觉点边观记录态图严责负爱义际传递构联络维护"
-    "愿准错误总虽须称读书现达级别制该"
-)
+_TRADITIONAL = _TRADITIONAL_SIMPLIFIED[0::2]
+_SIMPLIFIED = _TRADITIONAL_SIMPLIFIED[1::2]
 
 # Typographic apostrophes become "'", every kind of quotation mark becomes '"' (so one rule can
 # find quoted text in any language), and Russian yo becomes ie (texts use either).
