@@ -11,8 +11,10 @@ import pytest
 from beacon_orchestrator import UsageError
 from beacon_orchestrator.analysis import Label, RefusalClassifier
 from beacon_orchestrator.analysis._refusal_phrases import (
+    Phrase,
     load_phrase_tables,
     parse_phrase_tables,
+    scripts,
 )
 from beacon_orchestrator.analysis._text import fold, normalize
 
@@ -105,15 +107,57 @@ TABLES = load_phrase_tables()
 PATTERNS = [p for _lang, _w, p in TABLES.cues] + [p for _lang, p in TABLES.near_misses]
 
 
+def test_a_phrase_with_a_leading_word_boundary_matches_only_at_word_starts() -> None:
+    phrase = Phrase.compile(r"\bcan(?:'t| not)")
+    assert phrase.search("uncan't, i can't") is not None
+    assert phrase.search("uncan't, i can't").start() == 11  # type: ignore[union-attr]
+    assert phrase.search("pecan not") is None
+    assert phrase.blank("can't / pecan not / can not") == "      / pecan not /        "
+    assert Phrase.compile("不能").search("我不能") is not None  # no \b, anywhere
+
+
+def test_a_phrase_belongs_to_the_script_of_its_letters() -> None:
+    assert Phrase.compile("作为(?:ai|人工智能)").script == "cjk"
+    assert Phrase.compile("могу").script == "cyrillic"
+    assert Phrase.compile(r"\bals ki\b").script == "latin"
+    assert scripts("Как ИИ, I 我") == {"cjk", "cyrillic", "latin"}
+    for bad in [r"\d+", "не|不"]:
+        with pytest.raises(ValueError, match="expected letters of one script"):
+            Phrase.compile(bad)
+
+
 def test_tables_cover_the_six_languages() -> None:
     assert {lang for lang, _w, _p in TABLES.cues} == {"en", "zh", "ru", "fr", "de", "es"}
     assert {lang for lang, _p in TABLES.near_misses} == {"en", "zh", "ru", "fr", "de", "es"}
     assert set(TABLES.weights) == {"strong", "firm", "soft", "hint"}
 
 
+def top_level_alternation(pattern: str) -> bool:
+    depth, escaped, in_class = 0, False, False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char in "()":
+            depth += 1 if char == "(" else -1
+        elif char == "|" and depth == 0:
+            return True
+    return False
+
+
 @pytest.mark.parametrize("pattern", PATTERNS)
 def test_every_pattern_compiles_and_is_in_normal_form(pattern: str) -> None:
     re.compile(pattern)
+    # The classifier checks a leading \b itself (for speed): it must govern every branch.
+    assert not (pattern.startswith("\\b") and top_level_alternation(pattern)), (
+        "wrap the alternatives: \\b(?:a|b)"
+    )
+    assert Phrase.compile(pattern).script in {"cjk", "cyrillic", "latin"}
     # Normal form: what normalize() makes of text. Escapes (\b, \w) are left out of the check.
     literal = re.sub(r"\\.", "", pattern)
     assert fold(literal) == literal, "write simplified Chinese and plain quotes"
