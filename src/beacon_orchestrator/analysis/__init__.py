@@ -11,13 +11,17 @@ the answers' texts are.
 Everything here is synchronous and pure: it reads records, it never runs a job.
 """
 
+from ._divergence import CellDivergence, compare_regions, text_divergence
 from ._labels import Classification, Classifier, Label, label_record
 from ._refusal import RefusalClassifier
 
 __all__ = [
+    "CellDivergence",
     "Classification",
     "Classifier",
     "Label",
     "RefusalClassifier",
+    "compare_regions",
     "label_record",
+    "text_divergence",
 ]
