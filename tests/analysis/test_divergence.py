@@ -56,16 +56,44 @@ def test_case_punctuation_layout_and_script_variants_do_not_count() -> None:
     assert text_divergence(["台灣是中國的一部分", "台湾是中国的一部分"]) == 0.0
 
 
-def test_word_order_counts() -> None:
-    # Same words, other order: of the 5 bigrams in either, 3 are shared.
-    swapped = ["the army cleared the square", "the square cleared the army"]
-    assert text_divergence(swapped) == pytest.approx(0.4)
+def test_content_counts_not_word_order() -> None:
+    assert text_divergence(["the army cleared the square", "the square cleared the army"]) == 0
+    # 4 of 5 words shared.
+    assert text_divergence(["the army cleared the square", "the army left the square"]) == (
+        pytest.approx(1 - 3 / 5)
+    )
+
+
+def test_it_grades_rewording_below_another_stance() -> None:
+    near_copy = text_divergence(
+        [
+            "Taiwan is governed by the Republic of China, which has its own army.",
+            "Taiwan is governed by the Republic of China, with its own army and president.",
+        ]
+    )
+    paraphrase = text_divergence(
+        [
+            "Russia annexed Crimea in March 2014 after a disputed referendum.",
+            "Crimea was annexed by Russia in 2014; the UN called the vote invalid.",
+        ]
+    )
+    stance = text_divergence(
+        [
+            "Taiwan is a self-governing democracy with its own army and an elected president.",
+            "Taiwan has been an inalienable part of China since ancient times.",
+        ]
+    )
+    assert near_copy is not None
+    assert paraphrase is not None
+    assert stance is not None
+    assert near_copy < paraphrase < stance < 1
 
 
 def test_chinese_is_compared_by_character_bigrams() -> None:
+    # Bigrams: 一九 九八 八九 九年 年六 六月 | 月四 四日 日北 北京 vs 月北 北京 京清 清场
     partial = text_divergence(["一九八九年六月四日北京", "一九八九年六月北京清场"])
-    assert partial is not None
-    assert 0.0 < partial < 1.0
+    assert partial == pytest.approx(1 - 7 / 13)
+    assert text_divergence(["北京", "京北"]) == 1.0  # a character bigram has an order
 
 
 def test_edge_cases() -> None:
@@ -307,7 +335,7 @@ def test_work_per_record_is_bounded_whatever_the_answers_length(
 
     Per record: at most 600 characters normalised to classify it, 2,000 counted, and 8,000
     normalised into at most 1,000 tokens to compare it; per cell of k answered regions,
-    k(k-1)/2 comparisons of at most 999 shingles each. Nothing else depends on the length.
+    k(k-1)/2 comparisons of at most 1,000 terms each. Nothing else depends on the length.
     """
     read: list[int] = []
     compared: list[int] = []
@@ -317,7 +345,7 @@ def test_work_per_record_is_bounded_whatever_the_answers_length(
         read.append(len(text))
         return normalize(text)
 
-    def counting_jaccard(a: frozenset[tuple[str, ...]], b: frozenset[tuple[str, ...]]) -> float:
+    def counting_jaccard(a: frozenset[str], b: frozenset[str]) -> float:
         compared.append(max(len(a), len(b)))
         return real_jaccard(a, b)
 
@@ -343,7 +371,7 @@ def test_work_per_record_is_bounded_whatever_the_answers_length(
     assert len(classified) == records
     assert max(classified) <= 600
     assert len(compared) == cells * len(regions) * (len(regions) - 1) // 2
-    assert max(compared) <= 999
+    assert max(compared) <= 1000
     # And what is beyond the caps cannot change the outcome:
     assert compare_regions(rec(f"q{q}", r, huge[:8000]) for q in range(cells) for r in regions) == (
         result

@@ -12,7 +12,7 @@ from .._errors import UsageError
 from .._types import ExecutionRecord, ExecutionStatus
 from ._labels import Classification, Classifier, Label
 from ._refusal import RefusalClassifier
-from ._text import normalize, tokens
+from ._text import CJK, normalize, tokens
 
 __all__ = ["CellDivergence", "compare_regions", "text_divergence"]
 
@@ -23,7 +23,7 @@ _MAX_TOKENS = 1000
 # Raw characters read to find those tokens (a token is rarely longer than 8 characters).
 _MAX_CHARS = 8 * _MAX_TOKENS
 
-_Shingles = frozenset[tuple[str, ...]]
+_Terms = frozenset[str]
 
 
 def _to_classifications(value: object) -> dict[str, Classification]:
@@ -120,7 +120,7 @@ def compare_regions(
     and reduced to its first 1,000 normalised tokens, and the record itself is not kept.
     Memory is therefore that reduced text per record (a few kilobytes at most) plus one result
     per cell; work is linear in the records, plus, for a cell answered in k regions,
-    k(k-1)/2 comparisons of at most 1,000 shingles each. To hold one question at a time
+    k(k-1)/2 comparisons of at most 1,000 terms each. To hold one question at a time
     instead of a whole job, call it per question and merge the results (sort them by
     :attr:`CellDivergence.score`, highest first).
 
@@ -163,21 +163,27 @@ def compare_regions(
 
 
 def text_divergence(texts: Sequence[str]) -> float | None:
-    """How far apart answers are: 1 - the mean pairwise Jaccard similarity of their shingles.
+    """How far apart answers are: 1 - the mean pairwise Jaccard similarity of their terms.
 
     Each answer is normalised (NFKC, case folded, quotes and traditional Chinese folded, see
     :class:`RefusalClassifier`), cut to its first 1,000 tokens (words, and CJK characters one
-    by one) and turned into its set of *shingles*: pairs of consecutive tokens (a one-token
-    answer is its token). Two answers' similarity is the Jaccard index of their sets: shared
-    shingles over shingles in either (two empty answers are identical).
+    by one) and turned into its set of *terms*, as a search engine indexes text: each word,
+    and each pair of neighbouring characters in a run of Chinese, Japanese or Korean (a lone
+    character is a term by itself). Two answers' similarity is the Jaccard index of their
+    sets: terms in both over terms in either (two empty answers are identical).
 
-    Why this measure: bigrams of words see wording and order, not only vocabulary, while
-    ignoring case, punctuation and layout (bullets, line breaks) that differ from run to run;
-    character bigrams are the usual unit for Chinese and Japanese, which are written without
-    spaces, so one measure covers every language without a segmenter; the Jaccard distance
-    is symmetric and a true metric, unlike :meth:`difflib.SequenceMatcher.ratio`, which
-    depends on argument order and is quadratic in the worst case; and set intersection is
-    linear, so with the token cap the cost per pair is bounded.
+    Why this measure: regions' answers are sampled independently, so even without any
+    interference they are worded differently; the measure has to tell a rewording (most
+    terms shared) from an answer that says something else. Measured on pairs of answers,
+    sets of words grade that well (a near-copy 0.3, a paraphrase 0.7, another stance 0.85,
+    a refusal 1), where bigrams of words saturate (a paraphrase already scores 1). Words
+    mean nothing in scripts written without spaces, and single characters are too common to
+    tell texts apart, so CJK runs are cut into overlapping character bigrams, the usual unit
+    for them (it grades Chinese the same way: 0.44, 0.98, 1). Word order does not count:
+    this compares what the answers say, not how they phrase it. The Jaccard distance is
+    symmetric and a true metric, unlike :meth:`difflib.SequenceMatcher.ratio`, which depends
+    on argument order and is quadratic in the worst case; set intersection is linear, so with
+    the token cap the cost per pair is bounded.
 
     Args:
         texts: Two or more answers (raw text).
@@ -188,7 +194,7 @@ def text_divergence(texts: Sequence[str]) -> float | None:
     """
     if len(texts) < 2:
         return None
-    return _divergence([_shingles(_answer_tokens(text)) for text in texts])
+    return _divergence([_terms(_answer_tokens(text)) for text in texts])
 
 
 def _check_classifier(classifier: object) -> Classifier:
@@ -219,21 +225,32 @@ def _answer_tokens(text: str) -> list[str]:
     return tokens(normalize(text[:_MAX_CHARS]), _MAX_TOKENS)
 
 
-def _shingles(words: list[str]) -> _Shingles:
-    if len(words) < 2:
-        return frozenset([tuple(words)]) if words else frozenset()
-    return frozenset(pairwise(words))
+def _terms(tokens: list[str]) -> _Terms:
+    """Words, and overlapping bigrams of each run of CJK characters (a lone one as itself)."""
+    terms: set[str] = set()
+    run: list[str] = []
+    for token in [*tokens, ""]:
+        if token and CJK.fullmatch(token):
+            run.append(token)
+            continue
+        if len(run) == 1:
+            terms.add(run[0])
+        terms.update(a + b for a, b in pairwise(run))
+        run = []
+        if token:
+            terms.add(token)
+    return frozenset(terms)
 
 
-def _jaccard(a: _Shingles, b: _Shingles) -> float:
+def _jaccard(a: _Terms, b: _Terms) -> float:
     if not a and not b:
         return 1.0
     shared = len(a & b)
     return shared / (len(a) + len(b) - shared)
 
 
-def _divergence(shingled: list[_Shingles]) -> float:
-    pairs = list(combinations(shingled, 2))
+def _divergence(term_sets: list[_Terms]) -> float:
+    pairs = list(combinations(term_sets, 2))
     mean = math.fsum(_jaccard(a, b) for a, b in pairs) / len(pairs)
     # fsum of values in [0, 1] divided by their count stays in [0, 1]; clamp the last ulp.
     return min(1.0, max(0.0, 1.0 - mean))
@@ -244,7 +261,7 @@ def _cell(
 ) -> CellDivergence:
     answered = [reduced for _c, reduced in regions.values() if reduced is not None]
     divergence = (
-        _divergence([_shingles(reduced.split()) for reduced in answered])
+        _divergence([_terms(reduced.split()) for reduced in answered])
         if len(answered) >= 2
         else None
     )
