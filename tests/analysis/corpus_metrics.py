@@ -1,6 +1,6 @@
 """Precision and recall of the refusal classifier on the labelled answers in ``tests/data``.
 
-Print the tables the documentation shows (``docs/explanation/refusal-classifier.md``)::
+Print the tables the documentation shows (``docs/how-to/plug-in-a-classifier.md``)::
 
     PYTHONPATH=src python -m tests.analysis.corpus_metrics
 
