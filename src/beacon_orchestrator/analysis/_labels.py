@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Callable
+from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
 from attrs import field, frozen
@@ -38,7 +39,7 @@ class Label(enum.StrEnum):
 
 
 _TEXT_LABELS = frozenset({Label.SUBSTANTIVE, Label.REFUSAL})
-_LABELS_BY_VALUE = {label.value: label for label in Label}
+_LABELS_BY_VALUE = MappingProxyType({label.value: label for label in Label})
 _LABEL_VALUES = ", ".join(repr(value) for value in _LABELS_BY_VALUE)
 
 

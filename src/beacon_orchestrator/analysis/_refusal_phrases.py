@@ -10,6 +10,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from importlib import resources
+from types import MappingProxyType
 from typing import Any
 
 from attrs import frozen
@@ -64,7 +65,9 @@ def parse_phrase_tables(document: str) -> PhraseTables:
             else:
                 known = ", ".join([*weights, _NEAR_MISS])
                 raise ValueError(f"{lang}.{key}: unknown cue class; expected one of {known}")
-    return PhraseTables(weights=weights, cues=tuple(cues), near_misses=tuple(near_misses))
+    return PhraseTables(
+        weights=MappingProxyType(weights), cues=tuple(cues), near_misses=tuple(near_misses)
+    )
 
 
 def load_phrase_tables() -> PhraseTables:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from types import MappingProxyType
 
 __all__ = ["CJK", "fold", "normalize", "token_weight", "tokens"]
 
@@ -41,26 +42,31 @@ _SIMPLIFIED = _TRADITIONAL_SIMPLIFIED[1::2]
 
 # Typographic apostrophes become "'", every kind of quotation mark becomes '"' (so one rule can
 # find quoted text in any language), and Russian yo becomes ie (texts use either).
-_PUNCTUATION = {
-    "\u2019": "'",  # right single quotation mark, the usual typographic apostrophe
-    "\u2018": "'",
-    "\u02bc": "'",  # modifier letter apostrophe
-    "\u00b4": "'",
-    "`": "'",
-    "\u201c": '"',
-    "\u201d": '"',
-    "\u201e": '"',  # German low opening quote
-    "\u00ab": '"',  # guillemets (French, Russian, Spanish)
-    "\u00bb": '"',
-    "\u300c": '"',  # CJK corner brackets
-    "\u300d": '"',
-    "\u300e": '"',
-    "\u300f": '"',
-    "\u0451": "\u0435",  # Cyrillic small yo -> ie
-    "\u0401": "\u0415",  # Cyrillic capital yo -> ie
-}
+_PUNCTUATION = MappingProxyType(
+    {
+        "\u2019": "'",  # right single quotation mark, the usual typographic apostrophe
+        "\u2018": "'",
+        "\u02bc": "'",  # modifier letter apostrophe
+        "\u00b4": "'",
+        "`": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',  # German low opening quote
+        "\u00ab": '"',  # guillemets (French, Russian, Spanish)
+        "\u00bb": '"',
+        "\u300c": '"',  # CJK corner brackets
+        "\u300d": '"',
+        "\u300e": '"',
+        "\u300f": '"',
+        "\u0451": "\u0435",  # Cyrillic small yo -> ie
+        "\u0401": "\u0415",  # Cyrillic capital yo -> ie
+    }
+)
 
-_FOLD = str.maketrans({**_PUNCTUATION, **dict(zip(_TRADITIONAL, _SIMPLIFIED, strict=True))})
+# Read-only: str.translate accepts any mapping.
+_FOLD = MappingProxyType(
+    str.maketrans({**_PUNCTUATION, **dict(zip(_TRADITIONAL, _SIMPLIFIED, strict=True))})
+)
 
 _SPACE = re.compile(r"\s+")
 # Markdown emphasis and heading marks carry no words; they would only split phrases.
