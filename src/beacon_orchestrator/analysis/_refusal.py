@@ -99,9 +99,9 @@ class RefusalClassifier:
     5. ``REFUSAL`` if the strength is at least 0.5 (score = strength), else ``SUBSTANTIVE``
        (score = 1 - strength, at most 0.9; 0.7 for a very short answer with no cue at all).
 
-    Its measured precision and recall are in the documentation ("The refusal classifier"). It
-    never sees the question, only the answer, and does not recognise a refusal written in
-    another language than the six.
+    Its measured precision and recall, per language and on held-out answers, are in the guide
+    "Compare regions and plug in a classifier". It never sees the question, only the answer,
+    and does not recognise a refusal written in another language than the six.
 
     Example:
         >>> RefusalClassifier().classify_text("I'm sorry, but I can't help with that.").label
