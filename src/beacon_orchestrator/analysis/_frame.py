@@ -45,10 +45,10 @@ def comparison_frame(
 
     * ``question_id``, ``model_id``;
     * one column per region (named after it, in the order the records name the regions)
-      with the answer's text: ``None`` where the execution did not complete or the model is
-      not served in that region;
+      with the answer's text, missing (``pandas.isna``) where the execution did not complete
+      or the model is not served in that region;
     * one label column per region, ``"<region> label"``: the :class:`Label` value
-      (``"substantive"``, ``"refusal"``, ``"empty"``, ``"technical_failure"``), ``None`` where
+      (``"substantive"``, ``"refusal"``, ``"empty"``, ``"technical_failure"``), missing where
       the model is not served;
     * ``text_divergence`` (``NaN`` when fewer than two regions answered), ``label_split`` and
       ``score``, as in :class:`CellDivergence`.
