@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import io
 import sys
 import types
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import beacon_orchestrator.notebook as notebook
 from beacon_orchestrator import (
     ExecutionFinished,
     ExecutionKey,
@@ -209,3 +212,11 @@ def test_a_real_job_drives_the_line_to_its_verdict(backend: str) -> None:
     assert last.counts.get("failed", 0) == result.counts[ExecutionStatus.FAILED]
     # Throttled: fewer updates than executions, on a job of about 9 s of virtual time.
     assert len(display.lines) < 12
+
+
+def test_every_public_name_has_a_docstring_and_a_reference_entry() -> None:
+    reference = Path(__file__).resolve().parents[2] / "docs" / "reference" / "analysis.md"
+    text = reference.read_text(encoding="utf-8")
+    for name in notebook.__all__:
+        assert inspect.getdoc(getattr(notebook, name)), name
+        assert f"::: beacon_orchestrator.notebook.{name}\n" in text, name
