@@ -332,7 +332,7 @@ def _question_table(job: _Job, question: str, glyphs: Glyphs, width: int, full: 
     table.add_column("model", overflow="fold", max_width=16)
     for region in regions:
         table.add_column(region, overflow="fold", ratio=1)
-    table.add_column("regions differ", overflow="fold", max_width=16)
+    table.add_column("differ", overflow="fold", max_width=12)
     for model in models:
         row: list[RenderableType] = [model.id]
         for region in regions:
