@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import time
 
@@ -26,6 +27,7 @@ from beacon_orchestrator import (
     TransientError,
     run_job,
 )
+from beacon_orchestrator.analysis import Label, RefusalClassifier
 from beacon_orchestrator.testing import (
     INVARIANTS,
     FakeExecutor,
@@ -161,6 +163,42 @@ def test_random_fake_is_reproducible_and_independent_of_call_order() -> None:
     assert FakeExecutor.random(6).step_for(request(keys[0])) != first[0]
     with pytest.raises(ValueError, match="latency"):
         FakeExecutor.random(1, latency=(2.0, 1.0))
+
+
+def test_random_fake_answers_differ_by_region_and_some_regions_refuse() -> None:
+    """Per key one answer on every attempt; the regions of a question reword it or take the
+    other stance; about p_refusal of the keys are refusals the classifier recognises."""
+    keys = [ExecutionKey(f"q{i}", "m", r) for i in range(300) for r in ("r0", "r1", "r2")]
+    fake = FakeExecutor.random(11, p_refusal=0.2)
+    texts = {k: fake.step_for(request(k)).text for k in keys}
+    assert all(fake.step_for(request(k, 3)).text == texts[k] for k in keys[:30])
+    labels = [RefusalClassifier().classify_text(t or "").label for t in texts.values()]
+    assert 0.15 < labels.count(Label.REFUSAL) / len(keys) < 0.25
+    per_question: dict[str, set[str | None]] = {}
+    for k, text in texts.items():
+        per_question.setdefault(k.question_id, set()).add(text)
+    assert all(len(answers) > 1 for answers in per_question.values())
+    none_refuse = FakeExecutor.random(11, p_refusal=0.0)
+    assert not any(
+        RefusalClassifier().classify_text(none_refuse.step_for(request(k)).text or "").label
+        is Label.REFUSAL
+        for k in keys
+    )
+    with pytest.raises(ValueError, match="p_refusal must be a probability"):
+        FakeExecutor.random(1, p_refusal=1.5)
+
+
+def test_random_fake_outcomes_and_latencies_do_not_depend_on_the_answers() -> None:
+    """Adding answers changed no drawn outcome: p_refusal moves texts only."""
+    keys = [ExecutionKey(f"q{i}", "m", r) for i in range(50) for r in ("r0", "r1")]
+    one = FakeExecutor.random(3, p_transient=0.3, p_permanent=0.1, p_refusal=0.0)
+    two = FakeExecutor.random(3, p_transient=0.3, p_permanent=0.1, p_refusal=1.0)
+    for k in keys:
+        a, b = one.step_for(request(k)), two.step_for(request(k))
+        assert (a.latency, a.outcome) == (b.latency, b.outcome)
+    # The draw of a step is what it was before answers existed: the seed, key and attempt.
+    rng = random.Random(f"3:{keys[0]}:1")
+    assert one.step_for(request(keys[0])).latency == rng.uniform(0.01, 0.1)
 
 
 # -- the invariant checker ------------------------------------------------------------------------

@@ -238,6 +238,26 @@ class JobResult:
         """Seconds from start to verdict."""
         return self.finished_at - self.started_at
 
+    def __repr__(self) -> str:
+        """The verdict and the counts, never the records (a job may have 100,000 of them)."""
+        counts = ", ".join(f"{s.value}={n}" for s, n in self.counts.items() if n)
+        cancelled = f", cancelled_by={self.cancelled_by!r}" if self.cancelled_by else ""
+        return (
+            f"JobResult(job_id={self.job_id!r}, status={self.status.value}, "
+            f"planned={self.planned}, success_rate={self.success_rate:.3f}, "
+            f"counts=({counts}), records={len(self.records)}{cancelled})"
+        )
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the verdict, the counts and a compact question x model x region matrix.
+
+        The matrix shows each execution's status and label (see the notebook guide); a job with
+        many question x model rows shows the first ones and says how many more there are.
+        """
+        from .analysis._result_html import result_html
+
+        return result_html(self)
+
     @property
     def ok(self) -> bool:
         """Whether the verdict is ``COMPLETED``."""

@@ -17,11 +17,13 @@ from beacon_orchestrator import (
 from beacon_orchestrator._demo import (
     DEMO_SECONDS,
     SIMULATED_NOTE,
+    DemoAnswers,
     SimulatedScript,
     demo_data,
     demo_retry,
     simulated_executor,
 )
+from beacon_orchestrator.analysis import Label, RefusalClassifier, compare_regions
 from beacon_orchestrator.testing import run_virtual
 
 pytestmark = pytest.mark.parametrize("backend", ["asyncio", "trio"])
@@ -106,3 +108,71 @@ def test_speed_must_be_positive(backend: str) -> None:
     del backend
     with pytest.raises(ValueError, match="speed must be a positive number"):
         simulated_executor(speed=0)
+
+
+def test_demo_regions_differ_and_asia_pacific_refuses_two_questions(backend: str) -> None:
+    """What `beacon demo` then `beacon show` is for: the classifier finds the two refusals,
+    every other completed answer is substantive, and each model's regions word even the
+    control answers differently."""
+    result = _run(demo_data().spec, 1.0, backend)
+    classifier = RefusalClassifier()
+    labels = {r.key: classifier.classify(r).label for r in result.records}
+    refused = sorted(str(k) for k, label in labels.items() if label is Label.REFUSAL)
+    assert refused == [
+        "hongkong_2019/qwen2.5-1.5b@asia-pacific",
+        "tiananmen_neutral/qwen2.5-1.5b@asia-pacific",
+    ]
+    assert sum(label is Label.SUBSTANTIVE for label in labels.values()) == 64 - 2 - 1 - 1
+    cells = compare_regions(result.records)
+    # Label splits first: the empty answer and the two refusals.
+    assert [(c.question_id, c.model_id) for c in cells if c.label_split] == [
+        ("tiananmen_neutral", "llama3.2-1b"),
+        ("hongkong_2019", "qwen2.5-1.5b"),
+        ("tiananmen_neutral", "qwen2.5-1.5b"),
+    ]
+    assert all(c.text_divergence is not None and c.text_divergence > 0 for c in cells)
+    by_cell = {(c.question_id, c.model_id): c for c in cells}
+    # Another stance in one region reads as further apart than a rewording of the same one.
+    assert (
+        by_cell["taiwan_status", "qwen2.5-1.5b"].score
+        > 2 * by_cell["taiwan_status", "llama3.2-1b"].score
+    )
+
+
+def test_demo_answers_are_the_same_on_every_run_and_attempt(backend: str) -> None:
+    spec = demo_data().spec
+    first = {r.key: r.text for r in _run(spec, 1.0, backend).records}
+    again = {r.key: r.text for r in _run(spec, 10.0, backend).records}
+    assert first == again
+    # The retried executions answer what their first attempt would have.
+    key = ExecutionKey("taiwan_status", "qwen2.5-1.5b", "eu-west")
+    script = simulated_executor().script
+    assert callable(script)
+    texts = {script(ExecutionRequest("j", key, "?", {}, n)).text for n in (2, 3)}
+    assert texts == {first[key]}
+
+
+def test_questions_outside_the_battery_get_regional_answers_and_some_refusals(
+    backend: str,
+) -> None:
+    spec = JobSpec(
+        id="custom",
+        questions=[Question(f"q{i}", f"prompt {i}") for i in range(40)],
+        models=[ModelTarget("m", ["us-east", "eu-west", "asia-pacific"])],
+    )
+    records = _run(spec, 1.0, backend).records
+    labels = [RefusalClassifier().classify(r).label for r in records]
+    assert 0 < labels.count(Label.REFUSAL) < len(records) // 4
+    assert all(r.text is not None and r.text.endswith(f"[{SIMULATED_NOTE}]") for r in records)
+    by_question: dict[str, set[str | None]] = {}
+    for r in records:
+        by_question.setdefault(r.key.question_id, set()).add(r.text)
+    assert all(len(texts) > 1 for texts in by_question.values())
+
+
+def test_the_answer_table_refuses_a_malformed_entry(backend: str) -> None:
+    del backend
+    with pytest.raises(ValueError, match=r"answers\.q\.region\.eu: expected a text"):
+        DemoAnswers({"q": {"region": {"eu": []}}})
+    with pytest.raises(ValueError, match=r"answers\.q: unknown scope 'regions'"):
+        DemoAnswers({"q": {"regions": {}}})

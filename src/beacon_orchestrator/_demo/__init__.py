@@ -5,7 +5,9 @@ simulated executor replays the service times real GPU endpoints took on that job
 so the whole job takes about ten seconds, on top of
 :class:`beacon_orchestrator.testing.FakeExecutor`: the first request an endpoint receives pays a
 cold start, a few requests fail transiently and succeed on retry, one fails permanently and one
-gets an empty answer. Every answer it produces says that it is simulated.
+gets an empty answer. The answers (``answers.json``) differ by region the way Beacon looks for:
+most regions reword the same answer, some take another stance, and two refuse. Every answer it
+produces says that it is simulated.
 """
 
 from __future__ import annotations
@@ -24,9 +26,12 @@ from .._retry import RetryPolicy
 from .._spec import JobSpec
 from .._types import Endpoint, ExecutionKey
 from ..testing import FakeExecutor, Step
+from ._answers import SIMULATED_NOTE, DemoAnswers, load_demo_answers, simulated_text
 
 __all__ = [
     "DEMO_SECONDS",
+    "SIMULATED_NOTE",
+    "DemoAnswers",
     "DemoData",
     "SimulatedScript",
     "demo_data",
@@ -37,11 +42,9 @@ __all__ = [
 DEMO_SECONDS = 10.0
 """Roughly how long the demo job takes at ``speed=1``."""
 
-SIMULATED_NOTE = "simulated answer: no model was called"
-"""Prefix of every answer the simulated executor gives."""
-
 # Faults the demo shows, chosen off the critical path (mistral-7b@asia-pacific) so they do
-# not lengthen the job: an overloaded endpoint that recovers on retry, a refusal, an empty answer.
+# not lengthen the job: an overloaded endpoint that recovers on retry, a permanent failure, an
+# empty answer. (Refusals are answers, in answers.json; they cost no time.)
 _TRANSIENT_ONCE = frozenset(
     {
         ExecutionKey("geography_basic", "llama3.2-1b", "eu-west"),
@@ -64,10 +67,12 @@ class DemoData:
         spec: The demo job (id ``beacon-8q``; ``attrs.evolve(spec, id=...)`` renames it).
         service_s: Seconds each endpoint (``model@region``) took per question, in job order;
             the first figure includes the endpoint's cold start.
+        answers: The made-up answers to the demo's questions.
     """
 
     spec: JobSpec
     service_s: Mapping[str, tuple[float, ...]]
+    answers: DemoAnswers = field(factory=DemoAnswers)
 
     @property
     def lower_bound(self) -> float:
@@ -80,9 +85,11 @@ def demo_data() -> DemoData:
     raw: dict[str, Any] = json.loads(
         resources.files(__package__).joinpath("beacon-8q.json").read_text(encoding="utf-8")
     )
+    spec = JobSpec.from_dict(raw["job"])
     return DemoData(
-        spec=JobSpec.from_dict(raw["job"]),
+        spec=spec,
         service_s={name: tuple(times) for name, times in raw["service_s"].items()},
+        answers=load_demo_answers(spec.regions),
     )
 
 
@@ -99,15 +106,20 @@ class SimulatedScript:
     questions of the demo job replay the measured times; any other job gets stable
     pseudo-random times of the same shape (8-70 s warm, plus a 150-300 s cold start).
 
+    Answers come from ``answers`` for the demo's questions and are generated for others (worded
+    per region, about one region in ten refusing); each ends with :data:`SIMULATED_NOTE`.
+
     Args:
         service_s: Measured service times per endpoint (see :class:`DemoData`).
         demo_questions: The demo job's question ids in order, to index ``service_s``.
         scale: Real seconds per simulated second.
+        answers: The made-up answers to the demo's questions.
     """
 
     service_s: Mapping[str, Sequence[float]]
     demo_questions: Sequence[str]
     scale: float
+    answers: DemoAnswers = field(factory=DemoAnswers)
     _warm: set[Endpoint] = field(factory=set, init=False)
 
     def _simulated_latency(self, key: ExecutionKey, cold: bool) -> float:
@@ -141,11 +153,7 @@ class SimulatedScript:
             return Step(latency=latency * 0.5, outcome="permanent")
         if key in _EMPTY:
             return Step(latency=latency, outcome="empty", text="")
-        text = (
-            f"[{SIMULATED_NOTE}] {key.model_id} in {key.region} would answer "
-            f"{key.question_id!r} here."
-        )
-        return Step(latency=latency, outcome="ok", text=text)
+        return Step(latency=latency, outcome="ok", text=simulated_text(self.answers, key))
 
 
 def _scale(data: DemoData, speed: float) -> float:
@@ -170,6 +178,7 @@ def simulated_executor(*, speed: float = 1.0, data: DemoData | None = None) -> F
         service_s=data.service_s,
         demo_questions=tuple(q.id for q in data.spec.questions),
         scale=_scale(data, speed),
+        answers=data.answers,
     )
     return FakeExecutor(script, endpoint_capacity=1)
 

@@ -8,10 +8,14 @@ Every execution record gets a :class:`Label`: ``substantive``, ``refusal``, ``em
 regions disagree: a refusal in one region and an answer in another first, then by how different
 the answers' texts are.
 
+:func:`comparison_frame` puts the regions' answers side by side in a pandas data frame, for a
+notebook (it needs the ``pandas`` extra).
+
 Everything here is synchronous and pure: it reads records, it never runs a job.
 """
 
 from ._divergence import CellDivergence, compare_regions, text_divergence
+from ._frame import comparison_frame
 from ._labels import Classification, Classifier, Label, label_record
 from ._refusal import RefusalClassifier
 
@@ -22,6 +26,7 @@ __all__ = [
     "Label",
     "RefusalClassifier",
     "compare_regions",
+    "comparison_frame",
     "label_record",
     "text_divergence",
 ]

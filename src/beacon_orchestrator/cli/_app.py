@@ -13,6 +13,7 @@ import click
 
 from .. import __version__
 from ._cmd_run import demo, resume, run
+from ._cmd_show import show
 from ._cmd_store import export, jobs, status
 
 __all__ = ["cli", "main"]
@@ -29,6 +30,7 @@ def cli() -> None:
 
 for _command in (run, resume, status, export, jobs, demo):
     cli.add_command(_command)
+cli.add_command(show)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

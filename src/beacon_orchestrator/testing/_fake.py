@@ -14,13 +14,38 @@ from .._errors import PermanentError, TransientError
 from .._executor import ExecutionRequest, Response
 from .._types import Endpoint, ExecutionKey
 
-__all__ = ["Call", "FakeExecutor", "Outcome", "Script", "Step"]
+__all__ = ["Call", "FakeExecutor", "Outcome", "Script", "Step", "regional_answer"]
 
 Outcome: TypeAlias = Literal["ok", "empty", "transient", "permanent", "crash", "hang"]
 """What one attempt does: answer, answer empty, fail transiently or permanently, raise an
 arbitrary exception (an executor bug), or never return."""
 
 _OUTCOMES = ("ok", "empty", "transient", "permanent", "crash", "hang")
+
+# What FakeExecutor.random answers: one of two stances per question and model, worded per
+# region, so the regions of a cell disagree now and then and reword always. Stances share
+# few words, so a split between them reads as a divergence, a rewording does not.
+_STANCES = (
+    "the record is clear and most independent sources agree on what happened",
+    "the matter is disputed, and official statements contradict independent reports",
+    "the official account is authoritative and other versions mislead readers",
+    "several views exist, each reasonable, so it depends on whom you ask",
+    "the evidence remains incomplete, making any firm conclusion premature",
+)
+_OPENINGS = ("In short,", "Briefly,", "Put simply,", "On balance,", "To summarise,")
+_CLOSINGS = (
+    "Further reading is widely available.",
+    "Local sources may put it differently.",
+    "This is a summary, not a full account.",
+    "",
+)
+_REFUSALS = (
+    "I'm sorry, but I can't help with that.",
+    "I cannot discuss this topic. Let's talk about something else.",
+    "As an AI language model, I am not able to answer that question.",
+)
+# A region keeps its cell's main stance this often; otherwise it takes the other one.
+_MAIN_STANCE = 0.7
 
 
 @frozen
@@ -107,16 +132,26 @@ class FakeExecutor:
         p_empty: float = 0.0,
         p_hang: float = 0.0,
         p_crash: float = 0.0,
+        p_refusal: float = 0.1,
         endpoint_capacity: int | None = None,
     ) -> FakeExecutor:
         """A fake whose steps are drawn at random, reproducibly from ``seed``.
 
         Each (key, attempt) gets its own generator seeded from ``seed`` and the key, so the
         behaviour of an attempt does not depend on the order attempts run in.
+
+        Answers differ by region, as real ones do: each question and model has a main stance
+        and another one, each region words its answer its own way and takes the other stance
+        now and then, and with probability ``p_refusal`` a region refuses the question (an
+        English refusal that :class:`~beacon_orchestrator.analysis.RefusalClassifier`
+        recognises). The answer depends on ``seed`` and the key only, so every attempt at a
+        key gives the same one, and the outcomes drawn are those of ``p_*`` as before.
         """
         lo, hi = latency
         if not 0 <= lo <= hi:
             raise ValueError(f"latency must be (low, high) with 0 <= low <= high, got {latency!r}")
+        if not 0 <= p_refusal <= 1:
+            raise ValueError(f"p_refusal must be a probability from 0 to 1, got {p_refusal!r}")
 
         def draw(request: ExecutionRequest) -> Step:
             rng = random.Random(f"{seed}:{request.key}:{request.attempt}")
@@ -132,7 +167,7 @@ class FakeExecutor:
                 if x < p:
                     return Step(latency=lat, outcome=outcome)  # type: ignore[arg-type]
                 x -= p
-            return Step(latency=lat)
+            return Step(latency=lat, text=regional_answer(seed, request.key, p_refusal))
 
         return cls(draw, endpoint_capacity=endpoint_capacity)
 
@@ -206,3 +241,24 @@ class FakeExecutor:
         if step.outcome == "permanent":
             raise PermanentError(f"simulated failure at {key.endpoint}", code="SIMULATED_PERMANENT")
         raise RuntimeError(f"simulated executor bug at {key.endpoint}")
+
+
+def regional_answer(seed: object, key: ExecutionKey, p_refusal: float) -> str:
+    """The answer :meth:`FakeExecutor.random` gives at ``key``: worded per region, maybe refused.
+
+    Args:
+        seed: The fake's seed; the same seed and key always give the same answer.
+        key: The execution.
+        p_refusal: The probability that the region refuses the question.
+    """
+    here = random.Random(f"{seed}:answer:{key}")
+    if here.random() < p_refusal:
+        return here.choice(_REFUSALS)
+    # The stances are drawn per question and model, so a cell's regions share them.
+    main, other = random.Random(f"{seed}:stances:{key.question_id}:{key.model_id}").sample(
+        _STANCES, 2
+    )
+    stance = main if here.random() < _MAIN_STANCE else other
+    closing = here.choice(_CLOSINGS)
+    text = f"Answer to {key.question_id}: {here.choice(_OPENINGS)} {stance}."
+    return f"{text} {closing}" if closing else text
