@@ -239,16 +239,24 @@ async def _read_body(response: httpx.Response, call: Call, scrubber: Scrubber) -
     if ok and declared is not None and declared > limit:
         raise _too_large(call, scrubber, f"it announces {declared} bytes")
     chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        if size + len(chunk) > limit:
-            if ok:
-                raise _too_large(call, scrubber, "more bytes arrived")
-            # An error's body is only quoted: keep its start, drop the rest unread.
-            chunks.append(chunk[: limit - size])
-            break
-        size += len(chunk)
-        chunks.append(chunk)
+    size, over = 0, False
+    # Stopping early is a cancellation, not a break: it unwinds httpx's chain of async
+    # generators from the socket read up, where a break would abandon them half-way (trio
+    # warns of each, and nothing would close them).
+    with anyio.CancelScope() as reading:
+        async for chunk in response.aiter_bytes():
+            if over:
+                continue  # what was already decoded; the next read raises the cancellation
+            if size + len(chunk) > limit:
+                over = True
+                # An error's body is only quoted: keep its start, drop the rest unread.
+                chunks.append(chunk[: limit - size])
+                reading.cancel()
+                continue
+            size += len(chunk)
+            chunks.append(chunk)
+    if over and ok:
+        raise _too_large(call, scrubber, "more bytes arrived")
     return b"".join(chunks)
 
 
