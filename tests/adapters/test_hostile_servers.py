@@ -53,8 +53,13 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 ADAPTERS = ("router", "modal", "openai")
 DATE_2100 = email.utils.formatdate(4_102_444_800, usegmt=True)  # 2100-01-01
-# Fast retries: the waits are capped by wait_max (see test_live_server.py on wait_initial).
-FAST = {"wait_max": 0.002, "wait_jitter": 0.001}
+
+
+def fast_retry(**kw: Any) -> RetryPolicy:
+    """Two attempts, waits capped by wait_max (see test_live_server.py on wait_initial)."""
+    return RetryPolicy(attempts=2, wait_max=0.002, wait_jitter=0.001, **kw)
+
+
 LOGGERS = ("", "httpx", "httpcore", "beacon_orchestrator", "hpack", "h11")
 
 
@@ -284,7 +289,7 @@ async def test_a_hostile_job_ends_classified_fast_and_leaks_nothing(
             spec,
             executor,
             store=store,
-            retry=RetryPolicy(attempts=2, **FAST),
+            retry=fast_retry(),
             # A job deadline far beyond the test's wall time: what ends the Retry-After
             # executions early is knowing the retry could not come in time, not the deadline.
             limits=Limits(per_endpoint=len(expected), attempt_timeout=0.5, job_timeout=60),
@@ -321,7 +326,7 @@ async def test_retry_after_max_caps_a_provider_asked_wait_in_a_job(
         result = await run_job(
             hostile_spec(behaviours, f"capped-{adapter}"),
             executor,
-            retry=RetryPolicy(attempts=2, retry_after_max=0.05, **FAST),
+            retry=fast_retry(retry_after_max=0.05),
             limits=Limits(per_endpoint=2),
         )
     elapsed = time.monotonic() - started

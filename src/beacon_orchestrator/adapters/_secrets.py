@@ -209,6 +209,7 @@ def secret_forms(secret: str) -> tuple[str, ...]:
     forms = {
         secret,
         repr(secret)[1:-1],
+        ascii(secret)[1:-1],
         repr(secret.encode("utf-8", "backslashreplace"))[2:-1],
         secret.encode("unicode_escape").decode("ascii"),
         *_json_forms(secret),
