@@ -83,6 +83,7 @@ class OpenAICompatExecutor(HttpExecutorBase):
         connect_timeout: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
         deadline_margin: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
         health_timeout: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
+        max_response_bytes: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
 
     ``temperature`` (default 0.1) and ``max_tokens`` (default 500) come from the request's
     ``params``, as do ``top_p``, ``seed``, ``stop``, ``presence_penalty`` and
