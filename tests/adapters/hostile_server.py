@@ -12,6 +12,7 @@ behaviour                answer
 ``big``                  200 announcing 100 MiB (``Content-Length``), then sending zeros
 ``big-undeclared``       200 without a length, 100 MiB of zeros until the connection closes
 ``endless``              200 with a chunked body that never ends
+``big-error``            500 announcing 100 MiB, then sending zeros
 ``trickle``              200 announcing 10 000 bytes, then one byte every 20 ms
 ``silent``               the request is read, and nothing is ever sent back
 ``loop``                 303 to itself, for ever (Modal's "still running, poll here")
@@ -42,7 +43,7 @@ from attrs import define, field, frozen
 MiB = 1024 * 1024
 SAFETY_LIMIT = 256 * MiB
 _CHUNK = b"0" * (64 * 1024)
-_REASONS = {200: "OK", 303: "See Other", 400: "Bad Request", 429: "Too Many Requests"}
+_REASONS = {200: "OK", 303: "See Other", 400: "Bad Request", 429: "Too Many Requests", 500: "Oops"}
 
 
 @frozen
@@ -180,6 +181,9 @@ class _Handler:
         """The answers that are all body: too big, endless, or trickling."""
         if behaviour == "big":
             self.writer.write(_head(200, [json_type, ("Content-Length", str(100 * MiB))]))
+            await self.pour(behaviour, 100 * MiB, chunked=False)
+        elif behaviour == "big-error":
+            self.writer.write(_head(500, [("Content-Length", str(100 * MiB))]))
             await self.pour(behaviour, 100 * MiB, chunked=False)
         elif behaviour == "big-undeclared":
             self.writer.write(_head(200, [json_type, ("Connection", "close")]))

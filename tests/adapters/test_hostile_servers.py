@@ -129,6 +129,18 @@ async def test_an_oversized_answer_is_refused_with_bounded_memory(
 
 
 @pytest.mark.parametrize("adapter", ADAPTERS)
+async def test_a_huge_error_page_is_quoted_from_its_first_64_kib_only(
+    server: HostileServer, adapter: str
+) -> None:
+    error = await failure(make(adapter, server), "big-error")
+    # Still the server error it is (transient), not a refused answer: only its start was read.
+    assert (type(error), error.code) == (TransientError, "HTTP_500")
+    assert "HTTP 500" in error.message
+    assert "000000" in error.message
+    assert server.log.sent["big-error"] < 32 * MiB  # socket buffers, not the 100 MiB
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
 async def test_a_smaller_cap_is_enforced_as_the_body_arrives(
     server: HostileServer, adapter: str
 ) -> None:

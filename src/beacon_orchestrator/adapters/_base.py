@@ -76,6 +76,9 @@ class HttpExecutorBase:
         validator=positive_count("max_response_bytes", "bytes"),
     )
     _owned_client: httpx.AsyncClient | None = field(init=False, default=None, repr=False)
+    # The scrubber of the secret last seen: deriving every form of a token costs more than
+    # checking that it is still the same object.
+    _scrubs: tuple[Secret | None, Scrubber] | None = field(init=False, default=None, repr=False)
 
     # -- what a subclass may override ----------------------------------------------------
 
@@ -84,7 +87,10 @@ class HttpExecutorBase:
         return None
 
     def _scrubber(self) -> Scrubber:
-        return Scrubber.of(self._secret())
+        secret, cached = self._secret(), self._scrubs
+        if cached is None or cached[0] is not secret:
+            cached = self._scrubs = (secret, Scrubber.of(secret))
+        return cached[1]
 
     def _headers(self) -> dict[str, str]:
         return bearer(self._secret())

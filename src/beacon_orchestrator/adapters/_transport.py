@@ -17,9 +17,11 @@ other HTTP 3xx/4xx                                ``PermanentError``  ``HTTP_<st
 a 2xx body longer than the call's ``max_bytes``   ``PermanentError``  ``RESPONSE_TOO_LARGE``
 ================================================  ==================  ======================
 
-Bodies are read as a stream and counted as they arrive (after decompression), so an endless or
-oversized answer costs at most ``max_bytes`` of memory before it is refused; the body of an
-error status is only ever quoted, so it is cut at 64 KiB instead. (What a 2xx body may be wrong
+A body that announces its length within the limit, uncompressed, is read as httpx reads it
+(its framing bounds it); any other is read as a stream and counted as it arrives (after
+decompression), so an endless or oversized answer costs at most ``max_bytes`` of memory before
+it is refused. The body of an error status is only ever quoted, so it is cut at 64 KiB
+instead. (What a 2xx body may be wrong
 about is ``_decoding``'s business.)
 """
 
@@ -210,20 +212,46 @@ async def _exchange(client: httpx.AsyncClient, call: Call, scrubber: Scrubber) -
         params=call.params,
         timeout=call.timeout,
     )
-    deadline = math.inf if call.deadline is None else call.deadline
-    with anyio.CancelScope(deadline=deadline):
-        response = await client.send(request, stream=True, follow_redirects=False)
-        try:
-            body = await _read_body(response, call, scrubber)
-        finally:
-            await response.aclose()
-        return _with_body(response, body)
+    if call.deadline is None:
+        return await _answer(client, request, call, scrubber)
+    with anyio.CancelScope(deadline=call.deadline):
+        return await _answer(client, request, call, scrubber)
     # Only this scope's deadline gets here: any other cancellation propagates.
     shown = scrubber.text(display_url(call.url))
     raise TransientError(
         f"{call.what}: the answer from {shown} was still arriving when its deadline passed",
         code="READ_TIMEOUT",
     )
+
+
+async def _answer(
+    client: httpx.AsyncClient, request: httpx.Request, call: Call, scrubber: Scrubber
+) -> httpx.Response:
+    response = await client.send(request, stream=True, follow_redirects=False)
+    try:
+        if _fits(response, _limit(response, call)):
+            # The common case, read as httpx reads it: the framing (h11 and h2 both hold a
+            # body to its Content-Length) already bounds it, and nothing decompresses it.
+            await response.aread()
+            return response
+        body = await _read_body(response, call, scrubber)
+    finally:
+        await response.aclose()
+    return _with_body(response, body)
+
+
+def _limit(response: httpx.Response, call: Call) -> int:
+    """How much of this response's body may be read (an error's is only quoted)."""
+    if 200 <= response.status_code < 300:
+        return call.max_bytes
+    return min(call.max_bytes, _ERROR_BODY_LIMIT)
+
+
+def _fits(response: httpx.Response, limit: int) -> bool:
+    """Whether the body announces a length within ``limit``, and is not compressed."""
+    declared = _content_length(response)
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    return declared is not None and declared <= limit and encoding in ("", "identity")
 
 
 async def _read_body(response: httpx.Response, call: Call, scrubber: Scrubber) -> bytes:
@@ -234,7 +262,7 @@ async def _read_body(response: httpx.Response, call: Call, scrubber: Scrubber) -
             ``call.max_bytes`` (from its ``Content-Length``, or while counting).
     """
     ok = 200 <= response.status_code < 300
-    limit = call.max_bytes if ok else min(call.max_bytes, _ERROR_BODY_LIMIT)
+    limit = _limit(response, call)
     declared = _content_length(response)
     if ok and declared is not None and declared > limit:
         raise _too_large(call, scrubber, f"it announces {declared} bytes")
