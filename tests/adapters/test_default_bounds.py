@@ -161,3 +161,23 @@ def test_a_retry_after_past_the_job_deadline_ends_the_execution_at_once(backend:
         assert ended < 0.01  # not 100 s waiting for a retry that could not start
 
     run_virtual(main, backend=backend)
+
+
+# -- the default attempt timeout in documents --------------------------------------------------
+
+
+def test_a_job_document_without_limits_gets_the_default_attempt_timeout() -> None:
+    doc = SPEC.to_dict()
+    del doc["limits"]
+    spec = JobSpec.from_dict(doc)
+    assert spec.limits.attempt_timeout == Limits().attempt_timeout == 600.0
+    assert JobSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_null_in_a_document_still_means_no_attempt_timeout_and_round_trips() -> None:
+    doc = SPEC.to_dict()
+    doc["limits"] = {"attempt_timeout": None}
+    spec = JobSpec.from_dict(doc)
+    assert spec.limits.attempt_timeout is None
+    assert spec.to_dict()["limits"]["attempt_timeout"] is None
+    assert JobSpec.from_dict(spec.to_dict()) == spec
