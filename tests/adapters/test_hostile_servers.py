@@ -13,6 +13,7 @@ import email.utils
 import json
 import logging
 import time
+import traceback
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -89,10 +90,17 @@ def make(adapter: str, server: HostileServer, **kw: Any) -> AnyHttpExecutor:
 
 
 async def failure(executor: AnyHttpExecutor, prompt: str, **request: Any) -> ExecutionError:
-    """The error one attempt of ``prompt`` ends with (it must end with one)."""
+    """The error one attempt of ``prompt`` ends with (it must end with one, naming no token)."""
     async with executor:
         with pytest.raises(ExecutionError) as info:
             await executor.execute(make_request(prompt, **request))
+    shown = [
+        str(info.value),
+        repr(info.value),
+        repr(executor),
+        *traceback.format_exception(info.value),
+    ]
+    assert [text for text in shown if CANARY in text] == []
     return info.value
 
 
