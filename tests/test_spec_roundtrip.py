@@ -121,7 +121,7 @@ def test_to_dict_shape() -> None:
         "max_concurrency": 10,
         "per_region": None,
         "per_endpoint": 1,
-        "attempt_timeout": None,
+        "attempt_timeout": 600.0,
         "job_timeout": None,
         "cancel_grace": 0.0,
     }

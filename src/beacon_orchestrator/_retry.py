@@ -2,15 +2,17 @@
 
 The backoff arithmetic is tenacity's (``wait_exponential`` plus ``wait_random``); the loop
 that applies it is the scheduler's, because only the scheduler can guarantee that no retry
-starts after the job was cancelled.
+starts after the job was cancelled, and that no wait outlasts the job's deadline.
 """
 
 from __future__ import annotations
 
+import math
+
 from attrs import field, frozen
 from tenacity import RetryCallState, wait_exponential, wait_random
 
-from ._checks import NON_NEGATIVE_INT, NON_NEGATIVE_SECONDS, POSITIVE_INT
+from ._checks import NON_NEGATIVE_INT, NON_NEGATIVE_SECONDS, POSITIVE_INT, is_number
 from ._errors import ExecutionError
 
 __all__ = ["RetryPolicy"]
@@ -21,12 +23,21 @@ class RetryPolicy:
     """Exponential backoff with jitter, capped, honouring the provider's ``retry_after``.
 
     Only :class:`~beacon_orchestrator.TransientError` failures and attempt timeouts are retried.
+    Every wait is bounded: the backoff by ``wait_max``, a provider's ``Retry-After`` by
+    ``retry_after_max``, each plus at most ``wait_jitter``; and the scheduler never starts a
+    wait that would end after the job's deadline (the execution ends at once with its last
+    failure instead).
 
     Args:
         attempts: Attempts per execution, the first included (1 disables retries).
         wait_initial: Seconds before the first retry.
         wait_max: Cap of the exponential part of the wait.
-        wait_jitter: Up to this many seconds are added at random to each wait.
+        wait_jitter: Up to this many seconds are added at random to each wait, the
+            provider-asked ones included, so that executions throttled together do not all
+            come back at the same instant.
+        retry_after_max: Cap of a wait a provider asks for (``Retry-After``), in seconds
+            (default 300: five minutes). A provider asking for longer is waited on for this
+            long, then retried; one ``Retry-After: 1e9`` cannot park a job for decades.
         budget: Retries allowed across the whole job (``None``: unlimited; 0: none). When a
             provider is down, a budget stops a large job from multiplying its cost.
 
@@ -39,6 +50,7 @@ class RetryPolicy:
     wait_initial: float = field(default=1.0, validator=NON_NEGATIVE_SECONDS.validator())
     wait_max: float = field(default=60.0, validator=NON_NEGATIVE_SECONDS.validator())
     wait_jitter: float = field(default=1.0, validator=NON_NEGATIVE_SECONDS.validator())
+    retry_after_max: float = field(default=300.0, validator=NON_NEGATIVE_SECONDS.validator())
     # A budget of 0 is meaningful: no retries at all across the job, however many attempts.
     budget: int | None = field(default=None, validator=NON_NEGATIVE_INT.or_none().validator())
 
@@ -54,17 +66,19 @@ class RetryPolicy:
     def wait(self, attempt: int, error: BaseException | None = None) -> float:
         """Seconds to wait after attempt number ``attempt`` failed with ``error``.
 
-        The provider's ``retry_after`` wins when it asks for longer than the backoff.
+        The provider's ``retry_after``, capped at ``retry_after_max`` and jittered, wins when
+        it asks for longer than the backoff. A ``retry_after`` that is not a number, or is
+        NaN, is ignored; an infinite one is capped like any other.
         """
         # Composed from tenacity's long-stable primitives: the exponential part is capped at
         # wait_max, and the jitter comes on top so that retries of many keys spread out.
-        strategy = wait_exponential(multiplier=self.wait_initial, max=self.wait_max) + wait_random(
-            0, self.wait_jitter
-        )
+        jitter = wait_random(0, self.wait_jitter)
+        strategy = wait_exponential(multiplier=self.wait_initial, max=self.wait_max) + jitter
         state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
         state.attempt_number = attempt
         backoff = float(strategy(state))
-        retry_after = getattr(error, "retry_after", None)
-        if retry_after is not None and retry_after > backoff:
-            return float(retry_after)
-        return backoff
+        asked = getattr(error, "retry_after", None)
+        if not is_number(asked) and not (isinstance(asked, float) and asked == math.inf):
+            return backoff
+        provider = min(float(asked), self.retry_after_max) + float(jitter(state))
+        return max(backoff, provider)

@@ -162,7 +162,8 @@ async def test_modal_chain_ends_at_the_deadline_with_one_post(
 ) -> None:
     deadline = anyio.current_time() + 0.05
     with pytest.raises(TransientError) as info:
-        await modal(server, client, poll_interval=0.002).execute(
+        # max_polls out of the way: here the deadline must end the chain.
+        await modal(server, client, poll_interval=0.002, max_polls=10_000).execute(
             make_request("forever", region="us-east", deadline=deadline)
         )
     assert info.value.code == "DEADLINE_EXCEEDED"

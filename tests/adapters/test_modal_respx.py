@@ -205,7 +205,7 @@ async def test_303_chain_is_followed_with_gets_never_a_second_post(
         assert call.request.headers["authorization"] == f"Bearer {TOKEN}"
 
 
-async def test_long_303_chains_are_not_cut_by_a_redirect_count(
+async def test_long_303_chains_are_followed_up_to_max_polls(
     mock_router: respx.MockRouter, mock_client: httpx.AsyncClient
 ) -> None:
     mock_router.post(US).respond(303, headers={"Location": f"{US}/result?id=fc-9"})
@@ -214,9 +214,23 @@ async def test_long_303_chains_are_not_cut_by_a_redirect_count(
         side_effect=[*answers, httpx.Response(200, json=success())]
     )
     deadline = anyio.current_time() + 60.0
-    response = await executor(mock_client).execute(make_request(deadline=deadline))
+    # 41 redirects in all: the POST's and 40 GETs'.
+    response = await executor(mock_client, max_polls=41).execute(make_request(deadline=deadline))
     assert response.text == "Paris."
+    assert response.metadata["polls"] == 41
     assert get.call_count == 41
+
+
+async def test_one_303_past_max_polls_is_a_permanent_failure(
+    mock_router: respx.MockRouter, mock_client: httpx.AsyncClient
+) -> None:
+    post = mock_router.post(US).respond(303, headers={"Location": f"{US}/result?id=fc-9"})
+    get = mock_router.get(f"{US}/result").respond(303, headers={"Location": "?id=fc-9"})
+    with pytest.raises(PermanentError) as info:
+        await executor(mock_client, max_polls=5).execute(make_request())
+    assert info.value.code == "TOO_MANY_POLLS"
+    assert "after 5 polls (max_polls=5)" in info.value.message
+    assert (post.call_count, get.call_count) == (1, 5)
 
 
 async def test_303_chain_stops_at_the_attempts_deadline(
@@ -228,7 +242,8 @@ async def test_303_chain_stops_at_the_attempts_deadline(
     with pytest.raises(TransientError) as info:
         await executor(mock_client, poll_interval=0.004).execute(make_request(deadline=deadline))
     assert info.value.code == "DEADLINE_EXCEEDED"
-    assert anyio.current_time() >= deadline
+    # It ends as soon as the next poll could not start before the deadline, not after it.
+    assert anyio.current_time() >= deadline - 0.004
     assert post.call_count == 1
     # Paced by poll_interval: a few polls in 20 ms, not a hot loop.
     assert 1 <= get.call_count <= 8

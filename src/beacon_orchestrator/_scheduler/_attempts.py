@@ -2,7 +2,9 @@
 
 The loop asks the runner's ``may_start`` before every retry, and every backoff sleeps in a cancel
 scope that cancellation cuts short, so no retry starts after the job was cancelled however long
-the provider asked us to wait.
+the provider asked us to wait. A backoff that would end at or after the job's deadline is not
+started at all: that retry could never happen, so the execution ends at once with its last
+failure.
 """
 
 from __future__ import annotations
@@ -143,10 +145,11 @@ class AttemptLoop:
                 err = exc
             else:
                 return self.ledger.completed(key, response, attempt, started, self.now())
-            if not self._may_retry(err, attempt):
+            wait = self._retry_wait(err, attempt)
+            if wait is None:
                 status = TIMEOUT if isinstance(err, AttemptTimeout) else FAILED
                 return self._failed(key, status, err, attempt, started)
-            if not await self._backoff(key, err, attempt, started):
+            if not await self._backoff(key, err, attempt, started, wait):
                 return self._failed(key, CANCELLED, err, attempt, started)
             attempt += 1
             now = self.now()
@@ -166,29 +169,36 @@ class AttemptLoop:
     ) -> None:
         self.interrupted.append(Interrupted(key, err, attempts, started, self.now()))
 
-    def _may_retry(self, exc: BaseException, attempt: int) -> bool:
+    def _retry_wait(self, exc: BaseException, attempt: int) -> float | None:
+        """Seconds to wait before retrying after ``exc``, or ``None`` when no retry will come."""
         if not self.may_start():
-            return False
+            return None
         retryable = isinstance(exc, AttemptTimeout) or (
             isinstance(exc, ExecutionError) and exc.transient
         )
         if not retryable or attempt >= self.retry.attempts:
-            return False
+            return None
+        wait = self.retry.wait(attempt, exc)
+        deadline = self.job_deadline
+        if deadline is not None and self.now() + wait >= deadline:
+            # The retry could only start at or after the deadline, when nothing may start:
+            # waiting for it would only hold the worker (and the job's end) for nothing.
+            return None
         if self.retries_left is not None:
             if self.retries_left <= 0:
-                return False
+                return None
             self.retries_left -= 1
-        return True
+        return wait
 
     async def _backoff(
-        self, key: ExecutionKey, err: BaseException, attempt: int, started: float
+        self, key: ExecutionKey, err: BaseException, attempt: int, started: float, wait: float
     ) -> bool:
-        """Wait before the next attempt; whether it may start when the wait is over."""
+        """Wait ``wait`` seconds before the next attempt; whether it may start then."""
         try:
             with anyio.CancelScope() as scope:
                 self.sleepers.add(scope)
                 try:
-                    await anyio.sleep(self.retry.wait(attempt, err))
+                    await anyio.sleep(wait)
                 finally:
                     self.sleepers.discard(scope)
             # A backoff that ends at the instant the caller's scope is cancelled may still

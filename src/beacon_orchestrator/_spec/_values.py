@@ -18,6 +18,7 @@ from .._errors import SpecError, SpecProblem
 from .._status import MinSuccessRate
 
 __all__ = [
+    "DEFAULT_ATTEMPT_TIMEOUT",
     "LIMIT_RULES",
     "Limits",
     "ModelTarget",
@@ -84,6 +85,9 @@ class ModelTarget:
     provider: str | None = None
 
 
+DEFAULT_ATTEMPT_TIMEOUT: Final = 600.0
+"""Seconds an attempt may take when the job does not say (see :class:`Limits`)."""
+
 LIMIT_RULES: Final[Mapping[str, Rule]] = {
     "max_concurrency": POSITIVE_INT.or_none(),
     "per_region": POSITIVE_INT.or_none(),
@@ -111,12 +115,18 @@ def limit_problems(values: Mapping[str, Any], path: str) -> list[SpecProblem]:
 class Limits:
     """Bounds on a job's work. ``None`` means unbounded.
 
+    An attempt is bounded by default: a server that never answers, or answers a byte at a
+    time, would otherwise hold its execution (and its endpoint's slot) for ever.
+
     Attributes:
         max_concurrency: Executions in flight at once across the whole job.
         per_region: Executions in flight at once in one region.
         per_endpoint: Executions in flight at once on one endpoint (model x region). The
             default 1 matches a GPU container that answers one request at a time.
         attempt_timeout: Seconds one attempt may take before it is interrupted (``TIMEOUT``).
+            Default 600: room for a GPU cold start (Beacon's took 3 to 6 minutes) and for a
+            few of Modal's 150 s polls; ``None`` lets an attempt run as long as the server
+            works.
         job_timeout: Seconds the whole job may take; then it is cancelled and decided.
         cancel_grace: Seconds in-flight executions may go on after cancellation before they
             are interrupted; 0 interrupts them at once.
@@ -129,7 +139,7 @@ class Limits:
     max_concurrency: int | None = None
     per_region: int | None = None
     per_endpoint: int = 1
-    attempt_timeout: float | None = None
+    attempt_timeout: float | None = DEFAULT_ATTEMPT_TIMEOUT
     job_timeout: float | None = None
     cancel_grace: float = 0.0
 

@@ -9,15 +9,24 @@ does not import httpx; importing this package does.
 
 Every adapter classifies failures the same way: connect errors, timeouts, dropped
 connections, HTTP 408, 429 (with ``Retry-After`` as ``retry_after``) and 5xx are
-:class:`~beacon_orchestrator.TransientError`; other 4xx, bodies that are not JSON and JSON of
-an unexpected shape are :class:`~beacon_orchestrator.PermanentError`. Error codes:
-``CONNECT_ERROR``, ``CONNECT_TIMEOUT``, ``READ_TIMEOUT``, ``WRITE_TIMEOUT``, ``POOL_TIMEOUT``,
-``CONNECTION_DROPPED``, ``HTTP_<status>``, ``MALFORMED_RESPONSE``, ``UNEXPECTED_RESPONSE``,
-plus each service's own codes.
+:class:`~beacon_orchestrator.TransientError`; other 4xx, bodies that are not JSON, JSON of
+an unexpected shape and answers larger than ``max_response_bytes`` are
+:class:`~beacon_orchestrator.PermanentError`. Error codes: ``CONNECT_ERROR``,
+``CONNECT_TIMEOUT``, ``READ_TIMEOUT`` (also: an answer still arriving at its deadline),
+``WRITE_TIMEOUT``, ``POOL_TIMEOUT``, ``CONNECTION_DROPPED``, ``HTTP_<status>``,
+``MALFORMED_RESPONSE``, ``UNEXPECTED_RESPONSE``, ``RESPONSE_TOO_LARGE``, ``INVALID_TOKEN``,
+plus each service's own codes (Modal: ``DEADLINE_EXCEEDED``, ``TOO_MANY_POLLS``).
+
+Every wait is bounded: an answer body by ``max_response_bytes`` (8 MiB) as it arrives and by
+the attempt's deadline as a whole, a Modal 303 chain by ``max_polls`` (10) paced by
+``poll_interval`` (1 s). The how-to "Run against real endpoints" lists these defaults.
 
 Secrets are read from arguments or environment variables (``BEACON_ROUTER_API_KEY``,
-``BEACON_MODAL_TOKEN``, ``OPENAI_API_KEY``), held in :class:`Secret`, and never appear in a
-repr, a log line, an error message, a response's metadata or receipt.
+``BEACON_MODAL_TOKEN``, ``OPENAI_API_KEY``) and checked when the executor is built: white
+space at either end (a file's trailing newline), control characters and non-ASCII are refused
+with an :class:`AdapterConfigError` naming the argument or variable, never the token. They are
+held in :class:`Secret`, and never appear in a repr, a log line, an error message, a
+response's metadata or receipt, in any escaped form.
 """
 
 from ._base import HttpExecutorBase

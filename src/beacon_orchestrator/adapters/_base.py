@@ -11,14 +11,23 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
 
+import anyio
 import httpx
 from attrs import define, field
 
 from .._executor import ExecutionRequest
-from ._config import check_client, non_negative, optional_positive, positive
+from ._config import check_client, non_negative, optional_positive, positive, positive_count
 from ._decoding import ok_json
 from ._secrets import Scrubber, Secret, bearer
-from ._transport import Call, effective_deadline, fixed_timeout, httpx_timeout, new_client, send
+from ._transport import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    Call,
+    effective_deadline,
+    fixed_timeout,
+    httpx_timeout,
+    new_client,
+    send,
+)
 
 __all__ = ["HttpExecutorBase"]
 
@@ -41,6 +50,11 @@ class HttpExecutorBase:
         health_timeout: Seconds a health, provider or model listing request may take
             (these do no GPU work, so a short bound keeps a hung service from stalling
             a preflight).
+        max_response_bytes: The largest answer body read, after decompression (default
+            8 MiB; an LLM answer is kilobytes). The body is counted as it arrives and a
+            longer one fails the attempt at once with the permanent ``RESPONSE_TOO_LARGE``,
+            so a hostile or broken server cannot fill the memory. The body of an error
+            status is only quoted, so it is cut at 64 KiB instead.
     """
 
     client: httpx.AsyncClient | None = field(
@@ -56,7 +70,15 @@ class HttpExecutorBase:
         default=1.0, kw_only=True, validator=non_negative("deadline_margin")
     )
     health_timeout: float = field(default=30.0, kw_only=True, validator=positive("health_timeout"))
+    max_response_bytes: int = field(
+        default=DEFAULT_MAX_RESPONSE_BYTES,
+        kw_only=True,
+        validator=positive_count("max_response_bytes", "bytes"),
+    )
     _owned_client: httpx.AsyncClient | None = field(init=False, default=None, repr=False)
+    # The scrubber of the secret last seen: deriving every form of a token costs more than
+    # checking that it is still the same object.
+    _scrubs: tuple[Secret | None, Scrubber] | None = field(init=False, default=None, repr=False)
 
     # -- what a subclass may override ----------------------------------------------------
 
@@ -65,7 +87,10 @@ class HttpExecutorBase:
         return None
 
     def _scrubber(self) -> Scrubber:
-        return Scrubber.of(self._secret())
+        secret, cached = self._secret(), self._scrubs
+        if cached is None or cached[0] is not secret:
+            cached = self._scrubs = (secret, Scrubber.of(secret))
+        return cached[1]
 
     def _headers(self) -> dict[str, str]:
         return bearer(self._secret())
@@ -88,6 +113,10 @@ class HttpExecutorBase:
     def _health_timeout(self) -> httpx.Timeout:
         return fixed_timeout(self.health_timeout, self.connect_timeout)
 
+    def _cutoff(self, deadline: float | None) -> float | None:
+        """When an exchange of an attempt with ``deadline`` is cut off, body included."""
+        return None if deadline is None else deadline + self.deadline_margin
+
     # -- sending -------------------------------------------------------------------------
 
     async def _json(self, call: Call) -> tuple[httpx.Response, dict[str, Any]]:
@@ -106,17 +135,32 @@ class HttpExecutorBase:
         headers: Mapping[str, str] | None = None,
     ) -> tuple[httpx.Response, dict[str, Any]]:
         """POST an attempt's ``body`` within its deadline (default headers: :meth:`_headers`)."""
-        timeout = self._timeout(deadline)
-        headers = self._headers() if headers is None else headers
-        call = Call("POST", url, what=what, timeout=timeout, headers=headers, json_body=body)
+        call = Call(
+            "POST",
+            url,
+            what=what,
+            timeout=self._timeout(deadline),
+            headers=self._headers() if headers is None else headers,
+            json_body=body,
+            deadline=self._cutoff(deadline),
+            max_bytes=self.max_response_bytes,
+        )
         return await self._json(call)
 
     async def _get_json(
         self, url: str | httpx.URL, *, what: str, params: Mapping[str, str] | None = None
     ) -> tuple[httpx.Response, dict[str, Any]]:
         """GET a status document (health, providers, models) within ``health_timeout``."""
-        timeout, headers = self._health_timeout(), self._headers()
-        call = Call("GET", url, what=what, timeout=timeout, headers=headers, params=params)
+        call = Call(
+            "GET",
+            url,
+            what=what,
+            timeout=self._health_timeout(),
+            headers=self._headers(),
+            params=params,
+            deadline=anyio.current_time() + self.health_timeout,
+            max_bytes=self.max_response_bytes,
+        )
         return await self._json(call)
 
     async def _get_scrubbed(self, url: str | httpx.URL, *, what: str) -> dict[str, Any]:

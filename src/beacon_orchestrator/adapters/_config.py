@@ -23,6 +23,7 @@ __all__ = [
     "optional_positive",
     "per_region",
     "positive",
+    "positive_count",
 ]
 
 T = TypeVar("T")
@@ -111,6 +112,16 @@ def non_negative(name: str) -> Callable[[Any, Any, Any], None]:
     def check(_: Any, __: Any, value: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
             raise AdapterConfigError(f"{name}: expected a number of seconds >= 0, got {value!r}")
+
+    return check
+
+
+def positive_count(name: str, unit: str) -> Callable[[Any, Any, Any], None]:
+    """A validator accepting an integer ``>= 1`` (of ``unit``, for the message) for ``name``."""
+
+    def check(_: Any, __: Any, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise AdapterConfigError(f"{name}: expected a number of {unit} >= 1, got {value!r}")
 
     return check
 

@@ -151,6 +151,10 @@ def _region_map(value: Any) -> dict[str, str]:
     return name_map(value, "region_map", of="region to router region", kind="region", str_keys=True)
 
 
+def _api_key(value: str | Secret | None) -> Secret | None:
+    return to_secret(value, "api_key")
+
+
 @define
 class HybridRouterExecutor(HttpExecutorBase):
     """Sends executions to Beacon's hybrid router, ``POST {base_url}/inference``.
@@ -172,6 +176,7 @@ class HybridRouterExecutor(HttpExecutorBase):
         connect_timeout: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
         deadline_margin: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
         health_timeout: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
+        max_response_bytes: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
 
     The generation parameters ``temperature`` (default 0.1) and ``max_tokens`` (default 500)
     come from the request's ``params``. Each request carries an ``X-Trace-Id`` header naming
@@ -180,7 +185,9 @@ class HybridRouterExecutor(HttpExecutorBase):
 
     base_url: str = field(converter=_base_url)
     api_key: Secret | None = field(
-        default=Factory(env_secret_factory(ROUTER_API_KEY_ENV)), kw_only=True, converter=to_secret
+        default=Factory(env_secret_factory(ROUTER_API_KEY_ENV)),
+        kw_only=True,
+        converter=_api_key,
     )
     path: str = field(default="/inference", kw_only=True, converter=_path)
     region_map: Mapping[str, str] = field(factory=dict, kw_only=True, converter=_region_map)

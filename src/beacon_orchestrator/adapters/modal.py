@@ -6,9 +6,11 @@ configured for the request's own region. A region without one is a
 
 Modal caps one HTTP request at 150 s. When the work takes longer, Modal answers **303** with a
 ``Location`` that names the running call; a ``GET`` of it waits for the result (or answers
-another 303). The executor follows those redirects with ``GET`` (never a second ``POST``,
-which would start the work again) for as long as the attempt's deadline allows, however many
-there are: the deadline bounds the work, not a redirect count.
+another 303 after 150 s more). The executor follows those redirects with ``GET`` (never a
+second ``POST``, which would start the work again) while the attempt's deadline allows, at
+most ``max_polls`` times, and at least ``poll_interval`` apart. Modal's polls block, so the
+deadline ends a real chain first; the count and the pace only matter against a server that
+answers 303 at once, which would otherwise be polled as fast as the network allows.
 
 Answers come in two forms, both accepted: ``{"success": true/false, ...}`` (single-region apps)
 and ``{"status": "success"/"error", ...}`` (the multi-region app). A failure whose error says
@@ -35,7 +37,7 @@ from attrs import Factory, define, field, frozen
 from .._errors import PermanentError, TransientError
 from .._executor import ExecutionRequest, Response
 from ._base import HttpExecutorBase
-from ._config import AdapterConfigError, check_url, per_region
+from ._config import AdapterConfigError, check_url, non_negative, per_region, positive_count
 from ._decoding import (
     answer,
     answer_text,
@@ -114,11 +116,6 @@ def _endpoint(region: str, spec: Any) -> ModalEndpoint:
     )
 
 
-def _non_negative(_: Any, __: Any, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise AdapterConfigError(f"poll_interval: expected seconds >= 0, got {value!r}")
-
-
 @frozen
 class ModalHealth:
     """One region's ``GET health`` answer.
@@ -148,6 +145,10 @@ class ModalHealth:
         return self.status == "healthy"
 
 
+def _token(value: str | Secret | None) -> Secret | None:
+    return to_secret(value, "token")
+
+
 @define
 class ModalExecutor(HttpExecutorBase):
     """Sends executions to per-region Modal web endpoints, following their 303 redirects.
@@ -165,14 +166,22 @@ class ModalExecutor(HttpExecutorBase):
             the health URL explicitly). Keys must be the same names the job spec uses.
         token: The endpoints' token (``str`` or :class:`Secret`). Default: the
             ``BEACON_MODAL_TOKEN`` environment variable; pass ``None`` to send none.
-        poll_interval: Least time between two requests of a 303 chain. Modal's ``GET`` blocks
-            until the result is ready, so this only paces a server answering 303 at once.
+        poll_interval: Least seconds between the starts of two requests of a 303 chain
+            (default 1). Modal's ``GET`` blocks until the result is ready (or 150 s), so this
+            only paces a server answering 303 at once.
+        max_polls: Most 303 redirects followed in one attempt (default 10), so an attempt
+            sends at most ``max_polls + 1`` requests. Ten of Modal's 150 s polls are 25
+            minutes, past the default attempt timeout; raise it with a longer one. One more
+            303 fails the attempt with the permanent ``TOO_MANY_POLLS``: a chain that long
+            before the deadline means polls come back faster than Modal's, from a server
+            that will not finish.
         client: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
         timeout: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`; it also bounds
             the 303 chain of a request that carries no deadline.
         connect_timeout: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
         deadline_margin: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
         health_timeout: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
+        max_response_bytes: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
 
     The generation parameters ``temperature`` (default 0.1) and ``max_tokens`` (default 500)
     come from the request's ``params``.
@@ -180,9 +189,14 @@ class ModalExecutor(HttpExecutorBase):
 
     endpoints: Mapping[str, ModalEndpoint] = field(converter=_endpoints)
     token: Secret | None = field(
-        default=Factory(env_secret_factory(MODAL_TOKEN_ENV)), kw_only=True, converter=to_secret
+        default=Factory(env_secret_factory(MODAL_TOKEN_ENV)),
+        kw_only=True,
+        converter=_token,
     )
-    poll_interval: float = field(default=0.1, kw_only=True, validator=_non_negative)
+    poll_interval: float = field(default=1.0, kw_only=True, validator=non_negative("poll_interval"))
+    max_polls: int = field(
+        default=10, kw_only=True, validator=positive_count("max_polls", "redirects")
+    )
 
     def _secret(self) -> Secret | None:
         return self.token
@@ -231,18 +245,35 @@ class ModalExecutor(HttpExecutorBase):
 
         Returns:
             The final answer, whatever its status, and how many 303s were followed.
+
+        Raises:
+            PermanentError: ``TOO_MANY_POLLS`` after ``max_polls`` redirects.
+            TransientError: ``DEADLINE_EXCEEDED`` when the next poll could not start before
+                the deadline.
         """
         method, url, json_body, polls = "POST", origin, body, 0
         while True:
             hop_started = anyio.current_time()
-            timeout, headers = self._timeout(deadline), self._hop_headers(origin, url)
             call = Call(
-                method, url, what=what, timeout=timeout, headers=headers, json_body=json_body
+                method,
+                url,
+                what=what,
+                timeout=self._timeout(deadline),
+                headers=self._hop_headers(origin, url),
+                json_body=json_body,
+                deadline=self._cutoff(deadline),
+                max_bytes=self.max_response_bytes,
             )
             response = await send(self._http(), call, scrubber)
             if response.status_code != 303:
                 return response, polls
             url = _location(response, what)
+            if polls >= self.max_polls:
+                raise PermanentError(
+                    f"{what}: still redirected after {polls} polls (max_polls={self.max_polls}) "
+                    f"by {display_url(response.request.url)}; the answer never came",
+                    code="TOO_MANY_POLLS",
+                )
             await self._pause(hop_started, deadline, what=what, polls=polls)
             polls += 1
             if logger.isEnabledFor(logging.DEBUG):
@@ -253,17 +284,15 @@ class ModalExecutor(HttpExecutorBase):
     async def _pause(
         self, hop_started: float, deadline: float | None, *, what: str, polls: int
     ) -> None:
-        """Wait before the next hop: ``poll_interval`` after the last began, within the deadline."""
+        """Wait until ``poll_interval`` after the last hop began; never past the deadline."""
         now = anyio.current_time()
-        if deadline is not None and now >= deadline:
+        pause = max(self.poll_interval - (now - hop_started), 0.0)
+        if deadline is not None and now + pause >= deadline:
             raise TransientError(
                 f"{what}: still running after {polls} polls when the attempt's deadline passed",
                 code="DEADLINE_EXCEEDED",
             )
-        pause = self.poll_interval - (now - hop_started)
         if pause > 0:
-            if deadline is not None:
-                pause = min(pause, deadline - now)
             await anyio.sleep(pause)
 
     async def health(self, region: str) -> ModalHealth:

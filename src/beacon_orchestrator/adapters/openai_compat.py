@@ -56,6 +56,10 @@ def _model_map(value: Any) -> dict[str, str]:
     return name_map(value, "model_map", of="model id to served name", kind="model", str_keys=False)
 
 
+def _api_key(value: str | Secret | None) -> Secret | None:
+    return to_secret(value, "api_key")
+
+
 @define
 class OpenAICompatExecutor(HttpExecutorBase):
     """Sends executions to an OpenAI-compatible chat-completions server.
@@ -79,6 +83,7 @@ class OpenAICompatExecutor(HttpExecutorBase):
         connect_timeout: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
         deadline_margin: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
         health_timeout: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
+        max_response_bytes: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
 
     ``temperature`` (default 0.1) and ``max_tokens`` (default 500) come from the request's
     ``params``, as do ``top_p``, ``seed``, ``stop``, ``presence_penalty`` and
@@ -92,7 +97,9 @@ class OpenAICompatExecutor(HttpExecutorBase):
     base_urls: Mapping[str, str] = field(factory=dict, kw_only=True, converter=_url_map)
     model_map: Mapping[str, str] = field(factory=dict, kw_only=True, converter=_model_map)
     api_key: Secret | None = field(
-        default=Factory(env_secret_factory(OPENAI_API_KEY_ENV)), kw_only=True, converter=to_secret
+        default=Factory(env_secret_factory(OPENAI_API_KEY_ENV)),
+        kw_only=True,
+        converter=_api_key,
     )
 
     def __attrs_post_init__(self) -> None:
