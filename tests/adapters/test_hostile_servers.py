@@ -155,8 +155,9 @@ async def test_a_smaller_cap_is_enforced_as_the_body_arrives(
     error = await failure(make(adapter, server, max_response_bytes=100_000), "endless")
     assert error.code == "RESPONSE_TOO_LARGE"
     assert "more bytes arrived" in error.message
-    # Counted while reading: stopped within a few chunks of the cap, not at a timeout.
-    assert 100_000 <= server.log.sent["endless"] < 8 * MiB
+    # Counted while reading: stopped within a few chunks of the cap, not at a timeout. (No lower
+    # bound on the server's count: its thread may not have counted what the client already read.)
+    assert server.log.sent["endless"] < 8 * MiB
 
 
 @pytest.mark.parametrize("adapter", ADAPTERS)
