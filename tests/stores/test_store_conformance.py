@@ -6,7 +6,7 @@ The last test shows that the suite catches a store that breaks the write rule.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -19,14 +19,14 @@ from beacon_orchestrator.testing._store_conformance import store_conformance_tes
 
 
 @asynccontextmanager
-async def memory_store() -> AsyncIterator[Store]:
-    yield MemoryStore()
+async def memory_store(clock: Callable[[], float]) -> AsyncIterator[Store]:
+    yield MemoryStore(clock=clock)
 
 
 @asynccontextmanager
-async def sqlite_store() -> AsyncIterator[Store]:
+async def sqlite_store(clock: Callable[[], float]) -> AsyncIterator[Store]:
     with tempfile.TemporaryDirectory(prefix="beacon-conformance-") as tmp:
-        async with SQLiteStore(Path(tmp) / "jobs.db") as store:
+        async with SQLiteStore(Path(tmp) / "jobs.db", clock=clock) as store:
             yield store
 
 
@@ -50,8 +50,8 @@ class OverwritingStore(MemoryStore):
 
 
 @asynccontextmanager
-async def overwriting_store() -> AsyncIterator[Store]:
-    yield OverwritingStore()
+async def overwriting_store(clock: Callable[[], float]) -> AsyncIterator[Store]:
+    yield OverwritingStore(clock=clock)
 
 
 def test_the_suite_catches_a_store_that_replaces_completed_records() -> None:
