@@ -15,6 +15,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from attrs import evolve, field, frozen
@@ -125,8 +126,9 @@ class Lease:
 def holder_alive(holder: Holder) -> bool:
     """Whether ``holder``'s process may still be running.
 
-    ``False`` only when the holder ran on this host and no process has its pid any more;
-    a holder on another host (or on a system where this cannot be checked) counts as alive,
+    ``False`` only when the holder ran on this host and its process is gone: no process has
+    its pid any more, or (on Linux) it is a zombie, killed but not yet reaped by its parent.
+    A holder on another host (or on a system where this cannot be checked) counts as alive,
     and only the expiry of its lease lets another runner take over.
     """
     if holder.host != socket.gethostname() or os.name == "nt":
@@ -138,7 +140,17 @@ def holder_alive(holder: Holder) -> bool:
         return False
     except (OSError, OverflowError):
         return True  # exists under another user (EPERM), or a pid this system cannot check
-    return True
+    return not _zombie(holder.pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False  # no /proc here: trust os.kill
+    # "pid (command) state ...": the command may hold spaces and parentheses.
+    fields = stat.rpartition(")")[2].split()
+    return bool(fields) and fields[0] == "Z"
 
 
 def grant_lease(

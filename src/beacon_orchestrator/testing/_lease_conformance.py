@@ -149,8 +149,9 @@ class LeaseRules:
         elif self.holds_on(self.leases.get(job_id), holder):
             self.expect_locked(job_id, holder, ttl)
         else:
-            lease = self.call(self.store.acquire_lease, job_id, holder, ttl)
-            self.granted(job_id, holder, ttl, lease)
+            got = self.outcome(self.store.acquire_lease, job_id, holder, ttl)
+            assert isinstance(got, Lease), f"{holder.owner} was refused a free lease: {got!r}"
+            self.granted(job_id, holder, ttl, got)
 
     @precondition(lambda self: bool(self.issued))
     @rule(data=st.data())
