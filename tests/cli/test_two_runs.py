@@ -12,6 +12,7 @@ over by the next one, which completes the job.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import signal
@@ -29,7 +30,14 @@ from typing import Any
 
 import pytest
 from attrs import define, field
+from rich.console import Console
 
+from beacon_orchestrator import Holder, Lease, LeaseLostError, MemoryStore
+from beacon_orchestrator.cli._runner import CommandRun, run_cli_job
+from beacon_orchestrator.cli._shell import leaf
+from beacon_orchestrator.testing import FakeExecutor, Step, run_virtual
+
+from ..stores.support import make_spec
 from .support import BEACON, keys, subprocess_env, write_json
 
 pytestmark = pytest.mark.slow
@@ -206,3 +214,37 @@ def test_a_run_killed_with_sigkill_is_taken_over_by_the_next_which_completes(
     assert len(keys(db, JOB)) == len(set(keys(db, JOB))) == PLANNED
     assert lease_of(db) is None
     assert os.path.exists(db)
+
+
+class StolenLeaseStore(MemoryStore):
+    """Every renewal finds the lease taken over by another runner."""
+
+    async def renew_lease(self, lease: Lease) -> Lease:
+        taker = Holder("taker", 99, "elsewhere.invalid")
+        raise LeaseLostError(lease, Lease(lease.job_id, taker, 1.0, 1.0, 30.0, lease.token + 1))
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_run_that_loses_its_lease_ends_with_that_one_error_not_a_traceback(
+    backend: str,
+) -> None:
+    """The job's task and the command's wait both raise the loss: the shell must get one
+    exception (one line, exit 1), not a group of two that it would print as a traceback."""
+    spec = make_spec(questions=2, models=1)
+
+    async def main() -> BaseException:
+        with pytest.raises(BaseException) as info:  # one exception, or a group of them
+            await run_cli_job(
+                spec,
+                FakeExecutor(default=Step(latency=60.0)),
+                StolenLeaseStore(),
+                CommandRun(store_path=Path("x.db"), progress="off"),
+                out=Console(file=io.StringIO()),
+                err=Console(file=io.StringIO()),
+            )
+        return info.value
+
+    raised = run_virtual(main, backend=backend)
+    found = leaf(raised)
+    assert isinstance(found, LeaseLostError), repr(raised)
+    assert "now held by host 'elsewhere.invalid', pid 99" in str(found)
