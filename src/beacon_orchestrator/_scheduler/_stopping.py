@@ -100,7 +100,7 @@ class Stopping:
         """Another runner took the job over: stop at once, and store nothing more."""
         if self._stop.crash is None:
             self._stop.crash = exc
-        self._request_cancel("lease", f"the job's lease passed to another runner ({exc})")
+        self._request_cancel("lease", str(exc))
         # Whatever the grace: the new holder runs these executions again.
         if self._workers_scope is not None:
             self._workers_scope.cancel()
