@@ -80,7 +80,11 @@ def serve_router() -> Iterator[Router]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            body: dict[str, Any] = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            try:
+                body: dict[str, Any] = json.loads(raw)
+            except ValueError:
+                return  # cut short by a client killed mid-request: not a request
             key = (body["prompt"], body["model"], body["region_preference"])
             with router.arrived:
                 router.seen[key] += 1
