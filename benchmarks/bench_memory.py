@@ -33,13 +33,16 @@ from beacon_orchestrator import (
     ExecutionKey,
     ExecutionRecord,
     ExecutionStatus,
+    Holder,
     JobInfo,
     JobResult,
     JobSpec,
+    Lease,
     StoredProgress,
     StoreError,
     run_job,
 )
+from beacon_orchestrator.stores import grant_lease, is_current_lease, renewed_lease
 
 from ._common import BACKENDS, REPO_ROOT, BenchmarkBroken, Row, check, row
 from .bench_overhead import NoopExecutor, make_spec
@@ -64,6 +67,7 @@ class CountingStore:
         self._specs: dict[str, JobSpec] = {}
         self._results: dict[str, JobResult] = {}
         self._created: dict[str, float] = {}
+        self._leases: dict[str, Lease | None] = {}
 
     async def __aenter__(self) -> CountingStore:
         return self
@@ -128,6 +132,24 @@ class CountingStore:
             )
             for job_id, spec in self._specs.items()
         ]
+
+    async def acquire_lease(self, job_id: str, holder: Holder, ttl: float) -> Lease:
+        """Grant the lease by the library's rules (one lease, no history of tokens)."""
+        self._spec(job_id)
+        lease = grant_lease(self._leases.get(job_id), job_id, holder, ttl, time.time())
+        self._leases[job_id] = lease
+        return lease
+
+    async def renew_lease(self, lease: Lease) -> Lease:
+        """Renew by the library's rules."""
+        renewed = renewed_lease(self._leases.get(lease.job_id), lease, time.time())
+        self._leases[lease.job_id] = renewed
+        return renewed
+
+    async def release_lease(self, lease: Lease) -> None:
+        """Release by the library's rules."""
+        if is_current_lease(self._leases.get(lease.job_id), lease):
+            self._leases[lease.job_id] = None
 
 
 async def _child_job(size: int) -> dict[str, object]:

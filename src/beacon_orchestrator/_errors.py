@@ -6,7 +6,9 @@
     ├── SpecError (also ValueError)      an invalid job document or JobSpec; lists every problem
     ├── UsageError                       the API was called in a way it does not support
     ├── StoreError                       a store could not do what was asked
-    │   └── JobConflictError             the same job id was opened with a different spec
+    │   ├── JobConflictError             the same job id was opened with a different spec
+    │   ├── JobLockedError               another runner holds the job's lease
+    │   └── LeaseLostError               this run's lease passed to another runner
     ├── PreflightError                   a health check before the job found a region unusable
     └── ExecutionError                   one execution attempt failed (raised by executors)
         ├── TransientError               worth retrying; may carry ``retry_after``
@@ -18,15 +20,21 @@ raises is recorded as a permanent failure of that one execution and never ends t
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
+
+if TYPE_CHECKING:
+    from .stores import Lease
 
 __all__ = [
     "BeaconError",
     "ExecutionError",
     "JobConflictError",
+    "JobLockedError",
+    "LeaseLostError",
     "PermanentError",
     "PreflightError",
     "SpecError",
@@ -125,6 +133,66 @@ class StoreError(BeaconError):
 
 class JobConflictError(StoreError):
     """A job id was opened again with a spec that differs from the stored one."""
+
+
+def _when(seconds: float) -> str:
+    try:
+        stamp = _dt.datetime.fromtimestamp(seconds, _dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        return f"{seconds:g}"
+    return stamp.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _who(lease: Lease) -> str:
+    # repr() of the host: a store file may come from anywhere, and the message is one line.
+    holder = lease.holder
+    return f"host {holder.host!r}, pid {holder.pid}, since {_when(lease.since)}"
+
+
+class JobLockedError(StoreError):
+    """Another runner holds the job's lease: the job is running elsewhere.
+
+    Raised before anything runs. A runner that died is taken over instead (its process gone on
+    this host, or its heartbeat older than the lease's time to live), so a crash never blocks
+    a resume.
+
+    Args:
+        lease: The lease that holds the job.
+        now: The store's clock, to say how long ago the holder was last heard of.
+
+    Attributes:
+        lease: The holding lease: its holder's host and pid, since when, last heartbeat.
+    """
+
+    def __init__(self, lease: Lease, *, now: float | None = None) -> None:
+        self.lease = lease
+        ago = "" if now is None else f", last heartbeat {max(0.0, now - lease.heartbeat):.0f} s ago"
+        super().__init__(
+            f"job {lease.job_id!r} is already running: its lease is held by {_who(lease)}"
+            f"{ago}; wait for that run to end or stop it (a run that died is taken over)"
+        )
+
+
+class LeaseLostError(StoreError):
+    """This run's lease was released or passed to another runner, which now owns the job.
+
+    The run stops starting work at once and stores nothing more: the new holder accounts for
+    the job.
+
+    Args:
+        lease: The lease this run held.
+        current: The job's lease now, or ``None`` if nobody holds it.
+
+    Attributes:
+        lease: The lease this run held.
+        current: The job's lease now, or ``None``.
+    """
+
+    def __init__(self, lease: Lease, current: Lease | None) -> None:
+        self.lease = lease
+        self.current = current
+        now_held = "nobody holds it now" if current is None else f"now held by {_who(current)}"
+        super().__init__(f"job {lease.job_id!r}: this run lost its lease ({now_held})")
 
 
 class PreflightError(BeaconError):

@@ -30,9 +30,10 @@ __all__ = [
     "QuestionStarted",
 ]
 
-CancelSource: TypeAlias = Literal["handle", "deadline", "scope", "early_stop"]
+CancelSource: TypeAlias = Literal["handle", "deadline", "scope", "early_stop", "lease"]
 """What requested a job's cancellation: ``JobHandle.cancel()``, the job deadline, the caller's
-cancel scope, or the status policy's final verdict with early stop on."""
+cancel scope, the status policy's final verdict with early stop on, or the loss of the job's
+lease to another runner."""
 
 
 @frozen

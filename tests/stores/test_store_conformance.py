@@ -1,32 +1,43 @@
 """Every store in the project passes the one conformance state machine, on asyncio and trio.
 
-The last test shows that the suite catches a store that breaks the write rule.
+The last tests show that the suite catches a store that breaks the write rule, and stores that
+break the lease rules: granting a held lease, never letting one expire, granting in two steps.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio
 import hypothesis
 import pytest
 from attrs import define
 
-from beacon_orchestrator import ExecutionRecord, MemoryStore, SQLiteStore, Store
-from beacon_orchestrator.testing._store_conformance import store_conformance_test
+from beacon_orchestrator import (
+    ExecutionRecord,
+    Holder,
+    JobLockedError,
+    Lease,
+    MemoryStore,
+    SQLiteStore,
+    Store,
+)
+from beacon_orchestrator.stores import grant_lease
+from beacon_orchestrator.testing._store_conformance import StoreFactory, store_conformance_test
 
 
 @asynccontextmanager
-async def memory_store() -> AsyncIterator[Store]:
-    yield MemoryStore()
+async def memory_store(clock: Callable[[], float]) -> AsyncIterator[Store]:
+    yield MemoryStore(clock=clock)
 
 
 @asynccontextmanager
-async def sqlite_store() -> AsyncIterator[Store]:
+async def sqlite_store(clock: Callable[[], float]) -> AsyncIterator[Store]:
     with tempfile.TemporaryDirectory(prefix="beacon-conformance-") as tmp:
-        async with SQLiteStore(Path(tmp) / "jobs.db") as store:
+        async with SQLiteStore(Path(tmp) / "jobs.db", clock=clock) as store:
             yield store
 
 
@@ -50,8 +61,8 @@ class OverwritingStore(MemoryStore):
 
 
 @asynccontextmanager
-async def overwriting_store() -> AsyncIterator[Store]:
-    yield OverwritingStore()
+async def overwriting_store(clock: Callable[[], float]) -> AsyncIterator[Store]:
+    yield OverwritingStore(clock=clock)
 
 
 def test_the_suite_catches_a_store_that_replaces_completed_records() -> None:
@@ -68,3 +79,80 @@ def test_the_suite_catches_a_store_that_replaces_completed_records() -> None:
     )
     with pytest.raises(AssertionError, match="stored ExecutionRecord"):
         broken("runTest").runTest()
+
+
+@define
+class LeaseForAll(MemoryStore):
+    """A broken store: whoever asks gets the lease, held or not."""
+
+    async def acquire_lease(self, job_id: str, holder: Holder, ttl: float) -> Lease:
+        job = self._job(job_id)
+        job.lease = grant_lease(None, job_id, holder, ttl, self.clock(), last_token=job.lease_token)
+        job.lease_token = job.lease.token
+        return job.lease
+
+
+@define
+class LeaseForEver(MemoryStore):
+    """A broken store: a lease never expires (a crashed runner would block the job for good)."""
+
+    async def acquire_lease(self, job_id: str, holder: Holder, ttl: float) -> Lease:
+        current = self._job(job_id).lease
+        if current is not None and current.holder.owner != holder.owner:
+            raise JobLockedError(current, now=self.clock())
+        return await super().acquire_lease(job_id, holder, ttl)
+
+
+@define
+class LeaseInTwoSteps(MemoryStore):
+    """A broken store: it reads the lease, awaits (a round trip), then writes: not atomic."""
+
+    async def acquire_lease(self, job_id: str, holder: Holder, ttl: float) -> Lease:
+        job = self._job(job_id)
+        current, token = job.lease, job.lease_token
+        await anyio.sleep(0.001)
+        lease = grant_lease(current, job_id, holder, ttl, self.clock(), last_token=token)
+        job.lease, job.lease_token = lease, lease.token
+        return lease
+
+
+def _finds_the_bug(factory: StoreFactory, message: str) -> None:
+    broken = store_conformance_test(
+        factory,
+        hypothesis_settings=hypothesis.settings(
+            max_examples=300,
+            deadline=None,
+            database=None,
+            stateful_step_count=30,
+            phases=[hypothesis.Phase.generate],
+        ),
+    )
+    with pytest.raises(AssertionError, match=message):
+        broken("runTest").runTest()
+
+
+def test_the_suite_catches_a_store_that_grants_a_held_lease() -> None:
+    @asynccontextmanager
+    async def factory(clock: Callable[[], float]) -> AsyncIterator[Store]:
+        yield LeaseForAll(clock=clock)
+
+    # Found either way: a held lease granted, or one's own lease granted anew (a new token).
+    _finds_the_bug(
+        factory, "got the held lease|of two racing runners got the lease|re-acquiring one's own"
+    )
+
+
+def test_the_suite_catches_a_store_whose_leases_never_expire() -> None:
+    @asynccontextmanager
+    async def factory(clock: Callable[[], float]) -> AsyncIterator[Store]:
+        yield LeaseForEver(clock=clock)
+
+    _finds_the_bug(factory, "was refused a free lease|0 of two racing runners got the lease")
+
+
+def test_the_suite_catches_a_store_that_grants_in_two_steps() -> None:
+    @asynccontextmanager
+    async def factory(clock: Callable[[], float]) -> AsyncIterator[Store]:
+        yield LeaseInTwoSteps(clock=clock)
+
+    _finds_the_bug(factory, "2 of two racing runners got the lease")

@@ -100,7 +100,6 @@ class AttemptLoop:
         self.may_start = may_start
         self.now = now
         self.emit = emit
-        self.cancelled_exc = anyio.get_cancelled_exc_class()
         self.interrupted: list[Interrupted] = []
         # One scope per backoff in progress, so cancellation can cut every one short at once.
         self.sleepers: set[anyio.CancelScope] = set()
@@ -114,45 +113,53 @@ class AttemptLoop:
         """Every attempt of the execution ``key``, to its record.
 
         Raises:
-            The backend's cancellation exception, after noting the execution as interrupted.
+            BaseException: The backend's cancellation exception, or what an ``emit`` callback
+                (or any other code outside the executor) raised, after noting the execution as
+                interrupted, with the attempts the executor was called for.
         """
         execute = self.executor.execute
         timeout = self.attempt_timeout
         hard = self.hard_deadline
         attempt = 1
+        calls = 0  # attempts handed to the executor
         started = now = self.now()
         err: BaseException | None = None
-        while True:
-            deadline = None if timeout is None else now + timeout
-            if hard is not None:
-                deadline = hard if deadline is None else min(deadline, hard)
-            request = ExecutionRequest(self.job_id, key, prompt, self.params, attempt, deadline)
-            if self.emit is not None:
-                self.emit(ExecutionStarted(self.job_id, key, attempt, now))
-            try:
-                # The attempt timeout inline, not in a helper coroutine: this is the hot path.
-                if timeout is None:
-                    response = await execute(request)
-                else:
-                    with anyio.CancelScope(deadline=now + timeout) as scope:
+        try:
+            while True:
+                deadline = None if timeout is None else now + timeout
+                if hard is not None:
+                    deadline = hard if deadline is None else min(deadline, hard)
+                request = ExecutionRequest(self.job_id, key, prompt, self.params, attempt, deadline)
+                if self.emit is not None:
+                    # A callback that raises here stops the job before this attempt starts.
+                    self.emit(ExecutionStarted(self.job_id, key, attempt, now))
+                calls = attempt
+                try:
+                    # The attempt timeout inline, not in a helper coroutine: this is the hot path.
+                    if timeout is None:
                         response = await execute(request)
-                    if scope.cancelled_caught:
-                        raise AttemptTimeout(timeout)  # noqa: TRY301
-            except self.cancelled_exc:
-                self._interrupted(key, err, attempt, started)
-                raise
-            except Exception as exc:
-                err = exc
-            else:
-                return self.ledger.completed(key, response, attempt, started, self.now())
-            wait = self._retry_wait(err, attempt)
-            if wait is None:
-                status = TIMEOUT if isinstance(err, AttemptTimeout) else FAILED
-                return self._failed(key, status, err, attempt, started)
-            if not await self._backoff(key, err, attempt, started, wait):
-                return self._failed(key, CANCELLED, err, attempt, started)
-            attempt += 1
-            now = self.now()
+                    else:
+                        with anyio.CancelScope(deadline=now + timeout) as scope:
+                            response = await execute(request)
+                        if scope.cancelled_caught:
+                            raise AttemptTimeout(timeout)  # noqa: TRY301
+                except Exception as exc:
+                    err = exc
+                else:
+                    return self.ledger.completed(key, response, attempt, started, self.now())
+                wait = self._retry_wait(err, attempt)
+                if wait is None:
+                    status = TIMEOUT if isinstance(err, AttemptTimeout) else FAILED
+                    return self._failed(key, status, err, attempt, started)
+                if not await self._backoff(wait):
+                    return self._failed(key, CANCELLED, err, attempt, started)
+                attempt += 1
+                now = self.now()
+        except BaseException:
+            # Cancelled mid-attempt or mid-backoff, or something outside the executor raised:
+            # the job records this execution when it finishes.
+            self.interrupted.append(Interrupted(key, err, calls, started, self.now()))
+            raise
 
     def _failed(
         self,
@@ -163,11 +170,6 @@ class AttemptLoop:
         started: float,
     ) -> ExecutionRecord:
         return self.ledger.failed(key, status, err, attempts, started, self.now(), self.stop)
-
-    def _interrupted(
-        self, key: ExecutionKey, err: BaseException | None, attempts: int, started: float
-    ) -> None:
-        self.interrupted.append(Interrupted(key, err, attempts, started, self.now()))
 
     def _retry_wait(self, exc: BaseException, attempt: int) -> float | None:
         """Seconds to wait before retrying after ``exc``, or ``None`` when no retry will come."""
@@ -190,22 +192,16 @@ class AttemptLoop:
             self.retries_left -= 1
         return wait
 
-    async def _backoff(
-        self, key: ExecutionKey, err: BaseException, attempt: int, started: float, wait: float
-    ) -> bool:
+    async def _backoff(self, wait: float) -> bool:
         """Wait ``wait`` seconds before the next attempt; whether it may start then."""
-        try:
-            with anyio.CancelScope() as scope:
-                self.sleepers.add(scope)
-                try:
-                    await anyio.sleep(wait)
-                finally:
-                    self.sleepers.discard(scope)
-            # A backoff that ends at the instant the caller's scope is cancelled may still
-            # return normally; the retry must not start then.
-            await checkpoint_if_cancelled()
-        except self.cancelled_exc:
-            self._interrupted(key, err, attempt, started)
-            raise
+        with anyio.CancelScope() as scope:
+            self.sleepers.add(scope)
+            try:
+                await anyio.sleep(wait)
+            finally:
+                self.sleepers.discard(scope)
+        # A backoff that ends at the instant the caller's scope is cancelled may still
+        # return normally; the retry must not start then.
+        await checkpoint_if_cancelled()
         deadline = self.job_deadline
         return self.may_start() and (deadline is None or self.now() < deadline)

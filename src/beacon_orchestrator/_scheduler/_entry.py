@@ -44,8 +44,25 @@ class JobHandle:
         When this returns, no execution and no retry will start. In-flight executions are
         interrupted at once, or after ``Limits.cancel_grace`` seconds. The job still stores a
         record for every key and then its verdict, ``CANCELLED``.
+
+        Call it from the thread running the job's event loop (any task of the job's event loop
+        will do); from any other thread, call :meth:`cancel_threadsafe`.
+
+        Raises:
+            UsageError: Called from another thread; nothing is changed.
         """
         self._queue.cancel(reason)
+
+    def cancel_threadsafe(self, reason: str | None = None) -> None:
+        """Request cancellation from any thread: a GUI, a signal handler's thread, a watchdog.
+
+        The job's event loop applies :meth:`cancel` (through anyio's thread-safe call, on
+        asyncio and trio alike) and this returns once it has: from then on no execution and no
+        retry will start. It blocks until the event loop gets to it, so do not call it from
+        code the event loop itself waits on synchronously. Cancelling a job that has ended
+        does nothing. From the event loop's own thread it is :meth:`cancel`.
+        """
+        self._queue.cancel_threadsafe(reason)
 
     def progress(self) -> Progress:
         """A snapshot of done/total per question, region, model and endpoint, and an ETA."""

@@ -4,7 +4,9 @@ A job's executions are never materialised. A fixed pool of worker tasks (as many
 flight at once) repeatedly asks the picker for the next startable execution. The cancellation
 check, the pick and the call into the executor happen with no await between them: that is what
 makes "no start after cancel" true by construction rather than by timing. When the job ends,
-for whatever reason, every key gets exactly one record before the verdict is computed.
+for whatever reason (a bug in a callback or a store included), every key gets exactly one
+record before the verdict (``_ending``), and only then is the error, if any, raised. A run holds
+the job's lease from before it reads earlier records until after the verdict (``_lease``).
 """
 
 from __future__ import annotations
@@ -19,9 +21,7 @@ from anyio.lowlevel import checkpoint_if_cancelled
 from .._compat import backend_primitives
 from .._errors import UsageError
 from .._events import (
-    CancelSource,
     ExecutionFinished,
-    JobCancelled,
     JobFinished,
     JobStarted,
     Progress,
@@ -34,18 +34,19 @@ from .._status import JobResult
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from ..stores import MemoryStore, Store
 from ._attempts import AttemptLoop
+from ._ending import Accounted, JobEnd
+from ._lease import LeaseKeeper
 from ._ledger import Ledger, StopReason
 from ._options import RunOptionArgs, RunOptions, resolve_options
 from ._picker import Picker
 from ._plan import EndpointState, Plan
+from ._stopping import Stopping
+from ._threads import LoopThread
 
 __all__ = ["RegionQueue"]
 
-_SKIP_CHUNK = 1000
-_Batch = Sequence[tuple[ExecutionRecord, EndpointState, int]]
 
-
-class RegionQueue:
+class RegionQueue(Stopping):
     """Runs one job: schedules its executions and accounts for every one of them.
 
     Most code calls :func:`run_job` or :func:`start_job`, which build a ``RegionQueue``. Use it
@@ -89,6 +90,8 @@ class RegionQueue:
         self._finished_event: anyio.Event | None = None
         self._result: JobResult | None = None
         self._unwritten: dict[ExecutionKey, tuple[ExecutionRecord, EndpointState, int]] = {}
+        self._loop: LoopThread | None = None
+        self._lease = LeaseKeeper(self.store, spec.id, lost=self._lease_lost, failed=self._crashed)
 
     # -- public surface ----------------------------------------------------------------------
 
@@ -108,10 +111,32 @@ class RegionQueue:
         return self._result
 
     def cancel(self, reason: str | None = None) -> None:
-        """Request cancellation. When this returns, no execution or retry will start."""
-        if not self._ran:
-            raise UsageError("the job has not started yet; there is nothing to cancel")
+        """Request cancellation. When this returns, no execution or retry will start.
+
+        Raises:
+            UsageError: The job has not started, or this is not the thread running the job's
+                event loop (nothing is changed then; use :meth:`cancel_threadsafe`).
+        """
+        self._started_loop().check("cancel()", "cancel_threadsafe()")
         self._request_cancel("handle", reason or "cancelled by the caller")
+
+    def cancel_threadsafe(self, reason: str | None = None) -> None:
+        """:meth:`cancel` from any thread: returns once the event loop has applied it.
+
+        Blocks until the event loop gets to it; cancelling a job that has ended does nothing.
+
+        Raises:
+            UsageError: The job has not started.
+        """
+        self._started_loop().call(
+            lambda: self._request_cancel("handle", reason or "cancelled by the caller"),
+            ended=lambda: self._finished_event is not None and self._finished_event.is_set(),
+        )
+
+    def _started_loop(self) -> LoopThread:
+        if self._loop is None:
+            raise UsageError("the job has not started yet; there is nothing to cancel")
+        return self._loop
 
     def progress(self) -> Progress:
         """A snapshot of the job's progress."""
@@ -131,14 +156,26 @@ class RegionQueue:
     ) -> JobResult:
         """Run the job to its end and return the result.
 
-        ``task_status.started(self)`` is called once the job is registered in the store and its
-        plan is ready, so ``await task_group.start(queue.run)`` returns a running job.
+        ``task_status.started(self)`` is called once the job is registered in the store, this
+        run holds its lease and its plan is ready, so ``await task_group.start(queue.run)``
+        returns a running job.
+
+        Raises:
+            JobLockedError: Another run of the job holds its lease (nothing has run).
+            LeaseLostError: Another runner took the job over while this one ran.
+            Exception: What a callback or the store raised, once every key has its record.
         """
         if self._ran:
             raise UsageError("a RegionQueue runs one job once; create a new one")
         self._ran = True
         self._finished_event = anyio.Event()
-        await self._prepare()
+        self._loop = LoopThread.current()
+        try:
+            await self._prepare()
+        except BaseException:
+            await self._lease.release()
+            self._finished_event.set()
+            raise
         task_status.started(self)
         try:
             await self._run_workers()
@@ -154,6 +191,9 @@ class RegionQueue:
                         self._stop.crash = exc
                     raise
                 finally:
+                    # Released before anyone hears the job ended, so a run started right after
+                    # this one's end is not refused.
+                    await self._lease.release()
                     self._finished_event.set()
         if self._stop.crash is not None:
             raise self._stop.crash
@@ -173,6 +213,7 @@ class RegionQueue:
         # every key gets a record; an outer cancellation is seen by the workers instead.
         with anyio.CancelScope(shield=True):
             await self.store.open_job(spec)
+            await self._lease.acquire()  # a second run is refused here, before it plans
             prior = await self._prior_records()
         self._plan = plan = Plan(spec, opts.strategy, {r.key for r in prior})
         self._t0 = self._now()
@@ -190,8 +231,19 @@ class RegionQueue:
         self._wake = anyio.Event()
         self._job_deadline = None if limits.job_timeout is None else self._t0 + limits.job_timeout
         self._attempts = self._attempt_loop()
-        if self._emit is not None:
-            self._emit(JobStarted(spec.id, self._t0, plan.size, unstarted, opts.strategy))
+        self._end = JobEnd(
+            store=self.store,
+            job_id=spec.id,
+            unstarted=self._unstarted_keys,
+            ledger=ledger,
+            stop=self._stop,
+            lease=self._lease,
+            finished=self._finished,
+            crashed=self._crashed,
+            now=self._now,
+            write=self._store_and_account,
+        )
+        self._emit_safely(JobStarted(spec.id, self._t0, plan.size, unstarted, opts.strategy))
 
     def _pool_size(self, per_endpoint: int, unstarted: int) -> int:
         """As many workers as can be in flight at once, and no more than there is work."""
@@ -230,51 +282,6 @@ class RegionQueue:
             return [r for r in await store.records(job_id) if r.status is ExecutionStatus.COMPLETED]
         return [r for r in await store.records(job_id) if r.status.finished]
 
-    # -- cancellation ------------------------------------------------------------------------
-
-    def _may_start(self) -> bool:
-        """The check that precedes every start and every retry: has cancellation been asked?"""
-        return not self._stopping
-
-    def _request_cancel(self, source: CancelSource, reason: str) -> None:
-        """Stop all new work, synchronously, and interrupt what is in flight."""
-        if self._stopping or not self._ran or self._result is not None:
-            return
-        self._stopping = True
-        self._stop.source = source
-        self._stop.reason = reason
-        now = self._now()
-        if self._emit is not None:
-            self._emit(JobCancelled(self.spec.id, source, reason, now))
-        self._attempts.wake_sleepers()
-        self._wake_idle()
-        workers = self._workers_scope
-        if workers is not None:
-            grace = self.limits.cancel_grace
-            if grace <= 0:
-                workers.cancel()
-            else:
-                workers.deadline = min(workers.deadline, now + grace)
-
-    def _deadline_reason(self) -> str:
-        return f"the job deadline of {self.limits.job_timeout:g} s passed"
-
-    def _crashed(self, exc: Exception) -> None:
-        """A bug outside the executor (an ``on_event`` callback, the store): stop the job.
-
-        Everything is still accounted for, then ``run()`` re-raises ``exc`` unwrapped.
-        """
-        if self._stop.crash is None:
-            self._stop.crash = exc
-        # If the callback is what raised, calling it again while accounting for the remaining
-        # keys would only raise again and leave them unrecorded.
-        self._emit = self._attempts.emit = None
-        if not self._stopping:
-            self._stopping = True
-            self._wake_idle()
-            if self._workers_scope is not None:
-                self._workers_scope.cancel()
-
     # -- the workers -------------------------------------------------------------------------
 
     async def _run_workers(self) -> None:
@@ -283,6 +290,7 @@ class RegionQueue:
         async with anyio.create_task_group() as outer:
             if self._job_deadline is not None:
                 outer.start_soon(self._deadline_watch, self._job_deadline)
+            outer.start_soon(self._lease.heartbeat)
             with anyio.CancelScope() as workers_scope:
                 self._workers_scope = workers_scope
                 if self._stopping:  # cancelled before the workers existed
@@ -337,9 +345,13 @@ class RegionQueue:
             key = ExecutionKey(question_ids[q], e.model, e.region.name)
             try:
                 record = await attempts.run(key, prompts[q])
-            except self._cancelled_exc:
+            except BaseException:  # cancelled, or a bug; the attempt loop noted the execution
                 picker.release(e, requeue=False)
                 raise
+            if self._stopping and self._lease.fenced:
+                # It ended at the instant the lease was found lost: the new holder runs it.
+                picker.release(e, requeue=False)
+                return
             unwritten[key] = (record, e, q)
             try:
                 await store.write(job_id, record)
@@ -355,15 +367,16 @@ class RegionQueue:
 
     def _start(self, e: EndpointState) -> int:
         """Take ``e``'s next question; returns its index."""
-        q = self._picker.start(e)
-        if self._picker.unstarted == 0 and self._idle:
-            self._wake_idle()  # nothing left to pick: let the idle workers end
         started = self._ledger.question_started
+        q = e.cursor
         if not started[q]:
             started[q] = True
-            if self._emit is not None:
+            if self._emit is not None:  # before the picker takes it: a raise leaves it unstarted
                 qid = self._plan.question_ids[q]
                 self._emit(QuestionStarted(self.spec.id, qid, q, self._now()))
+        self._picker.start(e)
+        if self._picker.unstarted == 0 and self._idle:
+            self._wake_idle()  # nothing left to pick: let the idle workers end
         return q
 
     async def _idle_wait(self) -> None:
@@ -377,10 +390,6 @@ class RegionQueue:
         # (trio), so check before going on to pick.
         await checkpoint_if_cancelled()
 
-    def _wake_idle(self) -> None:
-        self._wake.set()
-        self._wake = anyio.Event()
-
     def _release(self, e: EndpointState) -> None:
         """Free an execution's slots; wake an idle worker if that made work startable."""
         picker = self._picker
@@ -392,11 +401,11 @@ class RegionQueue:
         """Bookkeeping once a record is stored: counts, events, gates, early stop."""
         ledger = self._ledger
         last_of_question = ledger.account(record, e, q)
-        emit = self._emit
-        if emit is not None:
-            emit(ExecutionFinished(self.spec.id, record, self._now()))
-        if last_of_question and emit is not None:
-            emit(QuestionFinished(self.spec.id, self._plan.question_ids[q], q, self._now()))
+        if self._emit is not None:
+            self._emit_safely(ExecutionFinished(self.spec.id, record, self._now()))
+            if last_of_question:
+                qid = self._plan.question_ids[q]
+                self._emit_safely(QuestionFinished(self.spec.id, qid, q, self._now()))
         if e.group is not None:
             self._picker.finished(e, q)
             if self._idle and self._picker.ready:
@@ -413,64 +422,21 @@ class RegionQueue:
     def _unstarted_keys(self) -> Iterator[tuple[ExecutionKey, EndpointState, int]]:
         return self._plan.unstarted()
 
-    async def _store_and_account(self, batch: _Batch) -> None:
-        if not batch:
-            return
-        await self.store.write_many(self.spec.id, [rec for rec, _, _ in batch])
-        for rec, e, q in batch:
-            self._finished(rec, e, q)
+    async def _store_and_account(self, batch: Sequence[Accounted]) -> None:
+        await self._end.store_batch(batch)
 
     async def _finish(self) -> None:
         # The job is over for whatever reason: from here on nothing may start.
         self._stopping = True
-        await self._store_and_account(self._interrupted_records())
-        await self._store_skipped()
-        ledger = self._ledger
-        verdict = ledger.verdict(self.policy, self._stop, self.limits.job_timeout)
-        records = tuple(await self.store.records(self.spec.id))
-        result = JobResult(
-            job_id=self.spec.id,
-            status=verdict.status,
-            reason=verdict.reason,
-            counts=dict(ledger.counts),
-            success_rate=self.policy.success_rate(ledger.tally()),
-            planned=self._plan.size,
-            records=records,
-            started_at=self._wall0,
-            finished_at=self._now() + ledger.wall_offset,
-            cancelled_by=self._stop.source,
-        )
-        await self.store.finish_job(self.spec.id, result)
-        self._result = result
-        if self._emit is not None:
-            self._emit(JobFinished(self.spec.id, result, self._now()))
-
-    def _interrupted_records(self) -> list[tuple[ExecutionRecord, EndpointState, int]]:
-        """Records written but not acknowledged, and those of interrupted executions."""
-        batch = list(self._unwritten.values())
+        unwritten, interrupted = list(self._unwritten.values()), list(self._attempts.interrupted)
         self._unwritten.clear()
-        cancelled = ExecutionStatus.CANCELLED
-        for i in self._attempts.interrupted:
-            located = self._plan.locate(i.key)
-            assert located is not None
-            rec = self._ledger.failed(
-                i.key, cancelled, i.error, i.attempts, i.started, i.ended, self._stop
-            )
-            batch.append((rec, *located))
         self._attempts.interrupted.clear()
-        return batch
-
-    async def _store_skipped(self) -> None:
-        """A ``SKIPPED`` record for every key that never started, in bounded chunks."""
-        now = self._now()
-        reason = self._stop.reason or "the job ended"
-        chunk: list[tuple[ExecutionRecord, EndpointState, int]] = []
-        for key, e, q in self._unstarted_keys():
-            chunk.append((self._ledger.skipped(key, reason, now), e, q))
-            if len(chunk) >= _SKIP_CHUNK:
-                await self._store_and_account(chunk)
-                chunk = []
-        await self._store_and_account(chunk)
+        result = await self._end.finish(
+            unwritten, interrupted, policy=self.policy, limits=self.limits, started_at=self._wall0
+        )
+        if result is not None:  # None: the lease passed on, and the job with it
+            self._result = result
+            self._emit_safely(JobFinished(self.spec.id, result, self._now()))
 
     async def wait(self) -> JobResult:
         """Wait for the verdict and return the result (or raise what stopped the job)."""

@@ -12,7 +12,7 @@ import anyio
 from attrs import define, field, frozen
 from rich.console import Console
 
-from .._errors import StoreError
+from .._errors import BeaconError, StoreError
 from .._executor import Executor
 from .._scheduler import JobHandle, RunOptions, start_job
 from .._spec import JobSpec
@@ -140,7 +140,11 @@ async def run_cli_job(
                     helpers.start_soon(
                         lambda: view.follow(handle.progress, mode=mode, interval=options.interval)
                     )
-                    result = await handle.wait()
+                    # What stopped the job (a lost lease, a failing store) is raised by the
+                    # job's own task in this group too: one copy reaches the shell, not a
+                    # group of two that it would show as a traceback.
+                    with contextlib.suppress(BeaconError):
+                        result = await handle.wait()
                     if mode == "plain":
                         view.say(view.plain_line(handle.progress()))
                 helpers.cancel_scope.cancel()

@@ -1,25 +1,34 @@
-"""Stores: where jobs and their execution records live.
+"""Stores: where jobs and their execution records live, and who runs each job.
 
 ``MemoryStore`` keeps everything in the process; ``SQLiteStore`` is the durable default.
 Write your own by implementing :class:`Store` and running
-``beacon_orchestrator.testing`` 's conformance suite on it.
+``beacon_orchestrator.testing`` 's conformance suite on it; the lease rules
+(:func:`grant_lease`, :func:`renewed_lease`, :func:`is_current_lease`) and the write rule
+(:func:`should_replace`) are functions here, so every store applies the same ones.
 """
 
 from ._export import ROW_FIELDS, export_csv, export_jsonl, load_jsonl, records_to_rows
+from ._lease import Holder, Lease, grant_lease, holder_alive, is_current_lease, renewed_lease
 from ._protocol import JobInfo, Store, StoredProgress, should_replace
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
 __all__ = [
     "ROW_FIELDS",
+    "Holder",
     "JobInfo",
+    "Lease",
     "MemoryStore",
     "SQLiteStore",
     "Store",
     "StoredProgress",
     "export_csv",
     "export_jsonl",
+    "grant_lease",
+    "holder_alive",
+    "is_current_lease",
     "load_jsonl",
     "records_to_rows",
+    "renewed_lease",
     "should_replace",
 ]

@@ -9,6 +9,7 @@ from attrs import frozen
 
 from .._status import JobResult, JobStatus
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
+from ._lease import Holder, Lease
 
 if TYPE_CHECKING:
     from .._spec import JobSpec
@@ -28,6 +29,8 @@ class JobInfo:
         reason: The verdict's reason, or ``None``.
         created_at: When the job was first opened (seconds since the epoch).
         finished_at: When the verdict was stored, or ``None``.
+        lease: The job's lease as stored (who runs it, or last ran it and did not release it:
+            compare ``lease.expires_at`` with the time), or ``None`` when nobody holds it.
     """
 
     job_id: str
@@ -37,6 +40,7 @@ class JobInfo:
     reason: str | None
     created_at: float
     finished_at: float | None
+    lease: Lease | None = None
 
 
 @frozen
@@ -75,6 +79,13 @@ class Store(Protocol):
     Every method is async and safe to call from concurrent tasks of one event loop. A store
     that holds resources (files, connections) is also an async context manager. Unknown job ids
     raise :class:`~beacon_orchestrator.StoreError`.
+
+    A store also says who runs each job: the job's :class:`Lease`. A run acquires it before it
+    reads the records of earlier runs, renews it while it runs, and releases it after the
+    verdict, so two runs of one job never execute its keys twice. The rules of granting,
+    renewing and releasing are :func:`~beacon_orchestrator.stores.grant_lease`,
+    :func:`~beacon_orchestrator.stores.renewed_lease` and
+    :func:`~beacon_orchestrator.stores.is_current_lease`; a store applies them atomically.
     """
 
     async def open_job(self, spec: JobSpec) -> None:
@@ -110,5 +121,28 @@ class Store(Protocol):
         ...
 
     async def jobs(self) -> list[JobInfo]:
-        """Every job the store holds, oldest first."""
+        """Every job the store holds, oldest first, each with its lease."""
+        ...
+
+    async def acquire_lease(self, job_id: str, holder: Holder, ttl: float) -> Lease:
+        """Make ``holder`` the one runner of a job, for ``ttl`` seconds unless renewed.
+
+        Atomic: of two runners asking at once, one gets the lease and the other is refused
+        (:func:`~beacon_orchestrator.stores.grant_lease` says which, in one compare-and-set).
+
+        Raises:
+            JobLockedError: Another runner holds the lease and is alive.
+        """
+        ...
+
+    async def renew_lease(self, lease: Lease) -> Lease:
+        """Move the lease's heartbeat to now, if it is still the job's lease.
+
+        Raises:
+            LeaseLostError: It was released or another runner took it over.
+        """
+        ...
+
+    async def release_lease(self, lease: Lease) -> None:
+        """Give up the lease, if it is still the job's lease (otherwise do nothing)."""
         ...

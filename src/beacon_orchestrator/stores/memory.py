@@ -12,6 +12,7 @@ from attrs import define, field
 from .._errors import JobConflictError, StoreError
 from .._status import JobResult
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
+from ._lease import Holder, Lease, grant_lease, is_current_lease, renewed_lease
 from ._protocol import JobInfo, StoredProgress, should_replace
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ class _Job:
     records: dict[ExecutionKey, ExecutionRecord] = field(factory=dict)
     result: JobResult | None = None
     finished_at: float | None = None
+    lease: Lease | None = None
+    lease_token: int = 0  # the last lease's token, kept when it is released
 
 
 def _by(records: Sequence[ExecutionRecord], index: int) -> dict[str, dict[ExecutionStatus, int]]:
@@ -43,8 +46,12 @@ def _by(records: Sequence[ExecutionRecord], index: int) -> dict[str, dict[Execut
 class MemoryStore:
     """Keeps jobs and records in memory. Nothing survives the process.
 
+    Leases work as in any store, within the process: two runs of one job on one
+    ``MemoryStore`` never run at once.
+
     Args:
-        clock: Wall-clock time source for ``created_at``/``finished_at`` (default ``time.time``).
+        clock: Wall-clock time source for ``created_at``/``finished_at`` and leases (default
+            ``time.time``).
     """
 
     clock: Callable[[], float] = time.time
@@ -133,6 +140,28 @@ class MemoryStore:
                 reason=None if job.result is None else job.result.reason,
                 created_at=job.created_at,
                 finished_at=job.finished_at,
+                lease=job.lease,
             )
             for job_id, job in self._jobs.items()
         ]
+
+    async def acquire_lease(self, job_id: str, holder: Holder, ttl: float) -> Lease:
+        """Make ``holder`` the job's one runner, or raise ``JobLockedError`` (``grant_lease``)."""
+        job = self._job(job_id)
+        lease = grant_lease(
+            job.lease, job_id, holder, ttl, self.clock(), last_token=job.lease_token
+        )
+        job.lease, job.lease_token = lease, lease.token
+        return lease
+
+    async def renew_lease(self, lease: Lease) -> Lease:
+        """Move the lease's heartbeat to now, or raise ``LeaseLostError`` (``renewed_lease``)."""
+        job = self._job(lease.job_id)
+        job.lease = renewed = renewed_lease(job.lease, lease, self.clock())
+        return renewed
+
+    async def release_lease(self, lease: Lease) -> None:
+        """Give up the lease if it is still the job's."""
+        job = self._job(lease.job_id)
+        if is_current_lease(job.lease, lease):
+            job.lease = None

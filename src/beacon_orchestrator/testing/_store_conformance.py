@@ -2,13 +2,15 @@
 
 It drives a store and a small reference model side by side (open jobs, including with
 conflicting specs; write and write_many records of random keys and statuses, including attempts
-to replace ``COMPLETED`` ones; finish jobs; ask about unknown job ids) and, after every step,
-checks that every read of the store (``records``, ``completed_keys``, ``progress``, ``jobs``,
-``load_spec``) agrees with the model.
+to replace ``COMPLETED`` ones; finish jobs; ask about unknown job ids; acquire, renew and
+release leases by several holders, two at once, while a fake wall clock moves on) and, after
+every step, checks that every read of the store (``records``, ``completed_keys``, ``progress``,
+``jobs`` with their leases, ``load_spec``) agrees with the model.
 
 Hypothesis rules are synchronous, so the store runs on an event loop in a
-:func:`anyio.from_thread.start_blocking_portal` thread, on asyncio or trio. Use it from a test
-module::
+:func:`anyio.from_thread.start_blocking_portal` thread, on asyncio or trio. The factory gets
+the suite's wall clock, which the store must read for every time it stores (``created_at``,
+``finished_at``, leases), so that the suite can let leases expire. Use it from a test module::
 
     from contextlib import asynccontextmanager
 
@@ -16,8 +18,8 @@ module::
 
 
     @asynccontextmanager
-    async def fresh_store():
-        async with MyStore(...) as store:
+    async def fresh_store(clock):
+        async with MyStore(..., clock=clock) as store:
             yield store
 
 
@@ -46,6 +48,7 @@ from .._spec import JobSpec, ModelTarget, Question
 from .._status import JobResult, JobStatus
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from ..stores._protocol import JobInfo, Store, StoredProgress, should_replace
+from ._lease_conformance import LeaseRules, WallClock
 
 __all__ = [
     "Snapshot",
@@ -57,8 +60,9 @@ __all__ = [
 
 _T = TypeVar("_T")
 
-StoreFactory = Callable[[], AbstractAsyncContextManager[Store]]
-"""Makes a fresh, empty store: an async context manager that yields it and closes it on exit."""
+StoreFactory = Callable[[Callable[[], float]], AbstractAsyncContextManager[Store]]
+"""Makes a fresh, empty store reading the given wall clock: an async context manager that
+yields it and closes it on exit."""
 
 _JOB_IDS = ("job-a", "job-b", "job-c")
 _UNKNOWN_IDS = ("no-such-job",)
@@ -142,14 +146,16 @@ def _nonzero_by(
     return {name: counts for name, counts in out.items() if counts}
 
 
-class StoreStateMachine(RuleBasedStateMachine):
+class StoreStateMachine(LeaseRules, RuleBasedStateMachine):
     """Drives a store and a reference model side by side; subclass to add rules.
 
     Set :attr:`factory` (and optionally :attr:`backend`, :attr:`backend_options`) on a
     subclass, or let :func:`store_conformance_test` do it.
 
     Attributes:
-        factory: Makes a fresh, empty store (an async context manager).
+        factory: Makes a fresh, empty store reading the clock it is given (an async context
+            manager).
+        clock: The wall clock the store reads; rules move it forward.
         backend: The anyio backend the store runs on (``"asyncio"`` or ``"trio"``).
         backend_options: Passed to :func:`anyio.from_thread.start_blocking_portal`.
         call_timeout: Seconds any one store call may take before the test fails (a hang).
@@ -166,9 +172,10 @@ class StoreStateMachine(RuleBasedStateMachine):
         self.portal = self._stack.enter_context(
             anyio.from_thread.start_blocking_portal(self.backend, self.backend_options)
         )
+        self.clock = WallClock()
         try:
-            self.store: Store = self._stack.enter_context(
-                self.portal.wrap_async_context_manager(type(self).factory())
+            self.store = self._stack.enter_context(
+                self.portal.wrap_async_context_manager(type(self).factory(self.clock))
             )
         except BaseException:
             self._stack.close()
@@ -178,6 +185,7 @@ class StoreStateMachine(RuleBasedStateMachine):
         self.model: dict[str, dict[ExecutionKey, ExecutionRecord]] = {}
         self.results: dict[str, JobResult] = {}
         self.created_at: dict[str, float] = {}
+        self.init_leases()
 
     def teardown(self) -> None:
         """Close the store and stop its event loop."""
@@ -354,6 +362,7 @@ class StoreStateMachine(RuleBasedStateMachine):
         self.check_completed_keys(snapshot)
         self.check_progress(snapshot)
         self.check_jobs(snapshot)
+        self.check_leases(snapshot.jobs)
 
     def check_records(self, snapshot: Snapshot) -> None:
         """Exactly one record per written key, equal to the last write that was allowed."""
@@ -436,9 +445,10 @@ def store_conformance_test(
     Assign it to a ``Test...`` name in a test module and pytest (or unittest) runs it.
 
     Args:
-        factory: Makes a fresh, empty store each time it is called: an async context manager
-            yielding the store (a store class that is its own context manager will do, e.g.
-            ``lambda: MyStore()``).
+        factory: Makes a fresh, empty store each time it is called with the suite's wall
+            clock (a function returning seconds since the epoch, which the store must use for
+            every time it stores): an async context manager yielding the store (a store class
+            that is its own context manager will do, e.g. ``lambda clock: MyStore(clock=clock)``).
         backend: The anyio backend to run the store on (``"asyncio"`` or ``"trio"``).
         backend_options: Options for that backend (e.g. ``{"use_uvloop": True}``).
         hypothesis_settings: Hypothesis settings (default: the loaded profile, no deadline,

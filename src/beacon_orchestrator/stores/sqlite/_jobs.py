@@ -12,6 +12,7 @@ import sqlite3
 from ..._status import JobResult, JobStatus
 from ..._types import ExecutionRecord, ExecutionStatus
 from .._protocol import JobInfo, StoredProgress
+from ._leases import LEASE_COLUMNS, lease_from_row
 from ._rows import SELECT_RECORDS, read_records
 from ._transactions import read_snapshot
 
@@ -94,10 +95,12 @@ def _result(job_id: str, text: str, records: list[ExecutionRecord]) -> JobResult
 
 
 def read_jobs(conn: sqlite3.Connection) -> list[JobInfo]:
-    """Every job, oldest first, with how many records it has."""
+    """Every job, oldest first, with how many records it has and its lease."""
+    lease_columns = ", ".join(f"l.{c}" for c in LEASE_COLUMNS)
     rows = conn.execute(
         "SELECT j.id, j.planned, (SELECT count(*) FROM records r WHERE r.job_id = j.id), "
-        "j.status, j.reason, j.created_at, j.finished_at FROM jobs j ORDER BY j.rowid"
+        f"j.status, j.reason, j.created_at, j.finished_at, {lease_columns} "
+        "FROM jobs j LEFT JOIN leases l ON l.job_id = j.id ORDER BY j.rowid"
     ).fetchall()
     return [
         JobInfo(
@@ -108,8 +111,9 @@ def read_jobs(conn: sqlite3.Connection) -> list[JobInfo]:
             reason=reason,
             created_at=created_at,
             finished_at=finished_at,
+            lease=lease_from_row(job_id, tuple(lease))[0] if lease[0] is not None else None,
         )
-        for job_id, planned, count, status, reason, created_at, finished_at in rows
+        for job_id, planned, count, status, reason, created_at, finished_at, *lease in rows
     ]
 
 

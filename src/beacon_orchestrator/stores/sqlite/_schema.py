@@ -66,12 +66,32 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )
         """,
     ),
+    # 2: who runs each job. A released lease keeps its row (holder columns NULL) so that the
+    # token keeps growing across holders.
+    (
+        """
+        CREATE TABLE leases (
+            job_id    TEXT PRIMARY KEY REFERENCES jobs(id),
+            token     INTEGER NOT NULL,
+            owner     TEXT,
+            pid       INTEGER,
+            host      TEXT,
+            since     REAL,
+            heartbeat REAL,
+            ttl       REAL
+        )
+        """,
+    ),
 )
 
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 """The schema version this library writes (SQLite ``user_version``)."""
 
-_TABLES: Final = frozenset({"jobs", "records"})
+# The tables a file of each schema version must have (index: version - 1).
+_TABLES: Final = (
+    frozenset({"jobs", "records"}),
+    frozenset({"jobs", "records", "leases"}),
+)
 _HEADER: Final = b"SQLite format 3\x00"
 
 
@@ -267,7 +287,7 @@ class _DatabaseFile:
                 f"SQLite store {where}: schema version {version} is newer than this library "
                 f"knows ({SCHEMA_VERSION}); upgrade beacon_orchestrator to open it"
             )
-        missing = _TABLES - names if version >= 1 else set()
+        missing = _TABLES[version - 1] - names if version >= 1 else set()
         if missing:
             raise StoreError(
                 f"SQLite store {where}: corrupt database: schema version {version} but table(s) "

@@ -19,6 +19,8 @@ How it stays correct:
 - **No duplicates.** Records are keyed by ``(job_id, question_id, model_id, region)``; the
   write rule of :func:`~beacon_orchestrator.stores.should_replace` is one SQL upsert whose
   ``WHERE`` keeps ``COMPLETED`` rows (``_rows``, whose columns come from the record codec).
+- **One run per job.** A job's lease is granted in one ``BEGIN IMMEDIATE`` transaction that
+  reads and writes its row, so two processes cannot both hold it (``_leases``).
 """
 
 from __future__ import annotations
@@ -40,8 +42,9 @@ from attrs import define, field
 from ..._errors import JobConflictError, StoreError, UsageError
 from ..._status import JobResult
 from ..._types import ExecutionKey, ExecutionRecord
+from .._lease import Holder, Lease, holder_alive
 from .._protocol import JobInfo, StoredProgress
-from . import _jobs
+from . import _jobs, _leases
 from ._commit import GroupCommit
 from ._rows import SELECT_RECORDS, Row, read_records, to_row, write_rows
 from ._schema import connect
@@ -105,7 +108,8 @@ class SQLiteStore:
             process being killed at any moment; ``"full"`` and ``"extra"`` also survive power
             loss by fsyncing every commit, which costs throughput.
         busy_timeout: Seconds to wait for another process's write lock before failing.
-        clock: Wall-clock time source for ``created_at``/``finished_at`` (default ``time.time``).
+        clock: Wall-clock time source for ``created_at``/``finished_at`` and leases (default
+            ``time.time``).
 
     Raises:
         UsageError: For an invalid ``synchronous`` or ``busy_timeout``.
@@ -276,8 +280,44 @@ class SQLiteStore:
         return await self._call(partial(_jobs.read_result, job_id=job_id))
 
     async def jobs(self) -> list[JobInfo]:
-        """Every job, oldest first."""
+        """Every job, oldest first, each with its lease."""
         return await self._call(_jobs.read_jobs)
+
+    # -- leases ---------------------------------------------------------------------------
+
+    async def acquire_lease(self, job_id: str, holder: Holder, ttl: float) -> Lease:
+        """Make ``holder`` the job's one runner, in one transaction that compares and sets.
+
+        Raises:
+            JobLockedError: Another runner holds the lease and is alive.
+        """
+        await self._require(job_id)
+        # The time is read here, in the event loop (a test's clock may be bound to it), before
+        # waiting for the write lock: a lease granted after a wait is stamped at most
+        # busy_timeout early, far less than any sensible ttl.
+        acquire = partial(
+            _leases.acquire,
+            job_id=job_id,
+            holder=holder,
+            ttl=ttl,
+            now=self.clock(),
+            alive=holder_alive,
+        )
+        return await self._call(acquire)
+
+    async def renew_lease(self, lease: Lease) -> Lease:
+        """Move the lease's heartbeat to now, if it is still the job's lease.
+
+        Raises:
+            LeaseLostError: It was released or another runner took it over.
+        """
+        await self._require(lease.job_id)
+        return await self._call(partial(_leases.renew, lease=lease, now=self.clock()))
+
+    async def release_lease(self, lease: Lease) -> None:
+        """Give up the lease, if it is still the job's lease."""
+        await self._require(lease.job_id)
+        await self._call(partial(_leases.release, lease=lease))
 
     # -- records --------------------------------------------------------------------------
 

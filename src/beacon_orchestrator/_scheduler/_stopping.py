@@ -1,0 +1,110 @@
+"""How a run stops taking work: cancellation, a crash, a lost lease.
+
+Every start and every retry is preceded by one check, :meth:`Stopping._may_start`; everything
+here that stops a job sets the flag it reads first, synchronously, and then interrupts what is
+in flight. A bug outside the executor (an ``on_event`` callback that raises, a store that fails)
+stops the job like a cancellation, and the run raises it once every key has its record. A run
+whose lease passed to another runner stops at once, whatever the grace, and stores nothing more.
+
+:class:`Stopping` is mixed into :class:`~beacon_orchestrator.RegionQueue`, which owns the state
+declared on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import anyio
+
+from .._errors import LeaseLostError
+from .._events import CancelSource, Event, EventHandler, JobCancelled
+from .._spec import JobSpec, Limits
+from .._status import JobResult
+from ._ledger import StopReason
+
+if TYPE_CHECKING:
+    from ._attempts import AttemptLoop
+
+__all__ = ["Stopping"]
+
+
+class Stopping:
+    """Cancellation, crashes and a lost lease, for the runner that owns this state."""
+
+    spec: JobSpec
+    limits: Limits
+    _ran: bool
+    _stopping: bool
+    _stop: StopReason
+    _result: JobResult | None
+    _emit: EventHandler | None
+    _now: Callable[[], float]
+    _attempts: AttemptLoop
+    _workers_scope: anyio.CancelScope | None
+    _wake: anyio.Event
+
+    def _may_start(self) -> bool:
+        """The check that precedes every start and every retry: has cancellation been asked?"""
+        return not self._stopping
+
+    def _request_cancel(self, source: CancelSource, reason: str) -> None:
+        """Stop all new work, synchronously, and interrupt what is in flight."""
+        if self._stopping or not self._ran or self._result is not None:
+            return
+        self._stopping = True
+        self._stop.source = source
+        self._stop.reason = reason
+        now = self._now()
+        self._emit_safely(JobCancelled(self.spec.id, source, reason, now))
+        self._attempts.wake_sleepers()
+        self._wake_idle()
+        workers = self._workers_scope
+        if workers is not None:
+            grace = self.limits.cancel_grace
+            if grace <= 0:
+                workers.cancel()
+            else:
+                workers.deadline = min(workers.deadline, now + grace)
+
+    def _deadline_reason(self) -> str:
+        return f"the job deadline of {self.limits.job_timeout:g} s passed"
+
+    def _crashed(self, exc: Exception) -> None:
+        """A bug outside the executor (an ``on_event`` callback, the store): stop the job.
+
+        Everything is still accounted for, then ``run()`` re-raises the first ``exc``. Events
+        still go to ``on_event`` (what it raises again is dropped), so its log stays complete.
+        """
+        stop = self._stop
+        if stop.crash is None:
+            stop.crash = exc
+        if stop.reason is None:
+            stop.reason = f"the job stopped on an unexpected error ({type(exc).__name__})"
+        if not self._stopping:
+            self._stopping = True
+            self._wake_idle()
+            if self._workers_scope is not None:
+                self._workers_scope.cancel()
+
+    def _emit_safely(self, event: Event) -> None:
+        """Send an event to ``on_event``; what it raises stops the job, after the accounting."""
+        emit = self._emit
+        if emit is not None:
+            try:
+                emit(event)
+            except Exception as exc:
+                self._crashed(exc)
+
+    def _lease_lost(self, exc: LeaseLostError) -> None:
+        """Another runner took the job over: stop at once, and store nothing more."""
+        if self._stop.crash is None:
+            self._stop.crash = exc
+        self._request_cancel("lease", str(exc))
+        # Whatever the grace: the new holder runs these executions again.
+        if self._workers_scope is not None:
+            self._workers_scope.cancel()
+
+    def _wake_idle(self) -> None:
+        self._wake.set()
+        self._wake = anyio.Event()
