@@ -185,8 +185,21 @@ def _check_modal(spec: JobSpec, executor: Executor, preflight: bool) -> None:
 def _execute(
     path: Path, job: JobSpec | str, executor: ExecutorOptions, kw: Mapping[str, Any]
 ) -> int:
-    """Run ``job`` (a spec, or the id of a job in the store) and return the exit code."""
+    """Run ``job`` (a spec, or the id of a job in the store) and return the exit code.
+
+    Everything the options can get wrong is checked before the store is opened (created, for a
+    new file) when the spec is at hand; a stored job's spec is only known once it is open.
+    """
     from ..stores import SQLiteStore
+
+    built = executor.build()
+
+    def prepare(spec: JobSpec) -> CommandRun:
+        if executor.executor == "modal":
+            _check_modal(spec, built, kw["preflight"])
+        return _run_options_from(spec, executor, kw)
+
+    ready = prepare(job) if isinstance(job, JobSpec) else None
 
     async def main() -> int:
         out, err = consoles()
@@ -196,10 +209,7 @@ def _execute(
                 await check_stored_spec(store, spec, path)
             else:
                 spec = await load_stored_spec(store, job, path)
-            options = _run_options_from(spec, executor, kw)
-            built = executor.build()
-            if executor.executor == "modal":
-                _check_modal(spec, built, kw["preflight"])
+            options = ready or prepare(spec)
             return await run_cli_job(spec, built, store, options, out=out, err=err)
 
     return run_async(kw["backend"], main)
