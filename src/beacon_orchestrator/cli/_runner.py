@@ -132,14 +132,22 @@ class _Before:
 
     completed: int = 0
     kept: int = 0
+    rerun_failed: bool = True
 
     @classmethod
     def of(cls, records: Sequence[ExecutionRecord], run: RunOptions) -> _Before:
         # The scheduler's resume rule (RunOptions.rerun_failed): completed keys never run again;
-        # failed and timed-out ones only with --keep-failed.
+        # failed and timed-out ones run again unless --keep-failed.
+        before = cls(rerun_failed=run.rerun_failed)
         completed = sum(1 for r in records if r.status is ExecutionStatus.COMPLETED)
-        failed = sum(1 for r in records if r.status in _FAILURES)
-        return cls(completed, 0 if run.rerun_failed else failed)
+        kept = sum(1 for r in records if before.keeps(r)) - completed
+        return cls(completed, kept, run.rerun_failed)
+
+    def keeps(self, record: ExecutionRecord) -> bool:
+        """Whether this run keeps ``record`` (else it runs its key again)."""
+        if record.status is ExecutionStatus.COMPLETED:
+            return True
+        return not self.rerun_failed and record.status in _FAILURES
 
     def to_run(self, spec: JobSpec) -> int:
         """Executions this run starts or skips."""
@@ -169,8 +177,9 @@ async def run_cli_job(
     stored: list[ExecutionRecord] = []
     with contextlib.suppress(StoreError):  # a new job has nothing stored yet
         stored = await store.records(spec.id)
-    view.preload(stored)
     before = _Before.of(stored, options.run)
+    # Only what this run keeps: a key it runs again shows as pending, not as done before.
+    view.preload(r for r in stored if before.keeps(r))
     mode = resolve_mode(options.progress, err)
     result: JobResult | None = None
     async with AsyncExitStack() as stack:
