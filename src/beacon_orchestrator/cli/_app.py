@@ -34,7 +34,7 @@ __all__ = ["cli", "main"]
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
     envvar="BEACON_LOG_LEVEL",
     show_envvar=True,
-    help="Log lines from this level on (instead of -v; default WARNING).",
+    help="Log lines from this level on (instead of -v; default: warning).",
 )
 @click.pass_context
 def cli(ctx: click.Context, verbose: int, log_level: str | None) -> None:

@@ -229,10 +229,12 @@ def plan(job: Path, catalogue: Path | None, job_id: str | None, **kw: Any) -> in
     """Plan the job in JOB without running anything.
 
     Shows the executions per region and per endpoint, what the store already holds for the
-    job (completed, to run), and the expected makespan of each strategy (endpoint, region,
-    lockstep) under the job's limits (or the limit options), assuming every execution takes
-    --latency seconds (--endpoint-latency for one endpoint). The figures come from the
-    scheduler itself, run on a virtual clock. Nothing is written; no store is created.
+    job (completed, to run), and how long each strategy would take (endpoint, region,
+    lockstep) under the job's limits or the limit options.
+
+    Every execution is assumed to take --latency seconds; give an endpoint its own time
+    with --endpoint-latency. The figures come from the scheduler itself, run on a virtual
+    clock. Nothing is written, and no store is created.
     """
     spec = load_job(job, catalogue, job_id)
     latencies = parse_latencies(spec, kw["latency"], kw["endpoint_latencies"])
