@@ -329,7 +329,9 @@ class _Outcome:
         )
 
 
-def run_json(spec: JobSpec, outcome: _Outcome, options: CommandRun, before: _Before) -> Any:
+def run_json(
+    spec: JobSpec, outcome: _Outcome, options: CommandRun, before: _Before
+) -> dict[str, Any]:
     """The ``--json`` document of a run."""
     started, finished = outcome.started_at, outcome.finished_at
     duration = None if started is None or finished is None else finished - started
