@@ -452,7 +452,7 @@ class PageRun:
             self.env[name] = value
             return
         if argv[0] == "beacon":
-            code, output = self.beacon(argv[1:], env)
+            code, output = self.beacon(argv[1:], env, redirected=command.stdout_to is not None)
         else:
             code, output = self.subprocess(argv, env)
         where = f"{plan.block.where}: `{' '.join(argv)}`"
@@ -463,7 +463,9 @@ class PageRun:
             shown = "\n".join(command.expected)
             assert matches(command.expected, output), f"{where} printed\n{output}\nnot\n{shown}"
 
-    def beacon(self, args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    def beacon(
+        self, args: list[str], env: dict[str, str], *, redirected: bool = False
+    ) -> tuple[int, str]:
         runner = CliRunner()
         # CliRunner overlays this on os.environ; None removes a variable the reader lacks.
         overlay: dict[str, str | None] = {
@@ -474,7 +476,7 @@ class PageRun:
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             raise result.exception
         # With a redirection the reader's file gets standard output only; otherwise they see both.
-        return result.exit_code, result.output
+        return result.exit_code, result.stdout if redirected else result.output
 
     def subprocess(self, argv: list[str], env: dict[str, str]) -> tuple[int, str]:
         if argv[0] == "pytest":

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +64,87 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR", "COLUMNS")}
     env.update(PYTHONUNBUFFERED="1", **extra)
     return env
+
+
+# -- the JSON output's documented schema ----------------------------------------------------------
+
+JSON_PAGE = Path(__file__).resolve().parents[2] / "docs" / "reference" / "json.md"
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+    "null": (type(None),),
+}
+_ROW = re.compile(r"^\| `(?P<path>[^`]+)` \| (?P<type>[^|]+?) \| .+\|$")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One documented field: its types, and whether it may be absent."""
+
+    types: frozenset[str]
+    optional: bool
+
+
+def documented_fields(command: str, page: Path = JSON_PAGE) -> dict[str, Field]:
+    """The field table of the section of ``docs/reference/json.md`` that names ``command``."""
+    sections = re.split(r"^## ", page.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    (section,) = [s for s in sections if f"`beacon {command}`" in s.splitlines()[0]]
+    fields: dict[str, Field] = {}
+    for line in section.splitlines():
+        if (m := _ROW.match(line)) is None:
+            continue
+        kind = m.group("type")
+        optional = kind.endswith(" (optional)")
+        names = frozenset(kind.removesuffix(" (optional)").split(" or "))
+        unknown = names - _JSON_TYPES.keys()
+        assert not unknown, f"json.md, {command}: unknown type {kind!r} of {m.group('path')}"
+        fields[m.group("path")] = Field(names, optional)
+    assert fields, f"json.md has no field table for beacon {command}"
+    return fields
+
+
+def _is(value: Any, names: frozenset[str]) -> bool:
+    for name in names:
+        # bool is an int in Python, not in JSON.
+        if isinstance(value, bool) and name in ("integer", "number"):
+            continue
+        if isinstance(value, _JSON_TYPES[name]):
+            return True
+    return False
+
+
+def _parent(path: str) -> str:
+    """``a[].b`` -> ``a[]``, ``a.b`` -> ``a``, ``a`` -> ``""``."""
+    return path.rsplit(".", 1)[0] if "." in path else ""
+
+
+def schema_problems(doc: Any, fields: Mapping[str, Field], prefix: str = "") -> list[str]:
+    """What in ``doc`` disagrees with ``fields``: missing, undocumented or mistyped fields.
+
+    Every object is checked on its own (each element of an array too), so one element that
+    lacks a field is found.
+    """
+    if isinstance(doc, list):
+        return [p for item in doc for p in schema_problems(item, fields, f"{prefix}[]")]
+    if not isinstance(doc, dict):
+        return []
+    problems: list[str] = []
+    for path, documented in fields.items():
+        key = path.rsplit(".", 1)[-1]
+        if _parent(path) == prefix and key not in doc and not documented.optional:
+            problems.append(f"{path}: missing")
+    for key, value in doc.items():
+        path = f"{prefix}.{key}" if prefix else key
+        found = fields.get(path)
+        if found is None:
+            problems.append(f"{path}: not documented")
+            continue
+        if not _is(value, found.types):
+            problems.append(f"{path}: {value!r} is not {' or '.join(sorted(found.types))}")
+        problems += schema_problems(value, fields, path)
+    return problems

@@ -315,7 +315,7 @@ def test_demo_on_trio(db: Path) -> None:
 def test_help_and_version() -> None:
     result = invoke(["--help"])
     assert result.exit_code == 0
-    for command in ("run", "resume", "status", "export", "jobs", "demo"):
+    for command in ("run", "resume", "plan", "status", "export", "jobs", "demo"):
         assert command in result.stdout
     run_help = invoke(["run", "--help"]).stdout
     assert "130 cancelled" in run_help

@@ -1,8 +1,8 @@
 """The ``beacon`` command (extra ``cli``): run, resume, inspect and export jobs from a shell.
 
-Commands: ``beacon run JOB``, ``beacon resume JOB_ID``, ``beacon status JOB_ID``,
-``beacon export JOB_ID``, ``beacon jobs`` and ``beacon demo``. Run ``beacon --help`` or
-``beacon COMMAND --help`` for their options.
+Commands: ``beacon run JOB``, ``beacon resume JOB_ID``, ``beacon plan JOB``,
+``beacon status JOB_ID``, ``beacon export JOB_ID``, ``beacon jobs`` and ``beacon demo``. Run
+``beacon --help`` or ``beacon COMMAND --help`` for their options.
 
 Exit codes: 0 the job completed, 1 it failed, 2 bad usage or an invalid job, 130 cancelled.
 """

@@ -2,60 +2,267 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
+from attrs import frozen
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
 
-from .._types import ExecutionRecord
+from .._spec import JobSpec
+from .._types import ExecutionRecord, ExecutionStatus
 from ..stores import JobInfo
-from ._options import store_option
+from ._options import json_option, store_option
 from ._render import Glyphs, jobs_table, legend, status_matrix, verdict_style, verdict_table
-from ._runner import EXIT_OK
+from ._runner import EXIT_OK, print_json_to
 from ._shell import consoles, exits_with_code, run_async
 from ._stored import existing, load_stored_spec
 
-__all__ = ["export", "jobs", "status"]
+__all__ = [
+    "CodeCount",
+    "codes_table",
+    "export",
+    "failure_codes",
+    "failures",
+    "failures_table",
+    "jobs",
+    "jobs_json",
+    "status",
+    "status_json",
+]
+
+_FAILURES = (ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT)
+_NO_CODE = "(none)"
 
 
-@click.command(short_help="Show a job as a question x model x region matrix.")
+# -- failures -------------------------------------------------------------------------------------
+
+
+@frozen
+class CodeCount:
+    """The failed and timed-out executions of one error code.
+
+    Attributes:
+        code: The error code (``None`` when the record has none).
+        count: How many records have it.
+        example: The message of the first of them, in the job's order.
+    """
+
+    code: str | None
+    count: int
+    example: str
+
+
+def failures(spec: JobSpec, records: Sequence[ExecutionRecord]) -> list[ExecutionRecord]:
+    """The failed and timed-out records, in the job's order (question, then endpoint)."""
+    questions = {q.id: i for i, q in enumerate(spec.questions)}
+    endpoints = {e: i for i, e in enumerate(spec.endpoints)}
+    found = [r for r in records if r.status in _FAILURES]
+    # A store lists records in the order they were written, which a resume reshuffles.
+    found.sort(
+        key=lambda r: (questions.get(r.key.question_id, -1), endpoints.get(r.key.endpoint, -1))
+    )
+    return found
+
+
+def failure_codes(failed: Sequence[ExecutionRecord]) -> list[CodeCount]:
+    """Failed records counted by error code, the most frequent first; examples come first."""
+    counts: Counter[str | None] = Counter()
+    examples: dict[str | None, str] = {}
+    for record in failed:
+        counts[record.error_code] += 1
+        examples.setdefault(record.error_code, record.error_message or "")
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0] or ""))
+    return [CodeCount(code, n, examples[code]) for code, n in ranked]
+
+
+def _one_line(message: str | None) -> Text:
+    # A row is one line; the JSON output keeps the message as it is.
+    return Text(" ".join((message or "").split()))
+
+
+def codes_table(codes: Sequence[CodeCount]) -> Table:
+    """Failures by error code: code, count, an example message."""
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+    table.add_column("error code", no_wrap=True)
+    table.add_column("count", justify="right", no_wrap=True)
+    table.add_column("example message", no_wrap=True, overflow="ellipsis")
+    for c in codes:
+        table.add_row(Text(c.code or _NO_CODE), str(c.count), _one_line(c.example))
+    return table
+
+
+def failures_table(failed: Sequence[ExecutionRecord]) -> Table:
+    """Each failed or timed-out execution: question, endpoint, status, code, attempts, message."""
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+    for name in ("question", "endpoint", "status", "error code"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("attempts", justify="right", no_wrap=True)
+    table.add_column("message", no_wrap=True, overflow="ellipsis")
+    for r in failed:
+        table.add_row(
+            Text(r.key.question_id),
+            Text(str(r.key.endpoint)),
+            Text(r.status.value, style="red"),
+            Text(r.error_code or _NO_CODE),
+            str(r.attempts),
+            _one_line(r.error_message),
+        )
+    return table
+
+
+# -- status ---------------------------------------------------------------------------------------
+
+
+def _endpoint_rows(spec: JobSpec, records: Sequence[ExecutionRecord]) -> list[dict[str, Any]]:
+    counts = {e: Counter[str]() for e in spec.endpoints}
+    for r in records:
+        if (tally := counts.get(r.key.endpoint)) is not None:
+            tally[r.status.value] += 1
+            tally["empty"] += r.status is ExecutionStatus.COMPLETED and r.empty
+    rows = []
+    for endpoint, tally in counts.items():
+        recorded = sum(tally[s.value] for s in ExecutionStatus)
+        rows.append(
+            {
+                "endpoint": str(endpoint),
+                "model_id": endpoint.model_id,
+                "region": endpoint.region,
+                "planned": len(spec.questions),
+                **{s.value: tally[s.value] for s in ExecutionStatus},
+                "empty": tally["empty"],
+                "missing": len(spec.questions) - recorded,
+            }
+        )
+    return rows
+
+
+def _record_json(r: ExecutionRecord) -> dict[str, Any]:
+    return {
+        "question_id": r.key.question_id,
+        "model_id": r.key.model_id,
+        "region": r.key.region,
+        "status": r.status.value,
+        "error_code": r.error_code,
+        "error_message": r.error_message,
+        "attempts": r.attempts,
+    }
+
+
+def status_json(
+    spec: JobSpec, info: JobInfo, records: Sequence[ExecutionRecord], *, each: bool
+) -> dict[str, Any]:
+    """The ``--json`` document of ``beacon status`` (``each``: list each failed execution)."""
+    failed = failures(spec, records)
+    by_status = Counter(r.status for r in records)
+    doc: dict[str, Any] = {
+        "job_id": spec.id,
+        "status": None if info.status is None else info.status.value,
+        "reason": info.reason,
+        "planned": spec.size,
+        "recorded": len(records),
+        "missing": spec.size - len(records),
+        "counts": {s.value: by_status[s] for s in ExecutionStatus},
+        "empty": sum(1 for r in records if r.status is ExecutionStatus.COMPLETED and r.empty),
+        "created_at": info.created_at,
+        "finished_at": info.finished_at,
+        "endpoints": _endpoint_rows(spec, records),
+        "failure_codes": [
+            {"code": c.code, "count": c.count, "example": c.example} for c in failure_codes(failed)
+        ],
+    }
+    if each:
+        doc["failures"] = [_record_json(r) for r in failed]
+    return doc
+
+
+def _print_status(
+    out: Console, spec: JobSpec, info: JobInfo, records: Sequence[ExecutionRecord], each: bool
+) -> None:
+    glyphs = Glyphs.for_encoding(out.encoding)
+    verdict = "unfinished" if info.status is None else info.status.value.upper()
+    reason = f" - {escape(info.reason)}" if info.reason else ""
+    out.print(
+        f"[bold]{escape(spec.id)}[/]: [{verdict_style(info.status)}]{verdict}[/]{reason}",
+        soft_wrap=True,
+    )
+    out.print(f"{len(records)} of {spec.size} executions have a record.")
+    out.print(
+        status_matrix(
+            spec,
+            {r.key: r.status for r in records},
+            empties=[r.key for r in records if r.empty],
+            glyphs=glyphs,
+            width=out.size.width,
+        )
+    )
+    out.print(legend(glyphs))
+    out.print(verdict_table(spec, records, width=out.size.width))
+    failed = failures(spec, records)
+    codes = failure_codes(failed)
+    if not codes:
+        out.print("No execution failed or timed out.")
+        return
+    out.print("[bold]Failures by error code[/]")
+    out.print(codes_table(codes))
+    if each:
+        out.print("[bold]Failed and timed-out executions[/]")
+        out.print(failures_table(failed))
+    else:
+        out.print(
+            f"List each with: beacon status {escape(shlex.quote(spec.id))} --failures",
+            soft_wrap=True,
+            highlight=False,
+        )
+
+
+@click.command(short_help="Show a job: matrix, counts, failures by error code.")
 @click.argument("job_id")
 @store_option
+@click.option(
+    "--failures",
+    "each",
+    is_flag=True,
+    help="Also list each failed or timed-out execution with its error code and message.",
+)
+@json_option
 @exits_with_code
-def status(job_id: str, store_path: Path) -> int:
-    """Show job JOB_ID as a question x model x region matrix of status glyphs."""
+def status(job_id: str, store_path: Path, each: bool, as_json: bool) -> int:
+    """Show job JOB_ID: its matrix, counts per endpoint and failures by error code.
+
+    The matrix has a row per question and a status glyph per model and region. Failed and
+    timed-out executions are counted by error code, with an example message; --failures lists
+    each of them.
+    """
     from ..stores import SQLiteStore
 
     path = existing(store_path)
 
-    async def main() -> int:
-        out, _ = consoles()
+    async def main() -> tuple[JobSpec, JobInfo, list[ExecutionRecord]]:
         async with SQLiteStore(path) as store:
             spec = await load_stored_spec(store, job_id, path)
             records = await store.records(job_id)
             info = next(j for j in await store.jobs() if j.job_id == job_id)
-        glyphs = Glyphs.for_encoding(out.encoding)
-        verdict = "unfinished" if info.status is None else info.status.value.upper()
-        out.print(
-            f"[bold]{job_id}[/]: [{verdict_style(info.status)}]{verdict}[/]"
-            f"{f' - {info.reason}' if info.reason else ''}",
-            soft_wrap=True,
-        )
-        out.print(f"{len(records)} of {spec.size} executions have a record.")
-        out.print(
-            status_matrix(
-                spec,
-                {r.key: r.status for r in records},
-                empties=[r.key for r in records if r.empty],
-                glyphs=glyphs,
-                width=out.size.width,
-            )
-        )
-        out.print(legend(glyphs))
-        out.print(verdict_table(spec, records, width=out.size.width))
-        return EXIT_OK
+        return spec, info, records
 
-    return run_async("asyncio", main)
+    spec, info, records = run_async("asyncio", main)
+    out, _ = consoles()
+    if as_json:
+        print_json_to(out, status_json(spec, info, records, each=each))
+    else:
+        _print_status(out, spec, info, records, each)
+    return EXIT_OK
+
+
+# -- export and jobs ------------------------------------------------------------------------------
 
 
 @click.command()
@@ -95,10 +302,30 @@ def export(job_id: str, store_path: Path, fmt: str, output: Path | None) -> int:
     return EXIT_OK
 
 
+def jobs_json(path: Path, found: Sequence[JobInfo]) -> dict[str, Any]:
+    """The ``--json`` document of ``beacon jobs``."""
+    return {
+        "store": str(path),
+        "jobs": [
+            {
+                "job_id": j.job_id,
+                "status": None if j.status is None else j.status.value,
+                "reason": j.reason,
+                "planned": j.planned,
+                "records": j.records,
+                "created_at": j.created_at,
+                "finished_at": j.finished_at,
+            }
+            for j in found
+        ],
+    }
+
+
 @click.command()
 @store_option
+@json_option
 @exits_with_code
-def jobs(store_path: Path) -> int:
+def jobs(store_path: Path, as_json: bool) -> int:
     """List the jobs in the store, oldest first."""
     from ..stores import SQLiteStore
 
@@ -110,5 +337,8 @@ def jobs(store_path: Path) -> int:
 
     found = run_async("asyncio", main)
     out, _ = consoles()
-    out.print(jobs_table(found) if found else f"No jobs in {path}.")
+    if as_json:
+        print_json_to(out, jobs_json(path, found))
+    else:
+        out.print(jobs_table(found) if found else f"No jobs in {escape(str(path))}.")
     return EXIT_OK

@@ -7,9 +7,11 @@ Decorators group them as the commands use them: ``--store`` alone, where executi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit
 
 import click
 
@@ -22,10 +24,15 @@ __all__ = [
     "LIMIT_OPTIONS",
     "executor_options",
     "flag_of",
+    "job_id_option",
+    "json_option",
+    "limit_options",
+    "plan_options",
     "progress_options",
     "run_options",
     "speed_option",
     "store_option",
+    "url_problem",
 ]
 
 _P = ParamSpec("_P")
@@ -61,10 +68,54 @@ def _apply(fn: Callable[_P, _T], decorators: Sequence[_Decorator]) -> Callable[_
     return out
 
 
+class _Positive(click.FloatRange):
+    """A positive, finite number (``nan`` and ``inf`` pass a plain range check)."""
+
+    name = "positive number"
+
+    def __init__(self) -> None:
+        super().__init__(min=0, min_open=True)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"expected a finite positive number, got {value!r}.", param, ctx)
+        return number
+
+
 def _number(flag: str, metavar: str, text: str, **settings: Any) -> _Decorator:
     """An option taking a positive number: a count (``N``), or seconds or a factor (float)."""
-    kind = click.IntRange(min=1) if metavar == "N" else click.FloatRange(min=0, min_open=True)
+    kind = click.IntRange(min=1) if metavar == "N" else _Positive()
     return click.option(flag, metavar=metavar, type=kind, help=text, **settings)
+
+
+def url_problem(value: str) -> str | None:
+    """What is wrong with ``value`` as an absolute http(s) URL, or ``None``."""
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        host = None
+    if host and parts.scheme in ("http", "https"):
+        return None
+    return f"expected an absolute http:// or https:// URL, got {value!r}"
+
+
+def _check_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and (problem := url_problem(value)):
+        raise click.BadParameter(problem, ctx, param)
+    return value
+
+
+def _check_pair_urls(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...]:
+    for value in values:
+        # A value that is no NAME=URL pair is reported, with an example, when it is parsed.
+        name, sep, url = value.partition("=")
+        if sep and url.strip() and (problem := url_problem(url.strip())):
+            raise click.BadParameter(f"{name.strip()}={url}: {problem}", ctx, param)
+    return values
 
 
 def _choice(flag: str, choices: Sequence[str], default: str, text: str) -> _Decorator:
@@ -112,11 +163,13 @@ def executor_options(fn: Callable[_P, _T]) -> Callable[_P, _T]:
             "BEACON_ROUTER_URL",
             "Hybrid router base URL. API key: BEACON_ROUTER_API_KEY.",
             metavar="URL",
+            callback=_check_url,
         ),
         click.option(
             "--modal-endpoint",
             "modal_endpoints",
             multiple=True,
+            callback=_check_pair_urls,
             metavar="REGION=URL",
             help="A Modal inference URL for a region (repeat per region). "
             "Token: BEACON_MODAL_TOKEN.",
@@ -126,6 +179,7 @@ def executor_options(fn: Callable[_P, _T]) -> Callable[_P, _T]:
             "OPENAI_BASE_URL",
             "OpenAI-compatible server (vLLM, Ollama, ...). API key: OPENAI_API_KEY.",
             metavar="URL",
+            callback=_check_url,
         ),
         click.option(
             "--model-map",
@@ -139,6 +193,36 @@ def executor_options(fn: Callable[_P, _T]) -> Callable[_P, _T]:
     return _apply(fn, options)
 
 
+def json_option(fn: Callable[_P, _T]) -> Callable[_P, _T]:
+    """``--json``: the result as one JSON document on stdout (messages stay on stderr)."""
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        help="Print the result as JSON on stdout, and nothing else there "
+        "(schema: the 'JSON output' reference page).",
+    )(fn)
+
+
+def job_id_option(text: str) -> _Decorator:
+    """``--job-id``: the id to run (or plan) a job document under."""
+    return click.option("--job-id", metavar="ID", help=text)
+
+
+def limit_options(fn: Callable[_P, _T]) -> Callable[_P, _T]:
+    """One option per field of the job's limits, overriding it."""
+    return _apply(fn, [_number(flag_of(name), metavar, text) for name, metavar, text in _LIMITS])
+
+
+def _rerun_failed_option(fn: Callable[_P, _T]) -> Callable[_P, _T]:
+    return click.option(
+        "--rerun-failed/--keep-failed",
+        default=True,
+        show_default=True,
+        help="On resume, run failed and timed-out executions again, or keep them.",
+    )(fn)
+
+
 def run_options(fn: Callable[_P, _T]) -> Callable[_P, _T]:
     """The store, the strategy, the limits and the run's behaviour on the way, then progress."""
     options: list[_Decorator] = [
@@ -149,22 +233,43 @@ def run_options(fn: Callable[_P, _T]) -> Callable[_P, _T]:
             "endpoint",
             "How questions advance: per endpoint, per region, or all regions in lockstep.",
         ),
-        *(_number(flag_of(name), metavar, text) for name, metavar, text in _LIMITS),
+        limit_options,
         click.option(
             "--early-stop",
             is_flag=True,
             help="Stop as soon as the verdict can no longer change (saves GPU time).",
         ),
-        click.option(
-            "--rerun-failed/--keep-failed",
-            default=True,
-            show_default=True,
-            help="On resume, run failed and timed-out executions again, or keep them.",
-        ),
+        _rerun_failed_option,
         click.option(
             "--preflight", is_flag=True, help="Health-check every region before starting."
         ),
         progress_options,
+        json_option,
+    ]
+    return _apply(fn, options)
+
+
+def plan_options(fn: Callable[_P, _T]) -> Callable[_P, _T]:
+    """What ``beacon plan`` assumes: the store to look in, limits, latencies; and ``--json``."""
+    options: list[_Decorator] = [
+        store_option,
+        limit_options,
+        _rerun_failed_option,
+        _number(
+            "--latency",
+            "SECONDS",
+            "Assumed time of one execution.",
+            default=30.0,
+            show_default=True,
+        ),
+        click.option(
+            "--endpoint-latency",
+            "endpoint_latencies",
+            multiple=True,
+            metavar="MODEL@REGION=SECONDS",
+            help="Assumed time of one execution on one endpoint (repeatable).",
+        ),
+        json_option,
     ]
     return _apply(fn, options)
 

@@ -165,18 +165,19 @@ def status_matrix(
     per_question = len(spec.endpoints)
     show_cells = matrix_fits(spec, width)
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-    table.add_column("question", no_wrap=True, overflow="ellipsis", max_width=28)
+    # Question ids get a quarter of the width (at least 28): whole in a pipe, short on a screen.
+    table.add_column("question", no_wrap=True, overflow="ellipsis", max_width=max(28, width // 4))
     if bars or not show_cells:
         table.add_column("done", justify="right", no_wrap=True)
     if show_cells:
         for model in spec.models:
-            table.add_column(model.id, no_wrap=True)
+            table.add_column(Text(model.id), no_wrap=True)
     else:
         table.add_column("states", no_wrap=True)
     indexes = range(len(spec.questions)) if questions is None else questions
     for qi in indexes:
         question = spec.questions[qi]
-        row: list[RenderableType] = [question.id]
+        row: list[RenderableType] = [Text(question.id)]
         states = [
             cells.get(ExecutionKey(question.id, e.model_id, e.region)) for e in spec.endpoints
         ]
@@ -265,7 +266,7 @@ def verdict_table(spec: JobSpec, records: Sequence[ExecutionRecord], *, width: i
             no_wrap=True,
         )
     for name, counts in groups.items():
-        table.add_row(name, *(str(counts[c]) for c in columns))
+        table.add_row(Text(name), *(str(counts[c]) for c in columns))
     return table
 
 
@@ -287,10 +288,10 @@ def jobs_table(jobs: Sequence[JobInfo]) -> Table:
     for job in jobs:
         status = "unfinished" if job.status is None else job.status.value
         table.add_row(
-            job.job_id,
+            Text(job.job_id),
             Text(status, style=verdict_style(job.status)),
             f"{job.records}/{job.planned}",
             _when(job.created_at),
-            job.reason or "",
+            Text(job.reason or ""),
         )
     return table

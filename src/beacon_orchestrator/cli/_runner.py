@@ -3,25 +3,43 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import math
+import shlex
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import anyio
 from attrs import define, field, frozen
 from rich.console import Console
+from rich.markup import escape
 
 from .._errors import BeaconError, StoreError
 from .._executor import Executor
 from .._scheduler import JobHandle, RunOptions, start_job
 from .._spec import JobSpec
 from .._status import JobResult, JobStatus
+from .._types import ExecutionRecord, ExecutionStatus
 from ..stores import Store
 from ._live import JobView, ProgressMode, resolve_mode
 from ._render import Glyphs, format_seconds, verdict_style, verdict_table
 
-__all__ = ["EXIT_CANCELLED", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "CommandRun", "run_cli_job"]
+__all__ = [
+    "EXIT_CANCELLED",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "CommandRun",
+    "finite",
+    "outcome_line",
+    "print_json_to",
+    "run_cli_job",
+    "run_json",
+    "start_line",
+]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -35,6 +53,15 @@ _EXIT_CODES = {
     JobStatus.CANCELLED: EXIT_CANCELLED,
 }
 
+_FAILURES = frozenset({ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT})
+_OUTCOME_WORDS = {
+    ExecutionStatus.FAILED: "failed",
+    ExecutionStatus.TIMEOUT: "timed out",
+    ExecutionStatus.CANCELLED: "cancelled (started, interrupted)",
+    ExecutionStatus.SKIPPED: "skipped (never started)",
+}
+_SIMULATED = "These answers are simulated: no model was called."
+
 
 @frozen(kw_only=True)
 class CommandRun:
@@ -47,6 +74,7 @@ class CommandRun:
         interval: Seconds between plain progress lines.
         resume_command: The command that resumes this job, shown when it is interrupted.
         simulated: Whether the answers are simulated (said again under the verdict).
+        as_json: Whether the verdict is printed as JSON (everything else goes to stderr).
     """
 
     store_path: Path
@@ -55,6 +83,7 @@ class CommandRun:
     interval: float = 10.0
     resume_command: str = ""
     simulated: bool = False
+    as_json: bool = False
 
 
 @define
@@ -97,6 +126,34 @@ class _Interrupts:
             self.abort.cancel()
 
 
+@frozen
+class _Before:
+    """What the store held for the job before this run: what the run will not do again."""
+
+    completed: int = 0
+    kept: int = 0
+    rerun_failed: bool = True
+
+    @classmethod
+    def of(cls, records: Sequence[ExecutionRecord], run: RunOptions) -> _Before:
+        # The scheduler's resume rule (RunOptions.rerun_failed): completed keys never run again;
+        # failed and timed-out ones run again unless --keep-failed.
+        before = cls(rerun_failed=run.rerun_failed)
+        completed = sum(1 for r in records if r.status is ExecutionStatus.COMPLETED)
+        kept = sum(1 for r in records if before.keeps(r)) - completed
+        return cls(completed, kept, run.rerun_failed)
+
+    def keeps(self, record: ExecutionRecord) -> bool:
+        """Whether this run keeps ``record`` (else it runs its key again)."""
+        if record.status is ExecutionStatus.COMPLETED:
+            return True
+        return not self.rerun_failed and record.status in _FAILURES
+
+    def to_run(self, spec: JobSpec) -> int:
+        """Executions this run starts or skips."""
+        return spec.size - self.completed - self.kept
+
+
 async def run_cli_job(
     spec: JobSpec,
     executor: Executor,
@@ -108,14 +165,21 @@ async def run_cli_job(
 ) -> int:
     """Run ``spec`` with progress on ``err`` and the verdict on ``out``; return the exit code.
 
+    With ``options.as_json`` the verdict is one JSON document (see the "JSON output" page of
+    the documentation) and every other line goes to ``err``.
+
     Raises:
         BeaconError: When the job cannot start (spec conflicting with the stored one,
             failed preflight); the caller turns it into a message and an exit code.
     """
     glyphs = Glyphs.for_encoding(err.encoding)
     view = JobView(spec, err, glyphs)
+    stored: list[ExecutionRecord] = []
     with contextlib.suppress(StoreError):  # a new job has nothing stored yet
-        view.preload(await store.records(spec.id))
+        stored = await store.records(spec.id)
+    before = _Before.of(stored, options.run)
+    # Only what this run keeps: a key it runs again shows as pending, not as done before.
+    view.preload(r for r in stored if before.keeps(r))
     mode = resolve_mode(options.progress, err)
     result: JobResult | None = None
     async with AsyncExitStack() as stack:
@@ -135,8 +199,8 @@ async def run_cli_job(
                         on_event=view.on_event,
                     )
                     interrupts.handle = handle
-                    if mode == "plain":
-                        view.say(_start_line(spec, options))
+                    if mode != "off":
+                        view.say(escape(start_line(spec, options, before)))
                     helpers.start_soon(
                         lambda: view.follow(handle.progress, mode=mode, interval=options.interval)
                     )
@@ -150,50 +214,205 @@ async def run_cli_job(
                 helpers.cancel_scope.cancel()
     if result is None:
         # Aborted by a second Ctrl-C: the scheduler still recorded every key on its way out.
-        await _report_abort(spec, store, options, out)
+        await _report_abort(spec, store, options, before, out=out, err=err)
         return EXIT_CANCELLED
-    _report(spec, result, options, out)
+    _report(spec, result, options, before, out=out, err=err)
     return _EXIT_CODES[result.status]
 
 
-def _start_line(spec: JobSpec, options: CommandRun) -> str:
+def start_line(spec: JobSpec, options: CommandRun, before: _Before) -> str:
+    """What a run is about to do: a new job, or the rest of one the store holds."""
+    shape = f"({len(spec.questions)} questions x {len(spec.endpoints)} endpoints)"
+    where = f"strategy {options.run.strategy}, store {options.store_path}"
+    if not before.completed and not before.kept:
+        return f"Running job {spec.id}: {spec.size} executions {shape}, {where}"
+    kept = f", {before.kept} failed kept (--keep-failed)" if before.kept else ""
     return (
-        f"Running job {spec.id}: {spec.size} executions ({len(spec.questions)} questions x "
-        f"{len(spec.endpoints)} endpoints), strategy {options.run.strategy}, "
-        f"store {options.store_path}"
+        f"Resuming job {spec.id}: {before.completed} of {spec.size} executions already "
+        f"completed{kept}; {before.to_run(spec)} to run {shape}, {where}"
     )
 
 
-def _report(spec: JobSpec, result: JobResult, options: CommandRun, out: Console) -> None:
+def _all_counts(counts: Mapping[ExecutionStatus, int]) -> dict[ExecutionStatus, int]:
+    return {status: counts.get(status, 0) for status in ExecutionStatus}
+
+
+def outcome_line(
+    spec: JobSpec, counts: Mapping[ExecutionStatus, int], before: _Before, *, empty: int = 0
+) -> str:
+    """Every planned execution accounted for: completed first, then the others that occurred."""
+    counts = _all_counts(counts)
+    completed = counts[ExecutionStatus.COMPLETED]
+    notes = [f"{before.completed} before this run"] if before.completed else []
+    if empty:
+        notes.append(f"{empty} empty")
+    parts = [f"{completed} of {spec.size} completed" + (f" ({', '.join(notes)})" if notes else "")]
+    parts += [
+        f"{n} {_OUTCOME_WORDS[status]}"
+        for status, n in counts.items()
+        if n and status is not ExecutionStatus.COMPLETED
+    ]
+    missing = spec.size - sum(counts.values())
+    if missing > 0:
+        parts.append(f"{missing} without a record")
+    return "Executions: " + ", ".join(parts) + "."
+
+
+def _empty(records: Sequence[ExecutionRecord]) -> int:
+    return sum(1 for r in records if r.status is ExecutionStatus.COMPLETED and r.empty)
+
+
+def _report(
+    spec: JobSpec,
+    result: JobResult,
+    options: CommandRun,
+    before: _Before,
+    *,
+    out: Console,
+    err: Console,
+) -> None:
+    cancelled = result.status is JobStatus.CANCELLED
+    if options.as_json:
+        doc = run_json(spec, _Outcome.of(result), options, before)
+        if options.simulated:
+            err.print(_SIMULATED, style="bold yellow")
+        if cancelled:
+            _print_resume(err, spec.id, options)
+        print_json_to(out, doc)
+        return
     out.print(verdict_table(spec, result.records, width=out.size.width))
     style = verdict_style(result.status)
     out.print(
-        f"[{style}]{result.status.value.upper()}[/]: {result.reason} "
+        f"[{style}]{result.status.value.upper()}[/]: {escape(result.reason)} "
         f"({format_seconds(result.duration)})",
         soft_wrap=True,
     )
+    out.print(
+        outcome_line(spec, result.counts, before, empty=_empty(result.records)),
+        soft_wrap=True,
+        highlight=False,
+    )
     if options.simulated:
-        out.print("These answers are simulated: no model was called.", style="bold yellow")
-    if result.status is JobStatus.CANCELLED:
+        out.print(_SIMULATED, style="bold yellow")
+    if cancelled:
         _print_resume(out, spec.id, options)
     else:
+        job, store = shlex.quote(spec.id), shlex.quote(str(options.store_path))
         out.print(
             f"Records: {options.store_path} (job {spec.id}). "
-            f"See them with: beacon status {spec.id} --store {options.store_path}",
+            f"See them with: beacon status {job} --store {store}",
             highlight=False,
             soft_wrap=True,
+            markup=False,
         )
 
 
-async def _report_abort(spec: JobSpec, store: Store, options: CommandRun, out: Console) -> None:
-    stored = (await store.progress(spec.id)).stored
+@frozen(kw_only=True)
+class _Outcome:
+    """How a run ended, as the ``--json`` document reports it."""
+
+    status: JobStatus
+    reason: str
+    counts: Mapping[ExecutionStatus, int]
+    empty: int
+    success_rate: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    aborted: bool = False
+
+    @classmethod
+    def of(cls, result: JobResult) -> _Outcome:
+        return cls(
+            status=result.status,
+            reason=result.reason,
+            counts=result.counts,
+            empty=_empty(result.records),
+            success_rate=result.success_rate,
+            started_at=result.started_at,
+            finished_at=result.finished_at,
+        )
+
+
+def run_json(
+    spec: JobSpec, outcome: _Outcome, options: CommandRun, before: _Before
+) -> dict[str, Any]:
+    """The ``--json`` document of a run."""
+    started, finished = outcome.started_at, outcome.finished_at
+    duration = None if started is None or finished is None else finished - started
+    cancelled = outcome.status is JobStatus.CANCELLED
+    return {
+        "job_id": spec.id,
+        "status": outcome.status.value,
+        "reason": outcome.reason,
+        "exit_code": _EXIT_CODES[outcome.status],
+        "aborted": outcome.aborted,
+        "planned": spec.size,
+        "counts": {s.value: n for s, n in _all_counts(outcome.counts).items()},
+        "empty": outcome.empty,
+        "completed_before": before.completed,
+        "success_rate": finite(outcome.success_rate),
+        "started_at": finite(started),
+        "finished_at": finite(finished),
+        "duration": finite(duration),
+        "store": str(options.store_path),
+        "simulated": options.simulated,
+        "resume_command": _resume_command(spec.id, options) if cancelled else None,
+    }
+
+
+async def _report_abort(
+    spec: JobSpec,
+    store: Store,
+    options: CommandRun,
+    before: _Before,
+    *,
+    out: Console,
+    err: Console,
+) -> None:
+    progress = await store.progress(spec.id)
+    if options.as_json:
+        outcome = _Outcome(
+            status=JobStatus.CANCELLED,
+            reason=f"aborted before the verdict; {progress.stored} of {spec.size} executions "
+            "have a record",
+            counts=progress.counts,
+            empty=_empty(await store.records(spec.id)),
+            aborted=True,
+        )
+        doc = run_json(spec, outcome, options, before)
+        _print_resume(err, spec.id, options)
+        print_json_to(out, doc)
+        return
     out.print(
-        f"[bold red]ABORTED[/]: {stored} of {spec.size} executions have a record.",
+        f"[bold red]ABORTED[/]: {progress.stored} of {spec.size} executions have a record.",
         soft_wrap=True,
     )
+    out.print(outcome_line(spec, progress.counts, before), soft_wrap=True, highlight=False)
     _print_resume(out, spec.id, options)
 
 
-def _print_resume(out: Console, job_id: str, options: CommandRun) -> None:
-    command = options.resume_command or f"beacon resume {job_id} --store {options.store_path}"
-    out.print(f"Resume it with: {command}", soft_wrap=True)
+def _resume_command(job_id: str, options: CommandRun) -> str:
+    return options.resume_command or shlex.join(
+        ["beacon", "resume", job_id, "--store", str(options.store_path)]
+    )
+
+
+def _print_resume(console: Console, job_id: str, options: CommandRun) -> None:
+    console.print(
+        f"Resume it with: {_resume_command(job_id, options)}",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
+    )
+
+
+def print_json_to(console: Console, value: Any) -> None:
+    """``value`` as indented JSON on ``console``'s stream, alone (no markup, no wrapping)."""
+    text = json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False)
+    console.file.write(text + "\n")
+    console.file.flush()
+
+
+def finite(value: float | None) -> float | None:
+    """``value`` if it is a finite number, else ``None`` (JSON has no NaN or infinity)."""
+    return value if value is not None and math.isfinite(value) else None
