@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import IO, NoReturn, ParamSpec, TypeVar
+from typing import NoReturn, ParamSpec, TypeVar
 
 import anyio
 import click
@@ -105,17 +105,11 @@ def exits_with_code(fn: Callable[_P, int]) -> Callable[_P, None]:
 # -- consoles -------------------------------------------------------------------------------------
 
 
-def _is_tty(stream: IO[str] | None) -> bool:
-    try:
-        return stream is not None and stream.isatty()
-    except (AttributeError, ValueError):  # a closed or unusual stream
-        return False
-
-
 def _console(*, stderr: bool) -> Console:
-    stream = sys.stderr if stderr else sys.stdout
-    if _is_tty(stream):
-        return Console(stderr=stderr, highlight=False)
+    console = Console(stderr=stderr, highlight=False)
+    # rich's own judgement (a tty, or FORCE_COLOR / TTY_COMPATIBLE saying it is one).
+    if console.is_terminal:
+        return console
     return Console(stderr=stderr, highlight=False, width=_UNBOUNDED_WIDTH, soft_wrap=True)
 
 
