@@ -266,6 +266,10 @@ def id_problem(value: object, path: str, what: str) -> SpecProblem | None:
         return SpecProblem(path, f"expected a non-empty {what}", value)
     if len(value) > MAX_ID_CHARS:
         return SpecProblem(path, f"too long: a {what} is at most {MAX_ID_CHARS} characters", value)
+    # A lone surrogate is told what any text is told (a document's checks find it first).
+    surrogate = text_problem(value, path)
+    if surrogate is not None:
+        return surrogate
     if not value.isprintable():
         index, char = next((i, c) for i, c in enumerate(value) if not c.isprintable())
         kind = _UNPRINTABLE.get(unicodedata.category(char), "an unprintable character")

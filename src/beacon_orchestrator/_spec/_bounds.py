@@ -6,7 +6,7 @@ it. So before any field is read, :func:`document_problems` walks the whole docum
 cost bounded by :data:`MAX_DOCUMENT_BYTES` however it is built, and refuses:
 
 * a document over :data:`MAX_DOCUMENT_BYTES` counted as JSON, with shared parts counted each time
-  they appear (a YAML alias bomb, or a dict that holds itself, is refused, not expanded);
+  they appear (a YAML alias bomb is refused, not expanded), and a container that holds itself;
 * nesting deeper than :data:`MAX_DEPTH`;
 * an integer of more than :data:`MAX_INT_DIGITS` digits, NaN and infinity (JSON has none of
   them, and nothing in a job needs them);
@@ -95,15 +95,51 @@ def join(path: str, key: object) -> str:
 
 @define
 class _Frame:
-    """A container being walked: its path, its depth and its remaining entries."""
+    """A container being walked.
 
-    path: str
+    Attributes:
+        container: The container itself.
+        parent: The frame of the container holding it (``None`` for the document).
+        key: Its key or index in its parent (its path, for the document).
+        depth: Its level (the document is 1).
+        entries: Its entries not walked yet, as (key or index, value).
+        keyed: Whether it is an object (its keys are checked too).
+        start: The document's size counted when it was entered.
+        height: Levels of containers inside it, so far.
+    """
+
+    container: Any
+    parent: _Frame | None
+    key: Any
     depth: int
     entries: Iterator[tuple[Any, Any]]
     keyed: bool
+    start: int
+    height: int = 0
+
+    @property
+    def path(self) -> str:
+        # Built only when a problem needs it: most containers never do.
+        if self.parent is None:
+            return str(self.key)
+        return self.parent.child(self.key)
 
     def child(self, key: Any) -> str:
         return join(self.path, key) if self.keyed else f"{self.path}[{key}]"
+
+
+def _first_repeat(frame: _Frame | None) -> str | None:
+    """The path of the first container that holds one of the containers it is in, if any."""
+    chain: list[_Frame] = []
+    while frame is not None:
+        chain.append(frame)
+        frame = frame.parent
+    seen: set[int] = set()
+    for outer_first in reversed(chain):
+        if id(outer_first.container) in seen:
+            return outer_first.path
+        seen.add(id(outer_first.container))
+    return None
 
 
 def _scalar_problem(value: Any) -> SpecProblem | None:
@@ -113,20 +149,13 @@ def _scalar_problem(value: Any) -> SpecProblem | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int):
-        # bit_length, not str(): converting a long integer is what this guards against.
-        return _long_integer(value) if value.bit_length() > _MAX_INT_BITS else None
+        # Compared, not converted: converting a long integer is what this guards against.
+        return _long_integer(value) if not -_CEILING < value < _CEILING else None
     if isinstance(value, float):
         return None if math.isfinite(value) else SpecProblem("", _NOT_FINITE, value)
     if isinstance(value, LongInteger):
         return _long_integer(value)
     return SpecProblem("", _JSON_VALUE, value)
-
-
-def _cost(value: Any) -> int:
-    """What a value that is not a container adds to the document's size, as JSON (near enough)."""
-    if isinstance(value, str):
-        return len(value) + 2
-    return _SCALAR_COST
 
 
 def _long_integer(value: int | LongInteger) -> SpecProblem:
@@ -137,42 +166,107 @@ def _long_integer(value: int | LongInteger) -> SpecProblem:
 
 @define
 class _Walk:
-    """One walk over a document: the problems found, the size counted, the containers open."""
+    """One walk over a document: the problems found, the size counted, the containers open.
+
+    A container met again (a YAML alias, or a list repeated in code) is not walked again: the
+    size and the height it was found to have are counted once more, so the document is
+    measured as written out in full at the cost of walking each container once.
+    """
 
     problems: list[SpecProblem] = field(factory=list)
     size: int = 0
     stack: list[_Frame] = field(factory=list)
+    # id() of each large container walked: (its size, its height). The document keeps them
+    # alive, so no id is reused while the walk lasts.
+    walked: dict[int, tuple[int, int]] = field(factory=dict)
 
-    def add(self, problem: SpecProblem | None, frame: _Frame, key: Any) -> None:
+    def report(self, problem: SpecProblem | None, frame: _Frame, key: Any) -> None:
         # The path is built only for a problem: most values have none.
         if problem is not None:
             self.problems.append(evolve(problem, path=frame.child(key)))
 
-    def key(self, key: Any, frame: _Frame) -> None:
-        """Count an object's key, and record what is wrong with it."""
-        if isinstance(key, str):
-            self.size += len(key) + 3
-            problem = text_problem(key, "")
-            if problem is not None:
-                self.problems.append(evolve(problem, path=join(frame.path, key)))
-        else:
+    def scan(self, frame: _Frame) -> tuple[Any, Any] | None:
+        """Walk ``frame``'s entries up to its next container; ``None`` at its end or a stop."""
+        keyed = frame.keyed
+        for key, value in frame.entries:
+            if keyed:
+                self.check_key(key, frame)
+            kind = type(value)
+            if kind is str:
+                self.size += len(value) + 2
+                if len(value) > _SHORT or not value.isascii():
+                    self.report(text_problem(value, ""), frame, key)
+            elif kind is int or kind is float:
+                self.size += _SCALAR_COST
+                if not -_CEILING < value < _CEILING:  # NaN fails this too
+                    self.report(_scalar_problem(value), frame, key)
+            elif value is None or kind is bool:
+                self.size += _SCALAR_COST
+            elif kind is dict or kind is list or isinstance(value, _CONTAINERS):
+                if value:
+                    return key, value
+                self.size += 2  # an empty one needs no walk
+            else:
+                self.size += _SCALAR_COST
+                self.report(_scalar_problem(value), frame, key)
+            if self.size > MAX_DOCUMENT_BYTES or len(self.problems) >= _MAX_PROBLEMS:
+                return None
+        return None
+
+    def check_key(self, key: Any, frame: _Frame) -> None:
+        if type(key) is not str:
             self.size += _SCALAR_COST
             self.problems.append(
                 SpecProblem(frame.path, "expected an object with string keys", key)
             )
+            return
+        self.size += len(key) + 3
+        if len(key) > _SHORT or not key.isascii():
+            problem = text_problem(key, "")
+            if problem is not None:
+                self.problems.append(evolve(problem, path=join(frame.path, key)))
 
-    def enter(self, value: Any, path: str, depth: int) -> bool:
-        """Start walking a container; ``False`` if it is nested too deeply (the walk stops)."""
-        if depth > MAX_DEPTH:
-            self.problems.append(
-                SpecProblem(path, f"{TOO_DEEP} (and one that holds itself never ends)")
-            )
+    def enter(self, value: Any, parent: _Frame | None, key: Any) -> bool:
+        """Start walking a container; ``False`` if the walk must stop (nested too deeply)."""
+        depth = 1 if parent is None else parent.depth + 1
+        known = self.walked.get(id(value))
+        if known is not None:
+            size, height = known
+            self.size += size
+            if parent is not None:
+                parent.height = max(parent.height, height)
+            return self.fits(parent, key, depth + height - 1)
+        # A container that holds itself is met again before it is walked to its end: it nests
+        # without end, and is told so when it is too deep.
+        if not self.fits(parent, key, depth):
             return False
         keyed = isinstance(value, Mapping)
         entries: Iterator[tuple[Any, Any]] = iter(value.items()) if keyed else enumerate(value)
+        self.stack.append(_Frame(value, parent, key, depth, entries, keyed, self.size))
         self.size += 2 + len(value)
-        self.stack.append(_Frame(path, depth, entries, keyed))
         return True
+
+    def fits(self, parent: _Frame | None, key: Any, deepest: int) -> bool:
+        if deepest <= MAX_DEPTH:
+            return True
+        cycle = _first_repeat(parent)
+        if cycle is not None:
+            self.problems.append(SpecProblem(cycle, _CYCLE))
+        else:
+            path = str(key) if parent is None else parent.child(key)
+            self.problems.append(SpecProblem(path, TOO_DEEP))
+        return False
+
+    def leave(self, frame: _Frame) -> None:
+        """A container walked to its end: remember a large one, count its height in its parent."""
+        self.stack.pop()
+        height = frame.height + 1
+        size = self.size - frame.start
+        if size >= _REMEMBER:
+            # Only large ones: a small one met again is walked again, at a small cost.
+            self.walked[id(frame.container)] = (size, height)
+        if frame.parent is not None:
+            frame.parent.height = max(frame.parent.height, height)
 
     def too_large(self) -> SpecProblem:
         # Where the size ran out, to two levels (``metadata.bomb``): deeper says nothing more.
@@ -188,19 +282,17 @@ class _Walk:
         """Walk the open containers until the end, or until the document proves too costly."""
         while self.stack and len(self.problems) < _MAX_PROBLEMS:
             frame = self.stack[-1]
-            entry = next(frame.entries, None)
-            if entry is None:
-                self.stack.pop()
+            found = self.scan(frame)
+            if self.size > MAX_DOCUMENT_BYTES:
+                self.problems.append(self.too_large())
+                return
+            if found is None:
+                if len(self.problems) < _MAX_PROBLEMS:
+                    self.leave(frame)
                 continue
-            key, value = entry
-            if frame.keyed:
-                self.key(key, frame)
-            if isinstance(value, Mapping | list | tuple):
-                if not self.enter(value, frame.child(key), frame.depth + 1):
-                    return
-            else:
-                self.size += _cost(value)
-                self.add(_scalar_problem(value), frame, key)
+            key, value = found
+            if not self.enter(value, frame, key):
+                return
             if self.size > MAX_DOCUMENT_BYTES:
                 self.problems.append(self.too_large())
                 return
@@ -208,8 +300,18 @@ class _Walk:
 
 _MIB: Final = 1024 * 1024
 _SCALAR_COST: Final = 8
-# 10**64 has 213 bits: anything longer has more than 64 digits.
-_MAX_INT_BITS: Final = math.ceil(MAX_INT_DIGITS / math.log10(2))
+_CONTAINERS: Final = (Mapping, list, tuple)
+# Strings at most this long, and ASCII, need no further look (the common case, kept fast).
+_SHORT: Final = 1024
+_CYCLE: Final = (
+    "the same object as a container it is inside: a job document is a tree of values, without "
+    "cycles"
+)
+# Containers counting at least this much are remembered when met again (a YAML alias); below it,
+# walking one again costs about as much as remembering it.
+_REMEMBER: Final = 1024
+# The smallest integer with too many digits: compared, never converted.
+_CEILING: Final = 10**MAX_INT_DIGITS
 _NOT_FINITE: Final = (
     "expected a finite number: NaN and infinity (or a number too large for a float) cannot be "
     "stored or sent as JSON"
@@ -219,18 +321,19 @@ _NOT_FINITE: Final = (
 def document_problems(doc: Any, path: str = "") -> list[SpecProblem]:
     """Every problem with the cost or the values of a document, in document order.
 
-    The walk is iterative (no recursion, whatever the depth) and stops when the document
-    proves too large or too deep, or after a hundred problems, so its own cost is bounded
-    however the document is built: the parts a YAML alias bomb shares are counted each time
-    they appear, as a JSON writer would write them.
+    The walk is iterative (no recursion, whatever the depth), walks each container once
+    however often it appears, and stops when the document proves too large, too deep or a
+    cycle, or after a hundred problems: so its own cost is bounded however the document is
+    built. A container that appears several times (the parts a YAML alias bomb shares) is
+    counted each time, as a JSON writer would write it out.
 
     Args:
         doc: A parsed document, or a part of a job built in code (``params``, ``metadata``).
         path: Where ``doc`` is in the job (``""`` for a whole document).
     """
     walk = _Walk()
-    if isinstance(doc, Mapping | list | tuple):
-        walk.enter(doc, path, 1)
+    if isinstance(doc, _CONTAINERS):
+        walk.enter(doc, None, path)
         walk.run()
     else:
         problem = _scalar_problem(doc)

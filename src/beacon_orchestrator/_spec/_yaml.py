@@ -2,7 +2,8 @@
 
 Strictly: a repeated key is a problem (with its line and column) rather than a silently dropped
 half of a job, and timestamps stay text, as they would be in JSON. At a bounded cost: the
-composer (which recurses once per level) refuses nesting over ``MAX_DEPTH`` levels, at most
+scanner and the composer (which recurses once per level) refuse nesting over ``MAX_DEPTH``
+levels, at most
 ``MAX_ALIASES`` aliases are followed, and an integer too long to convert becomes a
 ``LongInteger`` for the document checks to report. Whatever PyYAML raises on bad input becomes a
 :class:`~beacon_orchestrator.SpecError` naming the file, the line and the column.
@@ -21,6 +22,7 @@ from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, ScalarNode
 from yaml.reader import ReaderError
+from yaml.scanner import ScannerError
 
 from .._checks import describe_char
 from .._errors import SpecError, SpecProblem, short_repr
@@ -111,6 +113,14 @@ class StrictLoader(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        """Scan ``[`` or ``{``, refusing flow nesting deeper than a document may nest."""
+        # Before the composer sees anything, the scanner looks ahead over every open bracket,
+        # and re-checks each open level per token: 10,000 "[" cost seconds. Bounded here.
+        if self.flow_level >= MAX_DEPTH:
+            raise ScannerError(None, None, TOO_DEEP, self.get_mark())
+        super().fetch_flow_collection_start(TokenClass)
 
     def construct_object(self, node: Node, deep: bool = False) -> Any:
         """Construct one value; a tag the value does not fit is a problem at its place."""
