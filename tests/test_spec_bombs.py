@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from attrs import frozen
 
 from beacon_orchestrator import (
@@ -30,6 +31,7 @@ from beacon_orchestrator import (
     load_jobspec,
 )
 from beacon_orchestrator._checks import MAX_ID_CHARS, MAX_INT, MAX_SECONDS, MAX_TEXT_CHARS
+from beacon_orchestrator._spec import _yaml
 from beacon_orchestrator._spec._bounds import (
     MAX_ALIASES,
     MAX_DEPTH,
@@ -83,18 +85,20 @@ def nested(depth: int) -> Any:
     return doc
 
 
-def written(name: str, text: str | bytes) -> Callable[[Path], object]:
-    """Loads ``text`` from a file called ``name`` (written in the test's tmp_path)."""
+@frozen
+class written:  # lower case: in the table it reads as a verb
+    """Loads ``text`` from a file called ``name``, written in the test's tmp_path."""
 
-    def load(tmp_path: Path) -> object:
-        path = tmp_path / name
-        if isinstance(text, bytes):
-            path.write_bytes(text)
+    name: str
+    text: str | bytes
+
+    def __call__(self, tmp_path: Path) -> object:
+        path = tmp_path / self.name
+        if isinstance(self.text, bytes):
+            path.write_bytes(self.text)
         else:
-            path.write_text(text, encoding="utf-8", errors="surrogatepass")
-        return load_jobspec(path, questions=CATALOGUE if "beacon" in name else None)
-
-    return load
+            path.write_text(self.text, encoding="utf-8", errors="surrogatepass")
+        return load_jobspec(path, questions=CATALOGUE if "beacon" in self.name else None)
 
 
 def from_dict(doc: Any) -> Callable[[Path], object]:
@@ -231,9 +235,32 @@ BOMBS = [
 # fmt: on
 
 
-@pytest.mark.parametrize("bomb", [pytest.param(b, id=b.name) for b in BOMBS])
+def bomb_params() -> list[Any]:
+    """Each bomb; a YAML one twice, on LibYAML's parser and on PyYAML's own."""
+    params = []
+    for bomb in BOMBS:
+        if isinstance(bomb.load, written) and bomb.load.name.endswith(".yaml"):
+            params.append(pytest.param(bomb, "libyaml", id=f"{bomb.name}-libyaml"))
+            params.append(pytest.param(bomb, "python", id=f"{bomb.name}-python"))
+        else:
+            params.append(pytest.param(bomb, "", id=bomb.name))
+    return params
+
+
+@pytest.fixture
+def yaml_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Read YAML with the parser the test names: ``libyaml`` (the default) or ``python``."""
+    parser: str = request.param
+    if parser == "python":
+        monkeypatch.setattr(_yaml, "StrictLoader", _yaml.PythonLoader)
+    elif parser == "libyaml" and not yaml.__with_libyaml__:
+        pytest.skip("this machine's PyYAML is built without LibYAML")
+    return parser
+
+
+@pytest.mark.parametrize(("bomb", "yaml_parser"), bomb_params(), indirect=["yaml_parser"])
 def test_a_hostile_document_is_refused_naming_where_at_a_bounded_cost(
-    bomb: Bomb, tmp_path: Path
+    bomb: Bomb, yaml_parser: str, tmp_path: Path
 ) -> None:
     tracemalloc.start()
     start = time.perf_counter()

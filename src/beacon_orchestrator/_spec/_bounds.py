@@ -14,7 +14,8 @@ cost bounded by :data:`MAX_DOCUMENT_BYTES` however it is built, and refuses:
   a string, and anything that is not a JSON value (bytes, sets, objects).
 
 Files are bounded before they are parsed too (``_files``): at most :data:`MAX_DOCUMENT_BYTES`
-bytes, and YAML with at most :data:`MAX_ALIASES` aliases.
+bytes of JSON or :data:`MAX_YAML_BYTES` of YAML, and YAML with at most :data:`MAX_ALIASES`
+aliases.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_DOCUMENT_BYTES",
     "MAX_INT_DIGITS",
+    "MAX_YAML_BYTES",
     "TOO_DEEP",
     "LongInteger",
     "document_problems",
@@ -42,6 +44,10 @@ __all__ = [
 
 MAX_DOCUMENT_BYTES: Final = 16 * 1024 * 1024
 """The largest job document: 16 MiB, as a file or counted as JSON once loaded."""
+
+MAX_YAML_BYTES: Final = 2 * 1024 * 1024
+"""The largest YAML file: 2 MiB. YAML is read mostly in Python (about a second per MiB with
+LibYAML, five without), so a larger job is better written as JSON."""
 
 MAX_DEPTH: Final = 64
 """The deepest nesting of objects and lists in a job document."""

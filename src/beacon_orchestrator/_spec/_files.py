@@ -4,10 +4,11 @@ Strictly means what a user would want from a job file: a repeated key is an erro
 a silently dropped half of a job, YAML timestamps stay text (as they would be in JSON), and a
 syntax error names its line and column. Every problem names the file.
 
-A file is also read at a bounded cost, whoever wrote it: at most ``MAX_DOCUMENT_BYTES`` are
-read, YAML nests at most ``MAX_DEPTH`` levels and uses at most ``MAX_ALIASES`` aliases, JSON
-that nests deeper than Python can parse is refused rather than crashing, and an integer too
-long to convert is kept as a ``LongInteger`` for the document checks to report (``_bounds``).
+A file is also read at a bounded cost, whoever wrote it: at most ``MAX_DOCUMENT_BYTES`` of JSON
+or ``MAX_YAML_BYTES`` of YAML are read, YAML nests at most ``MAX_DEPTH`` levels and uses at
+most ``MAX_ALIASES`` aliases (``_yaml``), JSON that nests deeper than Python can parse is
+refused rather than crashing, and an integer too long to convert is kept as a ``LongInteger``
+for the document checks to report (``_bounds``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from typing import Any, BinaryIO
 
 from .._errors import SpecError, SpecProblem, UsageError, short_repr
 from ._beacon_format import fields_from_beacon, looks_like_beacon
-from ._bounds import MAX_DOCUMENT_BYTES, MAX_INT_DIGITS, TOO_DEEP, LongInteger, document_problems
+from ._bounds import (
+    MAX_DOCUMENT_BYTES,
+    MAX_INT_DIGITS,
+    MAX_YAML_BYTES,
+    TOO_DEEP,
+    LongInteger,
+    document_problems,
+)
 from ._documents import Problems
 from ._jobspec import JobSpec
 from ._own_format import fields_from_dict
@@ -96,22 +104,23 @@ def read_document(path: Path) -> Any:
 
 def _parse_file(path: Path, source: str) -> tuple[Any, Problems]:
     """The parsed document, and the repeated keys found on the way (each a problem)."""
-    text = _read_text(path, source)
     suffix = path.suffix.lower()
     if suffix == ".json":
-        return _parse_json(text, source)
+        return _parse_json(_read_text(path, source, MAX_DOCUMENT_BYTES), source)
     if suffix in (".yaml", ".yml"):
-        return _parse_yaml(text, source)
+        return _parse_yaml(_read_text(path, source, MAX_YAML_BYTES), source)
+    _read_text(path, source, MAX_DOCUMENT_BYTES)  # a missing file is told so first
     raise SpecError(
         [SpecProblem("", "unsupported file type; expected .json, .yaml or .yml", path.name)],
         source=source,
     )
 
 
-def _read_text(path: Path, source: str) -> str:
+def _read_text(path: Path, source: str, limit: int) -> str:
+    """The file's text, if it is UTF-8 and at most ``limit`` bytes long."""
     try:
         with path.open("rb") as fp:
-            data = _read_bounded(fp)
+            data = _read_bounded(fp, limit)
     except FileNotFoundError:
         problem = SpecProblem("", "file not found", source)
     except IsADirectoryError:
@@ -119,17 +128,8 @@ def _read_text(path: Path, source: str) -> str:
     except OSError as exc:
         problem = SpecProblem("", f"cannot read the file ({exc.strerror or exc})", source)
     else:
-        if len(data) > MAX_DOCUMENT_BYTES:
-            raise SpecError(
-                [
-                    SpecProblem(
-                        "",
-                        f"too large: a job file is at most {MAX_DOCUMENT_BYTES // _MIB} MiB "
-                        f"({MAX_DOCUMENT_BYTES} bytes)",
-                    )
-                ],
-                source=source,
-            )
+        if len(data) > limit:
+            raise SpecError([SpecProblem("", _too_large(limit))], source=source)
         try:
             return data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
@@ -137,15 +137,24 @@ def _read_text(path: Path, source: str) -> str:
     raise SpecError([problem], source=source)
 
 
-def _read_bounded(fp: BinaryIO) -> bytes:
-    """At most one byte more than ``MAX_DOCUMENT_BYTES``: enough to say "too large"."""
+def _too_large(limit: int) -> str:
+    if limit == MAX_YAML_BYTES:
+        return (
+            f"too large: a YAML job file is at most {limit // _MIB} MiB ({limit} bytes); YAML is "
+            f"slow to read, so write a larger job as JSON (up to {MAX_DOCUMENT_BYTES // _MIB} MiB)"
+        )
+    return f"too large: a job file is at most {limit // _MIB} MiB ({limit} bytes)"
+
+
+def _read_bounded(fp: BinaryIO, limit: int) -> bytes:
+    """At most one byte more than ``limit``: enough to say "too large"."""
     # The size the file says it has is read at once (no buffer of the largest size allowed is
     # allocated for a small file); a pipe or a growing file is read on in chunks.
-    want = min(os.fstat(fp.fileno()).st_size, MAX_DOCUMENT_BYTES) + 1
+    want = min(os.fstat(fp.fileno()).st_size, limit) + 1
     chunks: list[bytes] = []
     total = 0
-    while total <= MAX_DOCUMENT_BYTES:
-        chunk = fp.read(min(want, MAX_DOCUMENT_BYTES + 1 - total))
+    while total <= limit:
+        chunk = fp.read(min(want, limit + 1 - total))
         if not chunk:
             break
         chunks.append(chunk)
