@@ -37,6 +37,7 @@ from beacon_orchestrator._spec._bounds import (
     MAX_DEPTH,
     MAX_DOCUMENT_BYTES,
     MAX_INT_DIGITS,
+    MAX_YAML_BYTES,
 )
 
 # A refusal is one screenful at most, whatever the document holds.
@@ -183,6 +184,8 @@ BOMBS = [
          TEN_MB_KEY_PATH, "too long"),
     Bomb("file over 16 MiB", written("huge.json", b" " * (MAX_DOCUMENT_BYTES + 1)),
          "", "too large: a job file is at most 16 MiB"),
+    Bomb("YAML file over 2 MiB", written("huge.yaml", b"#" * (MAX_YAML_BYTES + 1)),
+         "", "too large: a YAML job file is at most 2 MiB"),
     Bomb("NaN in params", from_dict(own(params={"top_p": float("nan")})), "params.top_p",
          "expected a finite number"),
     Bomb("Infinity in params in a file",
@@ -478,3 +481,21 @@ def test_params_and_metadata_built_in_code_are_held_to_a_documents_bounds() -> N
         ),
         ("metadata.nested", "expected an object with string keys"),
     ]
+
+
+def test_the_job_documents_page_states_the_limits_the_code_enforces() -> None:
+    page = (Path(__file__).parent.parent / "docs" / "reference" / "job-documents.md").read_text()
+    mib = 1024 * 1024
+    for stated in (
+        f"{MAX_DOCUMENT_BYTES // mib} MiB",
+        f"{MAX_YAML_BYTES // mib} MiB",
+        f"{MAX_DEPTH} levels",
+        f"{MAX_ALIASES} per file",
+        f"1 to {MAX_ID_CHARS} characters",
+        f"at most {MAX_TEXT_CHARS:,} characters",
+        f"at most {MAX_INT_DIGITS} digits",
+        f"at most 30 days ({MAX_SECONDS:,} s)",
+        f"({MAX_SECONDS * 10**9:,} ns)",
+    ):
+        assert stated in page, stated
+    assert MAX_SECONDS == 30 * 24 * 3600
