@@ -114,7 +114,7 @@ def test_a_value_built_in_code_is_named_in_the_message(
         lambda: MinSuccessRate(rate=0, min_regions=0),
         lambda: MinSuccessRate(rate=1),
         lambda: Limits(max_concurrency=None, per_region=None, cancel_grace=0),
-        lambda: Limits(attempt_timeout=0.001, job_timeout=10**9),
+        lambda: Limits(attempt_timeout=0.001, job_timeout=30 * 24 * 3600),  # at most 30 days
     ],
 )
 def test_values_on_the_boundaries_are_accepted(make: Any) -> None:

@@ -21,8 +21,9 @@ raises is recorded as a permanent failure of that one execution and never ends t
 from __future__ import annotations
 
 import datetime as _dt
+import reprlib
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from attrs import frozen
 
@@ -42,9 +43,11 @@ __all__ = [
     "StoreError",
     "TransientError",
     "UsageError",
+    "short_repr",
 ]
 
 _NO_VALUE: Any = object()
+_LISTED: Final = 50
 
 
 class BeaconError(Exception):
@@ -73,12 +76,41 @@ class SpecProblem:
     def __str__(self) -> str:
         where = self.path or "<document>"
         if self.has_value:
-            return f"{where}: {self.message} (got {_short_repr(self.value)})"
+            return f"{where}: {self.message} (got {short_repr(self.value)})"
         return f"{where}: {self.message}"
 
 
-def _short_repr(value: Any, limit: int = 80) -> str:
-    text = repr(value)
+class _BoundedRepr(reprlib.Repr):
+    """``reprlib`` limits, and an integer too long for ``repr`` described by its size."""
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > _HUGE_INT_BITS:
+            # repr() refuses integers over 4300 digits, and a long one says nothing anyway.
+            return f"<an integer of about {int(x.bit_length() * _LOG10_2) + 1} digits>"
+        return super().repr_int(x, level)
+
+
+_HUGE_INT_BITS: Final = 200
+_LOG10_2: Final = 0.30103
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, at most ``limit`` characters long, at a cost that does not grow with it.
+
+    A long string shows its start and its length (``'xxxx...' (10000000 characters)``), so
+    an error about a 10 MB value is still one short line; containers show their first items.
+    """
+    if isinstance(value, str | bytes) and len(value) > limit:
+        head = repr(value[: limit // 2])
+        unit = "characters" if isinstance(value, str) else "bytes"
+        return f"{head[:-1]}...{head[-1]} ({len(value)} {unit})"
+    bounded = _BoundedRepr()
+    bounded.maxlevel, bounded.maxstring, bounded.maxother = 3, limit // 2, limit // 2
+    bounded.maxlong = limit
+    try:
+        text = bounded.repr(value)
+    except Exception:  # a value built in code may have a repr that fails
+        text = f"<{type(value).__name__} object>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -109,8 +141,13 @@ class SpecError(BeaconError, ValueError):
         self.source = source
         head = f"invalid {subject}{f' in {source}' if source else ''}"
         count = len(self.problems)
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{head}: {count} problem{'s' if count != 1 else ''}\n{lines}")
+        # The message stays readable (and its size bounded) however many problems there are;
+        # ``problems`` keeps them all.
+        lines = [f"  - {p}" for p in self.problems[:_LISTED]]
+        if count > _LISTED:
+            lines.append(f"  ... and {count - _LISTED} more (SpecError.problems lists them all)")
+        text = "\n".join(lines)
+        super().__init__(f"{head}: {count} problem{'s' if count != 1 else ''}\n{text}")
 
     @classmethod
     def for_field(cls, owner: str, field: str, message: str, value: Any) -> SpecError:

@@ -2,6 +2,7 @@
 
 Modules, each importing only those listed before it (annotations under TYPE_CHECKING aside):
 
+* ``_bounds``: what a document may cost (size, depth, values), and paths inside one;
 * ``_regions``: region names and the :class:`RegionTable` that normalises them;
 * ``_values``: :class:`Question`, :class:`ModelTarget` and :class:`Limits`;
 * ``_validate``: what a built JobSpec must satisfy;

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from attrs import define, field
 
-from .._checks import NON_NEGATIVE_INT, RATE, Rule, is_int
+from .._checks import MAX_SECONDS, NON_NEGATIVE_INT, RATE, Rule, is_int
 from .._errors import SpecProblem
 from .._status import MinSuccessRate
 from ._documents import INVALID, Invalid, Problems, is_list, join, region_list
@@ -30,6 +30,7 @@ _PROVIDER_TIMEOUT_S: Final = 300.0
 _MIN_SUCCESS_RATE: Final = 0.67
 _MIN_REGIONS: Final = 1
 _BELOW_A_MILLISECOND_NS: Final = 1_000_000
+_MAX_NS: Final = MAX_SECONDS * _NS_PER_S
 
 
 @define
@@ -154,6 +155,17 @@ def _nanoseconds(value: Any, path: str, problems: Problems) -> float | Invalid |
                 path,
                 f"{value} ns is under a millisecond; durations are in nanoseconds "
                 f"({value} s would be {value * _NS_PER_S})",
+                value,
+            )
+        )
+        return INVALID
+    if value > _MAX_NS:
+        # Checked before dividing: 10**400 ns would overflow a float.
+        problems.append(
+            SpecProblem(
+                path,
+                f"expected at most 30 days ({_MAX_NS} ns); leave it out (or 0) for Beacon's "
+                "default",
                 value,
             )
         )

@@ -26,6 +26,7 @@ from .._errors import SpecError, SpecProblem
 from ._beacon_catalogue import beacon_questions, read_catalogue
 from ._beacon_constraints import apply_wrapper, read_constraints
 from ._beacon_models import beacon_models
+from ._bounds import document_problems
 from ._documents import (
     INVALID,
     Invalid,
@@ -37,7 +38,6 @@ from ._documents import (
     region_table,
     take,
 )
-from ._validate import string_keys_problems
 from ._values import SpecFields
 
 __all__ = ["fields_from_beacon", "looks_like_beacon"]
@@ -78,6 +78,7 @@ def fields_from_beacon(obj: object, *, questions: object, regions: object = None
         UsageError: When ``regions`` is not a RegionTable.
     """
     table = region_table(regions)
+    _check_documents(obj, questions)
     inner, wrapper, base = _unwrap(obj)
     problems: Problems = []
     job_id = _job_id(inner, base, problems)
@@ -87,8 +88,6 @@ def fields_from_beacon(obj: object, *, questions: object, regions: object = None
     if wrapper is not None:
         apply_wrapper(wrapper, constraints, table, problems)
     metadata = optional_mapping(inner, "metadata", base, problems)
-    if not isinstance(metadata, Invalid):
-        problems.extend(string_keys_problems(metadata, join(base, "metadata")))
     models, model_extras = beacon_models(
         inner, base, metadata, constraints.regions, table, problems
     )
@@ -106,6 +105,13 @@ def fields_from_beacon(obj: object, *, questions: object, regions: object = None
             "metadata": metadata,
         },
     )
+
+
+def _check_documents(obj: object, questions: object) -> None:
+    """Refuse a jobspec or a catalogue that costs too much to read, before reading either."""
+    problems = [*document_problems(obj), *document_problems(questions, "catalogue")]
+    if problems:
+        raise SpecError(problems)
 
 
 def _unwrap(obj: object) -> tuple[Mapping[str, Any], Mapping[str, Any] | None, str]:

@@ -5,19 +5,23 @@ and what was expected) and carries on with the next field, so one
 :class:`~beacon_orchestrator.SpecError` lists them all and a user fixes a document in one go.
 A field that failed is replaced by :data:`INVALID`, so the fields that depend on it are not
 reported again.
+
+Before any field is read, :func:`check_document` bounds what the document may cost (its size,
+depth and values: ``_bounds``); a document that breaks those bounds is refused with those
+problems alone, since reading its fields would cost what the bounds guard against.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
-import re
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, Final, cast
 
 from .._checks import id_problem
 from .._errors import SpecError, SpecProblem, UsageError
+from ._bounds import document_problems, join
 from ._regions import RegionTable
 from ._values import SpecFields
 
@@ -27,6 +31,7 @@ __all__ = [
     "Invalid",
     "Problems",
     "any_invalid",
+    "check_document",
     "finish",
     "id_check",
     "is_list",
@@ -52,7 +57,9 @@ Problems = list[SpecProblem]
 Check = Callable[[Any, str], SpecProblem | None]
 """Gives the problem with a value located at a path, or ``None``."""
 
-_IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Keys longer than any field name are not compared with the field names: difflib's cost grows
+# with the product of the lengths, and a long key is no typo.
+_SUGGEST_UP_TO: Final = 64
 
 
 def any_invalid(*values: object) -> bool:
@@ -60,11 +67,15 @@ def any_invalid(*values: object) -> bool:
     return any(value is INVALID for value in values)
 
 
-def join(path: str, key: object) -> str:
-    """The path of ``key`` inside ``path``: ``limits.job_timeout``, ``catalogue['a b']``."""
-    if isinstance(key, str) and _IDENTIFIER.fullmatch(key):
-        return f"{path}.{key}" if path else key
-    return f"{path}[{key!r}]"
+def check_document(doc: object, path: str = "") -> None:
+    """Refuse a document that costs too much to read, before reading any of it.
+
+    Raises:
+        SpecError: Listing the document's problems of size, depth and values (``_bounds``).
+    """
+    problems = document_problems(doc, path)
+    if problems:
+        raise SpecError(problems)
 
 
 def is_list(value: object) -> bool:
@@ -97,9 +108,8 @@ def unknown_fields(
     for key in obj:
         if key in allowed:
             continue
-        close = (
-            difflib.get_close_matches(key, allowed, n=1, cutoff=0.6) if isinstance(key, str) else []
-        )
+        suggest = isinstance(key, str) and len(key) <= _SUGGEST_UP_TO
+        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6) if suggest else []
         if close:
             message = f"unknown field; did you mean {close[0]!r}?"
         else:

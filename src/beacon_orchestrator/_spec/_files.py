@@ -3,26 +3,40 @@
 Strictly means what a user would want from a job file: a repeated key is an error rather than
 a silently dropped half of a job, YAML timestamps stay text (as they would be in JSON), and a
 syntax error names its line and column. Every problem names the file.
+
+A file is also read at a bounded cost, whoever wrote it: at most ``MAX_DOCUMENT_BYTES`` of JSON
+or ``MAX_YAML_BYTES`` of YAML are read, YAML nests at most ``MAX_DEPTH`` levels and uses at
+most ``MAX_ALIASES`` aliases (``_yaml``), JSON that nests deeper than Python can parse is
+refused rather than crashing, and an integer too long to convert is kept as a ``LongInteger``
+for the document checks to report (``_bounds``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable, Mapping, Sequence
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, BinaryIO
 
-from .._errors import SpecError, SpecProblem, UsageError
+from .._errors import SpecError, SpecProblem, UsageError, short_repr
 from ._beacon_format import fields_from_beacon, looks_like_beacon
+from ._bounds import (
+    MAX_DOCUMENT_BYTES,
+    MAX_INT_DIGITS,
+    MAX_YAML_BYTES,
+    TOO_DEEP,
+    LongInteger,
+    document_problems,
+)
 from ._documents import Problems
 from ._jobspec import JobSpec
 from ._own_format import fields_from_dict
 
-if TYPE_CHECKING:
-    from yaml import SafeLoader
-    from yaml.nodes import MappingNode
-
 __all__ = ["load_jobspec", "read_document"]
+
+_MIB = 1024 * 1024
+_CHUNK = 64 * 1024
 
 
 def load_jobspec(
@@ -72,8 +86,8 @@ def read_document(path: Path) -> Any:
 
     Raises:
         SpecError: For a missing or unreadable file, a file that is not UTF-8, another suffix,
-            a syntax error (with line and column), a repeated key or an empty file; ``source``
-            names the file.
+            a syntax error (with line and column), a repeated key, an empty file, or a document
+            over the bounds of a job document (size, depth, values); ``source`` names the file.
         UsageError: For a YAML file when PyYAML is missing (install
             ``beacon-orchestrator[yaml]``).
     """
@@ -81,6 +95,8 @@ def read_document(path: Path) -> Any:
     doc, problems = _parse_file(path, source)
     if doc is None:
         problems.append(SpecProblem("", "the file holds no document"))
+    else:
+        problems.extend(document_problems(doc))
     if problems:
         raise SpecError(problems, source=source)
     return doc
@@ -88,21 +104,23 @@ def read_document(path: Path) -> Any:
 
 def _parse_file(path: Path, source: str) -> tuple[Any, Problems]:
     """The parsed document, and the repeated keys found on the way (each a problem)."""
-    text = _read_text(path, source)
     suffix = path.suffix.lower()
     if suffix == ".json":
-        return _parse_json(text, source)
+        return _parse_json(_read_text(path, source, MAX_DOCUMENT_BYTES), source)
     if suffix in (".yaml", ".yml"):
-        return _parse_yaml(text, source)
+        return _parse_yaml(_read_text(path, source, MAX_YAML_BYTES), source)
+    _read_text(path, source, MAX_DOCUMENT_BYTES)  # a missing file is told so first
     raise SpecError(
         [SpecProblem("", "unsupported file type; expected .json, .yaml or .yml", path.name)],
         source=source,
     )
 
 
-def _read_text(path: Path, source: str) -> str:
+def _read_text(path: Path, source: str, limit: int) -> str:
+    """The file's text, if it is UTF-8 and at most ``limit`` bytes long."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as fp:
+            data = _read_bounded(fp, limit)
     except FileNotFoundError:
         problem = SpecProblem("", "file not found", source)
     except IsADirectoryError:
@@ -110,11 +128,39 @@ def _read_text(path: Path, source: str) -> str:
     except OSError as exc:
         problem = SpecProblem("", f"cannot read the file ({exc.strerror or exc})", source)
     else:
+        if len(data) > limit:
+            raise SpecError([SpecProblem("", _too_large(limit))], source=source)
         try:
             return data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             problem = SpecProblem("", f"not UTF-8 text (bad byte at offset {exc.start})")
     raise SpecError([problem], source=source)
+
+
+def _too_large(limit: int) -> str:
+    if limit == MAX_YAML_BYTES:
+        return (
+            f"too large: a YAML job file is at most {limit // _MIB} MiB ({limit} bytes); YAML is "
+            f"slow to read, so write a larger job as JSON (up to {MAX_DOCUMENT_BYTES // _MIB} MiB)"
+        )
+    return f"too large: a job file is at most {limit // _MIB} MiB ({limit} bytes)"
+
+
+def _read_bounded(fp: BinaryIO, limit: int) -> bytes:
+    """At most one byte more than ``limit``: enough to say "too large"."""
+    # The size the file says it has is read at once (no buffer of the largest size allowed is
+    # allocated for a small file); a pipe or a growing file is read on in chunks.
+    want = min(os.fstat(fp.fileno()).st_size, limit) + 1
+    chunks: list[bytes] = []
+    total = 0
+    while total <= limit:
+        chunk = fp.read(min(want, limit + 1 - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+        want = _CHUNK
+    return b"".join(chunks)
 
 
 def _parse_json(text: str, source: str) -> tuple[Any, Problems]:
@@ -128,74 +174,44 @@ def _parse_json(text: str, source: str) -> tuple[Any, Problems]:
             if key in out:
                 duplicates.append(
                     SpecProblem(
-                        "", f"duplicate key {key!r} in one object; only one value can be kept"
+                        "",
+                        f"duplicate key {short_repr(key)} in one object; only one value can be "
+                        "kept",
                     )
                 )
             out[key] = value
         return out
 
     try:
-        doc = json.loads(text, object_pairs_hook=pairs_hook)
+        doc = json.loads(text, object_pairs_hook=pairs_hook, parse_int=_json_int)
     except json.JSONDecodeError as exc:
         raise SpecError(
             [SpecProblem("", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")],
             source=source,
         ) from None
+    except RecursionError:
+        # The json parser recurses once per level; Python's stack is the limit, far beyond
+        # what a job document may nest (the document checks refuse over MAX_DEPTH levels).
+        raise SpecError(
+            [SpecProblem("", f"{TOO_DEEP} (this one is deeper than the parser can follow)")],
+            source=source,
+        ) from None
     return doc, duplicates
+
+
+def _json_int(text: str) -> int | LongInteger:
+    digits = len(text) - text.startswith("-")
+    return LongInteger(digits) if digits > MAX_INT_DIGITS else int(text)
 
 
 def _parse_yaml(text: str, source: str) -> tuple[Any, Problems]:
     try:
-        import yaml
+        import yaml  # noqa: F401  (PyYAML is optional: say how to install it)
     except ImportError:
         raise UsageError(
             f"{source} is YAML, and reading YAML needs PyYAML: "
             "pip install 'beacon-orchestrator[yaml]'"
         ) from None
-    duplicates: Problems = []
-    loader = _strict_loader(duplicates)(text)
-    try:
-        doc = loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        what = exc.problem or exc.context or "syntax error"
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SpecError([SpecProblem("", f"invalid YAML{where}: {what}")], source=source) from None
-    except yaml.YAMLError as exc:
-        raise SpecError([SpecProblem("", f"invalid YAML: {exc}")], source=source) from None
-    finally:
-        loader.dispose()
-    return doc, duplicates
+    from ._yaml import parse_yaml
 
-
-def _strict_loader(duplicates: Problems) -> type[SafeLoader]:
-    """A safe loader that records repeated keys in ``duplicates`` and keeps timestamps as text."""
-    import yaml  # PyYAML is optional; the caller has checked it is installed
-
-    class Loader(yaml.SafeLoader):
-        def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
-            seen: set[Any] = set()
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node, deep=deep)
-                if not isinstance(key, Hashable):
-                    continue
-                if key in seen:
-                    mark = key_node.start_mark
-                    duplicates.append(
-                        SpecProblem(
-                            "",
-                            f"duplicate key {key!r} at line {mark.line + 1}, column "
-                            f"{mark.column + 1}; only one value can be kept",
-                        )
-                    )
-                seen.add(key)
-            result: dict[Any, Any] = super().construct_mapping(node, deep=deep)
-            return result
-
-    def timestamp_as_text(loader: SafeLoader, node: yaml.Node) -> Any:
-        return loader.construct_scalar(node)  # type: ignore[arg-type]
-
-    Loader.add_constructor("tag:yaml.org,2002:timestamp", timestamp_as_text)
-    return Loader
+    return parse_yaml(text, source)

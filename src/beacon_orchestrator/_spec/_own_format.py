@@ -21,6 +21,7 @@ from ._documents import (
     Invalid,
     Problems,
     any_invalid,
+    check_document,
     finish,
     id_check,
     is_list,
@@ -31,7 +32,7 @@ from ._documents import (
     unknown_fields,
 )
 from ._regions import RegionTable
-from ._validate import params_problems, policy_problems, string_keys_problems
+from ._validate import params_problems, policy_problems
 from ._values import LIMIT_RULES, Limits, ModelTarget, Question, SpecFields, limit_problems
 
 if TYPE_CHECKING:
@@ -58,12 +59,14 @@ def fields_from_dict(obj: object, regions: object = None) -> SpecFields:
             with, or ``None`` for the built-in one.
 
     Raises:
-        SpecError: Listing every problem of the document.
+        SpecError: Listing every problem of the document; a document over the bounds of size,
+            depth and values (``_bounds``) with those problems alone.
         UsageError: When ``regions`` is not a RegionTable.
     """
     table = region_table(regions)
     if not isinstance(obj, Mapping):
         raise SpecError([SpecProblem("", "expected a job document (an object)", obj)])
+    check_document(obj)
     problems: Problems = []
     unknown_fields(obj, _OWN_FIELDS, "", problems)
     job_id = take(obj, "id", "", problems, id_check("job id"), required=True)
@@ -74,9 +77,8 @@ def fields_from_dict(obj: object, regions: object = None) -> SpecFields:
         problems.extend(params_problems(params, "params"))
     limits = _limits(obj.get("limits"), "limits", problems)
     policy = _policy(obj.get("policy"), "policy", problems)
+    # Its keys and values were checked with the whole document (check_document).
     metadata = optional_mapping(obj, "metadata", "", problems)
-    if not isinstance(metadata, Invalid):
-        problems.extend(string_keys_problems(metadata, "metadata"))
     return finish(
         problems,
         {

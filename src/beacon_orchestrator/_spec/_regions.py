@@ -17,7 +17,7 @@ from typing import Any
 
 from attrs import evolve, field, frozen
 
-from .._checks import bool_hint
+from .._checks import MAX_ID_CHARS, bool_hint
 from .._errors import SpecError, SpecProblem
 
 __all__ = [
@@ -50,6 +50,8 @@ never be recorded under two spellings.
 """
 
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")
+# A region keys every record, as an id does, and is bounded as one.
+_TOO_LONG = f"too long: a region name is at most {MAX_ID_CHARS} characters"
 
 
 def is_region_slug(name: str) -> bool:
@@ -279,6 +281,8 @@ class RegionTable:
         """
         if not isinstance(name, str):
             return SpecProblem(path, f"expected a region name (a string){bool_hint(name)}", name)
+        if len(name) > MAX_ID_CHARS:
+            return SpecProblem(path, _TOO_LONG, name)
         known = self.lookup(name)
         if known is not None:
             return known

@@ -1,9 +1,9 @@
 """What a built :class:`~beacon_orchestrator.JobSpec` must satisfy, field by field.
 
 :func:`spec_problems` is what the JobSpec constructor runs. The checks of its parts
-(:func:`params_problems`, :func:`policy_problems`, :func:`string_keys_problems`) are used by the
-document formats too, so a loaded document and a spec built in code get the same message for
-the same mistake.
+(:func:`params_problems`, :func:`policy_problems`) are used by the document formats too, and
+params and metadata are held to the bounds of a document (``_bounds``), so a loaded document and
+a spec built in code get the same message for the same mistake.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._checks import (
     BOOLEAN,
+    MAX_ID_CHARS,
     NON_NEGATIVE_INT,
     NON_NEGATIVE_NUMBER,
     POSITIVE_INT,
@@ -26,6 +27,7 @@ from .._checks import (
 )
 from .._errors import SpecProblem
 from .._status import MinSuccessRate
+from ._bounds import document_problems
 from ._regions import BUILTIN_ALIASES, is_region_slug
 from ._values import Limits, ModelTarget, Question
 
@@ -37,7 +39,6 @@ __all__ = [
     "params_problems",
     "policy_problems",
     "spec_problems",
-    "string_keys_problems",
 ]
 
 _Problems = list[SpecProblem]
@@ -77,15 +78,6 @@ def policy_problems(
     return problems
 
 
-def string_keys_problems(value: Mapping[Any, Any], path: str) -> _Problems:
-    """A problem for each key of ``value`` that is not a string (free-form metadata)."""
-    return [
-        SpecProblem(path, "expected an object with string keys", key)
-        for key in value
-        if not isinstance(key, str)
-    ]
-
-
 def canonical_region_problem(region: object, path: str) -> SpecProblem | None:
     """The problem with a region name in a built spec, which must be canonical; or ``None``.
 
@@ -94,6 +86,10 @@ def canonical_region_problem(region: object, path: str) -> SpecProblem | None:
     """
     if not isinstance(region, str):
         return SpecProblem(path, f"expected a region name (a string){bool_hint(region)}", region)
+    if len(region) > MAX_ID_CHARS:
+        return SpecProblem(
+            path, f"too long: a region name is at most {MAX_ID_CHARS} characters", region
+        )
     folded = region.lower()
     if folded in BUILTIN_ALIASES:
         return SpecProblem(
@@ -124,7 +120,11 @@ def spec_problems(spec: JobSpec) -> _Problems:
     _append(problems, id_problem(spec.id, "id", "job id"))
     _check_entries(spec.questions, "questions", Question, _question_problems, problems)
     _check_entries(spec.models, "models", ModelTarget, _model_problems, problems)
-    problems.extend(params_problems(spec.params, "params"))
+    # Params and metadata hold JSON values of bounded size, as they would in a document; only
+    # then are the known params worth checking.
+    problems.extend(
+        document_problems(spec.params, "params") or params_problems(spec.params, "params")
+    )
     # Typed loosely: a spec built in code may hold anything at run time.
     limits: Any = spec.limits
     if not isinstance(limits, Limits):  # a Limits checked its own values when it was built
@@ -139,7 +139,7 @@ def spec_problems(spec: JobSpec) -> _Problems:
     else:
         problems.append(SpecProblem("policy", "expected a MinSuccessRate", policy))
     _append(problems, _reachable_regions_problem(spec))
-    problems.extend(string_keys_problems(spec.metadata, "metadata"))
+    problems.extend(document_problems(spec.metadata, "metadata"))
     return problems
 
 

@@ -1,7 +1,12 @@
 """Where a command meets the shell: its exit code, its error messages, consoles and log lines.
 
 Library errors become one line on standard error and an exit code, never a traceback:
-2 for bad input, unknown jobs and conflicting specs, 1 for every other failure, 130 for Ctrl-C.
+2 for bad input, unknown jobs and conflicting specs (``SpecError`` lists each problem of a job
+document on a line of its own), 1 for every other failure (the store cannot be created or
+written: a full disk, a read-only directory; an export cannot be written), 130 for Ctrl-C.
+
+A failure inside a running job can reach here several times over, in an exception group (the
+job's task and the one waiting for it both raise it): it is still one line.
 
 The consoles are made once per ``beacon`` invocation (:func:`open_shell`) so that log lines
 and the live display share standard error; a command asks for them with :func:`consoles`.
@@ -9,7 +14,10 @@ and the live display share standard error; a command asks for them with :func:`c
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
+import io
 import logging
 import os
 import sys
@@ -31,6 +39,7 @@ __all__ = [
     "consoles",
     "exits_with_code",
     "leaf",
+    "library_error",
     "log_level",
     "logging_to",
     "open_shell",
@@ -62,9 +71,52 @@ def leaf(exc: BaseException) -> BaseException:
     return exc
 
 
+def library_error(exc: BaseException) -> BeaconError | None:
+    """The library error ``exc`` stands for, if that is all it holds.
+
+    Inside nested exception groups, every exception other than a cancellation must be a
+    :class:`BeaconError` (often the same one twice); the first is returned. Anything else is
+    a bug, and gets its traceback.
+    """
+    found: list[BaseException] = []
+    pending = [exc]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(reversed(current.exceptions))
+        elif not _is_cancellation(current):
+            found.append(current)
+    errors = [e for e in found if isinstance(e, BeaconError)]
+    return errors[0] if errors and len(errors) == len(found) else None
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    # After the event loop has ended anyio cannot say which class it uses: check both
+    # backends' (trio's only if trio was ever imported, i.e. the job ran on it).
+    if isinstance(exc, asyncio.CancelledError):
+        return True
+    trio = sys.modules.get("trio")
+    return trio is not None and isinstance(exc, trio.Cancelled)
+
+
 def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"Error: {message}", err=True)
+    _quiet_stdout()
     sys.exit(code)
+
+
+def _quiet_stdout() -> None:
+    """If standard output cannot be written (a full disk), drop what is left in its buffer.
+
+    Python writes it out again at exit and, failing, prints a traceback of its own.
+    """
+    try:
+        sys.stdout.flush()
+    except OSError:
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
 
 
 def _exit_code_for(exc: BeaconError) -> int:
@@ -80,8 +132,8 @@ def run_async(backend: str, fn: Callable[[], Awaitable[_T]]) -> _T:
     except KeyboardInterrupt:
         _fail("interrupted.", EXIT_CANCELLED)
     except BaseException as exc:
-        found = leaf(exc)
-        if isinstance(found, BeaconError):
+        found = library_error(exc)
+        if found is not None:
             # SpecError already says "invalid job spec ..." with one problem per line.
             _fail(str(found), _exit_code_for(found))
         raise

@@ -8,6 +8,7 @@ is a scalar (``pandas.DataFrame(records_to_rows(records))`` needs no further fla
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -71,16 +72,39 @@ def records_to_rows(
 
 @contextmanager
 def _writer(target: Target, **open_args: Any) -> Iterator[IO[str]]:
-    if isinstance(target, str | os.PathLike):
-        path = Path(os.fspath(target))
+    """The file to write an export to; any failure to write it is a :class:`StoreError`.
+
+    A full disk shows when the buffered text is written out (often only at the end), so the
+    file is flushed (or closed) here, where its failure is caught and said in one line. A
+    file left half-written at a path is removed: a truncated export looks like a whole one.
+    """
+    if not isinstance(target, str | os.PathLike):
         try:
-            fp = path.open("w", encoding="utf-8", **open_args)
+            yield target
+            target.flush()
         except OSError as exc:
-            raise StoreError(f"cannot write export to {str(path)!r}: {exc}") from exc
+            name = getattr(target, "name", "<stream>")
+            raise StoreError(f"cannot write export to {name}: {_reason(exc)}") from exc
+        return
+    path = Path(os.fspath(target))
+    try:
+        fp = path.open("w", encoding="utf-8", **open_args)
+    except OSError as exc:
+        raise StoreError(f"cannot write export to {str(path)!r}: {_reason(exc)}") from exc
+    try:
         with fp:
             yield fp
-    else:
-        yield target
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise StoreError(
+            f"cannot write export to {str(path)!r}: {_reason(exc)}; the partial file was removed"
+        ) from exc
+
+
+def _reason(exc: OSError) -> str:
+    # The OS's words without Python's "[Errno 28]" and the repeated path.
+    return exc.strerror or str(exc)
 
 
 def export_jsonl(

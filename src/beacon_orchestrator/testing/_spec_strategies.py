@@ -30,10 +30,11 @@ __all__ = ["job_specs"]
 _EXTRA_REGIONS = ("sa-east", "af-south", "me-central", "ap-northeast", "us-west", "eu-north")
 
 # Ids: mostly the ASCII shapes real jobs use, sometimes any printable text without leading or
-# trailing white space (white space and control characters are excluded from the alphabet).
+# trailing white space (white space, control and formatting characters are excluded from the
+# alphabet: an id is printable text).
 _ASCII_ID = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-.", min_size=1, max_size=16)
 _UNICODE_ID = st.text(
-    alphabet=st.characters(exclude_categories=("Cc", "Cs", "Co", "Cn", "Zs", "Zl", "Zp")),
+    alphabet=st.characters(exclude_categories=("Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp")),
     min_size=1,
     max_size=12,
 )

@@ -8,10 +8,15 @@
   older version applies the missing migrations in one transaction.
 - **No half-made files.** A new file is built beside its path and linked into place complete,
   so a crash while creating it leaves no half-made database behind.
+- **The real cause.** SQLite says "database or disk is full" or "unable to open database file";
+  :func:`sqlite_failure` says what that means for the file (no space left on the device, a
+  read-only file system, no permission), so a user knows what to fix.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import sqlite3
 import time
@@ -23,7 +28,7 @@ from attrs import frozen
 from ..._errors import StoreError
 from ._transactions import write_transaction
 
-__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "connect", "migrate"]
+__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "connect", "migrate", "sqlite_failure"]
 
 APPLICATION_ID: Final = 0x42454143
 """SQLite ``application_id`` stamped on every file this store creates (ASCII ``BEAC``)."""
@@ -92,7 +97,45 @@ _TABLES: Final = (
     frozenset({"jobs", "records"}),
     frozenset({"jobs", "records", "leases"}),
 )
+_CORRUPT: Final = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 _HEADER: Final = b"SQLite format 3\x00"
+
+
+def sqlite_failure(exc: sqlite3.Error, path: Path) -> str:
+    """What an SQLite error means for the store's file, as a user can act on it.
+
+    ``database or disk is full`` becomes ``cannot write: No space left on device``; an error
+    opening or writing the file is explained by what the file system says about its
+    directory (read-only, no permission, full), when it says something. SQLite's own words
+    follow in brackets.
+    """
+    name = str(getattr(exc, "sqlite_errorname", ""))
+    if name.startswith("SQLITE_FULL"):
+        return f"cannot write: {os.strerror(errno.ENOSPC)} (SQLite: {exc})"
+    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_PERM")):
+        cause = _file_system_problem(path)
+        if cause is not None:
+            return f"{cause} (SQLite: {exc})"
+    return str(exc)
+
+
+def _file_system_problem(path: Path) -> str | None:
+    """Why the file or its directory cannot be written, if the file system says why."""
+    if str(path) == ":memory:":
+        return None
+    directory = path.parent
+    try:
+        stats = os.statvfs(directory)
+    except OSError as exc:
+        return f"cannot use directory {str(directory)!r}: {exc.strerror}"
+    if stats.f_flag & os.ST_RDONLY:
+        return f"cannot write in {str(directory)!r}: {os.strerror(errno.EROFS)}"
+    # access() with the real ids: a root process is not refused by permissions, nor told so.
+    if not os.access(directory, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return f"cannot write in {str(directory)!r}: {os.strerror(errno.EACCES)}"
+    if stats.f_bavail == 0:
+        return f"cannot write: {os.strerror(errno.ENOSPC)}"
+    return None
 
 
 def connect(path: Path, *, busy_timeout: float, synchronous: str) -> sqlite3.Connection:
@@ -118,7 +161,7 @@ def connect(path: Path, *, busy_timeout: float, synchronous: str) -> sqlite3.Con
             path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
         )
     except sqlite3.Error as exc:
-        raise StoreError(f"cannot open SQLite store {path}: {exc}") from exc
+        raise StoreError(f"cannot open SQLite store {path}: {sqlite_failure(exc, path)}") from exc
     try:
         _configure(conn, str(path), busy_timeout=busy_timeout, synchronous=synchronous)
     except BaseException:
@@ -192,7 +235,7 @@ class _DatabaseFile:
             with path.open("rb") as fp:
                 header = fp.read(100)
         except OSError as exc:
-            raise StoreError(f"SQLite store {path}: cannot read the file: {exc}") from exc
+            raise StoreError(f"SQLite store {path}: cannot read the file: {exc.strerror}") from exc
         if not header:
             return  # an empty file is an empty database (SQLite treats it so)
         self._check_header(header)
@@ -238,6 +281,15 @@ class _DatabaseFile:
         path = self.path
         tmp = path.with_name(f".{path.name}.{os.getpid()}-{time.time_ns()}.creating")
         try:
+            # Created here first, so that a directory we cannot write in is reported as the
+            # file system says it (read-only, permission denied), not as SQLite's "unable to
+            # open database file". An empty file is an empty database.
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        except OSError as exc:
+            raise StoreError(
+                f"SQLite store {path}: cannot create it in {str(path.parent)!r}: {exc.strerror}"
+            ) from exc
+        try:
             conn = sqlite3.connect(tmp, isolation_level=None)
             try:
                 migrate(conn, str(path))
@@ -252,11 +304,17 @@ class _DatabaseFile:
                 # No hard links on this file system; rename, unless someone was faster.
                 if not path.exists():
                     os.replace(tmp, path)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"SQLite store {path}: cannot create it: {exc}") from exc
+        except OSError as exc:
+            raise StoreError(f"SQLite store {path}: cannot create it: {exc.strerror}") from exc
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"SQLite store {path}: cannot create it: {sqlite_failure(exc, path)}"
+            ) from exc
         finally:
             for leftover in (tmp, Path(f"{tmp}-journal"), Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-                leftover.unlink(missing_ok=True)
+                # A leftover that cannot be removed must not hide why creating failed.
+                with contextlib.suppress(OSError):
+                    leftover.unlink(missing_ok=True)
 
     def _is_empty_database(self, header: bytes) -> bool:
         page_count = int.from_bytes(header[28:32], "big")
@@ -272,13 +330,22 @@ class _DatabaseFile:
         try:
             ro = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout)
         except sqlite3.Error as exc:
-            raise StoreError(f"SQLite store {where}: cannot open read-only: {exc}") from exc
+            raise StoreError(
+                f"SQLite store {where}: cannot open read-only: {sqlite_failure(exc, where)}"
+            ) from exc
         try:
             version = ro.execute("PRAGMA user_version").fetchone()[0]
             names = {r[0] for r in ro.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.DatabaseError as exc:
+            if str(getattr(exc, "sqlite_errorname", "")).startswith(_CORRUPT):
+                raise StoreError(
+                    f"SQLite store {where}: corrupt database ({exc}); refusing to touch it"
+                ) from exc
+            # Not corrupt: unreadable where it is. A WAL-mode file is opened by writing its
+            # shared-memory file beside it, even to read, so a read-only directory shows here.
             raise StoreError(
-                f"SQLite store {where}: corrupt database ({exc}); refusing to touch it"
+                f"SQLite store {where}: cannot open it: {sqlite_failure(exc, where)}; even to "
+                f"read it, SQLite writes {where.name}-shm beside it"
             ) from exc
         finally:
             ro.close()

@@ -47,7 +47,7 @@ from .._protocol import JobInfo, StoredProgress
 from . import _jobs, _leases
 from ._commit import GroupCommit
 from ._rows import SELECT_RECORDS, Row, read_records, to_row, write_rows
-from ._schema import connect
+from ._schema import connect, sqlite_failure
 
 if TYPE_CHECKING:
     from ..._spec import JobSpec
@@ -168,13 +168,18 @@ class SQLiteStore:
     def _where(self) -> str:
         return str(self.path)
 
-    async def _call(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+    async def _call(self, fn: Callable[[sqlite3.Connection], _T], *, named: bool = True) -> _T:
         if self._closed:
             raise UsageError(f"SQLiteStore({self._where()!r}) is closed")
-        return await anyio.to_thread.run_sync(self._run, fn, limiter=self._limiter)
+        return await anyio.to_thread.run_sync(self._run, fn, named, limiter=self._limiter)
 
-    def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run ``fn`` on the connection in a worker thread, opening it on first use."""
+    def _run(self, fn: Callable[[sqlite3.Connection], _T], named: bool = True) -> _T:
+        """Run ``fn`` on the connection in a worker thread, opening it on first use.
+
+        Raises:
+            StoreError: Saying what SQLite's error means for the file (no space left on the
+                device, a read-only file system), naming the store unless ``named`` is false.
+        """
         try:
             conn = self._conn
             if conn is None:
@@ -183,11 +188,15 @@ class SQLiteStore:
                 )
             return fn(conn)
         except sqlite3.Error as exc:
-            raise StoreError(f"SQLite store {self._where()}: {exc}") from exc
+            failure = sqlite_failure(exc, self.path)
+            raise StoreError(
+                f"SQLite store {self._where()}: {failure}" if named else failure
+            ) from exc
 
     async def _write_batch(self, rows: list[Row]) -> None:
         """Commit one group-commit batch in one transaction."""
-        await self._call(partial(write_rows, rows))
+        # Not named: the group commit's own error names the store, once.
+        await self._call(partial(write_rows, rows), named=False)
 
     # -- jobs -----------------------------------------------------------------------------
 
