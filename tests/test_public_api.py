@@ -8,11 +8,17 @@ from pathlib import Path
 import pytest
 
 import beacon_orchestrator
+import beacon_orchestrator.analysis
 import beacon_orchestrator.stores
 import beacon_orchestrator.testing
 
 REFERENCE = Path(__file__).resolve().parent.parent / "docs" / "reference"
-MODULES = [beacon_orchestrator, beacon_orchestrator.stores, beacon_orchestrator.testing]
+MODULES = [
+    beacon_orchestrator,
+    beacon_orchestrator.analysis,
+    beacon_orchestrator.stores,
+    beacon_orchestrator.testing,
+]
 
 
 def public_names() -> list[tuple[str, str]]:

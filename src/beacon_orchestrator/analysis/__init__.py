@@ -1,0 +1,27 @@
+"""Labels for answers, and how far the regions' answers to the same question are apart.
+
+Every execution record gets a :class:`Label`: ``substantive``, ``refusal``, ``empty`` or
+``technical_failure``. A :class:`Classifier` decides refusal from substantive; the default,
+:class:`RefusalClassifier`, is a phrase-table heuristic for six languages, and
+:func:`label_record` gives every classifier the same rules for failed and empty executions.
+:func:`compare_regions` groups a job's records by question and model and ranks the cells whose
+regions disagree: a refusal in one region and an answer in another first, then by how different
+the answers' texts are.
+
+Everything here is synchronous and pure: it reads records, it never runs a job.
+"""
+
+from ._divergence import CellDivergence, compare_regions, text_divergence
+from ._labels import Classification, Classifier, Label, label_record
+from ._refusal import RefusalClassifier
+
+__all__ = [
+    "CellDivergence",
+    "Classification",
+    "Classifier",
+    "Label",
+    "RefusalClassifier",
+    "compare_regions",
+    "label_record",
+    "text_divergence",
+]
