@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import click
 
 from .. import __version__
+from ._cmd_report import report
 from ._cmd_run import demo, resume, run
 from ._cmd_store import export, jobs, status
 
@@ -29,6 +30,7 @@ def cli() -> None:
 
 for _command in (run, resume, status, export, jobs, demo):
     cli.add_command(_command)
+cli.add_command(report)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
