@@ -71,7 +71,9 @@ class Visit:
         self.page.on("console", self._console)
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
         self.page.goto(self.url + fragment)
-        self.page.wait_for_selector("html[data-ready]")
+        # The script marks the page ready once it has drawn it; a page broken by its data
+        # never is.
+        self.page.wait_for_selector("html[data-ready]", timeout=15_000)
 
     def _console(self, message: ConsoleMessage) -> None:
         self.messages.append(f"{message.type}: {message.text}")

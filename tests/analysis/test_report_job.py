@@ -28,7 +28,8 @@ QUESTIONS = ("capital", "taiwan")
 HOSTILE = (
     "Canberra is the capital of Australia. </script><script>window.__pwned = 1</script>"
     '<img src="https://evil.example/x.png" onerror="window.__pwned = 2">'
-    "<!-- a line separator\u2028and a paragraph separator\u2029 & done -->"
+    "<!-- a line separator\u2028and a paragraph separator\u2029 & done --> "
+    "</ScRiPt ><script >window.__pwned = 3</script\t>"
 )
 REFUSAL = "I'm sorry, but I can't help with that."
 FAILURE = ("PROVIDER_UNAVAILABLE", "no healthy provider in us-east after 3 attempts")
