@@ -22,7 +22,7 @@ from beacon_orchestrator import (
     ModelTarget,
     Question,
 )
-from beacon_orchestrator.analysis import write_report
+from beacon_orchestrator.analysis import Classification, Label, label_record, write_report
 
 from .test_report_job import FAILURE, HOSTILE, small_records, small_spec
 
@@ -60,7 +60,9 @@ def browser() -> Iterator[Browser]:
 class Visit:
     """A page opened from a file, with every request and console message it caused."""
 
-    def __init__(self, browser: Browser, path: Path, fragment: str = "") -> None:
+    def __init__(
+        self, browser: Browser, path: Path, fragment: str = "", *, timeout: float = 15_000
+    ) -> None:
         self.url = path.as_uri()
         self.context = browser.new_context(viewport={"width": 1280, "height": 1400})
         self.requests: list[str] = []
@@ -73,7 +75,7 @@ class Visit:
         self.page.goto(self.url + fragment)
         # The script marks the page ready once it has drawn it; a page broken by its data
         # never is.
-        self.page.wait_for_selector("html[data-ready]", timeout=15_000)
+        self.page.wait_for_selector("html[data-ready]", timeout=timeout)
 
     def _console(self, message: ConsoleMessage) -> None:
         self.messages.append(f"{message.type}: {message.text}")
@@ -239,5 +241,55 @@ def test_a_long_answer_is_cut_until_asked(browser: Browser, big_report: Path) ->
         assert len(answer.locator(".text").inner_text()) < 2_000
         answer.locator("button.more").click()
         assert len(answer.locator(".text").inner_text()) == len("Answer q00 ") + 2_000
+    finally:
+        visit.close()
+
+
+# -- 100,000 executions ------------------------------------------------------------------------
+
+
+class FirstWord:
+    """Refusal when the answer starts with "No": cheap, so the test measures the page."""
+
+    name = "first-word"
+    version = "1"
+
+    def classify(self, record: ExecutionRecord) -> Classification:
+        return label_record(record, self.classify_text)
+
+    def classify_text(self, text: str) -> Classification:
+        return Classification(Label.REFUSAL if text.startswith("No") else Label.SUBSTANTIVE, 1.0)
+
+
+@pytest.mark.slow
+def test_a_report_of_100000_executions_opens_with_one_page_of_blocks(
+    browser: Browser, tmp_path: Path
+) -> None:
+    regions = tuple(f"region-{i}" for i in range(10))
+    spec = JobSpec(
+        id="hundred-thousand",
+        questions=[Question(f"q{i:04d}", f"Question {i}?") for i in range(1_000)],
+        models=[ModelTarget(f"model-{i}", regions) for i in range(10)],
+    )
+
+    def records() -> Iterator[ExecutionRecord]:
+        for i, key in enumerate(spec.plan()):
+            text = "No." if i % 50 == 0 else f"Answer {i % 97} to {key.question_id}."
+            yield ExecutionRecord(key=key, status=ExecutionStatus.COMPLETED, text=text)
+
+    path = tmp_path / "big.html"
+    assert write_report(spec, records(), path, classifier=FirstWord()) == 100_000
+    visit = Visit(browser, path, timeout=120_000)
+    try:
+        assert visit.errors == [], visit.messages
+        assert len(visit.cells()) == 25
+        # One page of blocks, not 10,000 of them: the document stays small.
+        assert visit.page.evaluate("document.getElementsByTagName('*').length") < 5_000
+        assert visit.page.locator(".page-of").first.inner_text() == "page 1 of 400"
+        visit.choose("label", "refusal")
+        status = visit.page.locator("#filter-status").inner_text()
+        assert (
+            status == "Showing 1\u201325 of 2000 matching (of 10000 question \u00d7 model blocks)."
+        )
     finally:
         visit.close()
