@@ -10,7 +10,7 @@ from benchmarks.__main__ import BENCHMARKS
 from benchmarks._common import validate_rows
 
 from beacon_orchestrator import ExecutionStatus
-from beacon_orchestrator.analysis import compare_regions
+from beacon_orchestrator.analysis import Label, compare_regions
 
 
 def test_the_benchmark_is_registered() -> None:
@@ -27,7 +27,7 @@ def test_the_benchmark_job_has_refusals_empties_and_failures() -> None:
     assert 10 <= failed <= 60
     assert 5 <= empty <= 40
     labels = [label for cell in compare_regions(records) for label in cell.labels.values()]
-    assert 20 <= labels.count("refusal") <= 100
+    assert 20 <= labels.count(Label.REFUSAL) <= 100
     # Seeded: the same records every run, so figures of two runs compare.
     assert bench_report.make_records(spec) == records
 
