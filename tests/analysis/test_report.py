@@ -181,6 +181,20 @@ def test_the_script_never_turns_data_into_markup() -> None:
     )
 
 
+def test_the_script_numbers_the_labels_as_the_data_does() -> None:
+    js = load_template().js
+    (names,) = re.findall(r"const LABELS = (\[.*?\]);", js)
+    assert json.loads(names) == [label.value for label in Label] + ["no_record"]
+    for name in ("REFUSAL", "EMPTY", "FAILURE", "NO_RECORD"):
+        (number,) = re.findall(rf"const {name} = (\d+);", js)
+        value = (
+            "no_record"
+            if name == "NO_RECORD"
+            else Label[name.replace("FAILURE", "TECHNICAL_FAILURE")]
+        )
+        assert json.loads(names)[int(number)] == value
+
+
 # -- hostile text ------------------------------------------------------------------------------
 
 

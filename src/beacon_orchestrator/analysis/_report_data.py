@@ -165,9 +165,11 @@ class ReportData:
             self._entry(q, m, region, classifications.get(region))
             for region in self._regions_of(model, classifications)
         ]
-        divergence = None if cell is None or cell.text_divergence is None else cell.text_divergence
-        split = 0 if cell is None else int(cell.label_split)
-        return [q, m, None if divergence is None else round(divergence, 3), split, entries]
+        if cell is None:
+            return [q, m, None, 0, entries]
+        divergence = cell.text_divergence
+        rounded = None if divergence is None else round(divergence, 3)
+        return [q, m, rounded, int(cell.label_split), entries]
 
     def _regions_of(self, model: str, recorded: Iterable[str]) -> list[str]:
         planned = self._planned.get(model, ())

@@ -6,6 +6,8 @@
 (() => {
   const LABELS = ["substantive", "refusal", "empty", "technical_failure", "no_record"];
   const LABEL_TEXT = ["substantive", "refusal", "empty", "technical failure", "no record"];
+  const REFUSAL = 1;
+  const EMPTY = 2;
   const FAILURE = 3;
   const NO_RECORD = 4;
   const PAGE_SIZE = 25;
@@ -115,9 +117,9 @@
       error.append(el("strong", "", code || answer[0]));
       if (message) error.append(": " + message);
       box.append(error, el("p", "meta", attempts + (attempts === 1 ? " attempt" : " attempts")));
-    } else if (label === 2) {
+    } else if (label === EMPTY) {
       box.append(el("p", "note", "Empty answer."));
-    } else if (label === 1) {
+    } else if (label === REFUSAL) {
       const cue = evidence ? ", on \u201c" + evidence + "\u201d" : "";
       box.append(el("p", "evidence", "Refusal, score " + score.toFixed(2) + cue));
     }
