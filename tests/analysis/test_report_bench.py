@@ -41,6 +41,9 @@ def test_the_rows_measure_the_report_against_its_baselines(tmp_path: Path) -> No
     seconds = rows["report_seconds_0.5k"]
     assert 0 < float(seconds["value"]) < 120  # type: ignore[arg-type]
     assert float(seconds["analysis_s"]) > 0  # type: ignore[arg-type]
+    # CPU time of a single-threaded call cannot exceed its wall time (allow rounding).
+    for cpu, wall in (("cpu_s", "value"), ("baseline_cpu_s", "baseline")):
+        assert 0 < float(seconds[cpu]) <= float(seconds[wall]) * 1.05 + 0.01  # type: ignore[arg-type]
     report = tmp_path / "report-500.html"
     assert rows["report_size_mb_0.5k"]["value"] == pytest.approx(
         report.stat().st_size / 1e6, rel=0.01
