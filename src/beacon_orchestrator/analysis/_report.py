@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TextIO
@@ -56,7 +57,8 @@ def write_report(
             execution without a record is shown as not run.
         records: The job's records, one per key (``await store.records(job_id)``).
         out: A path (written to a temporary file beside it, then renamed over it, so a
-            failure leaves any earlier report in place) or an open text stream.
+            failure leaves any earlier report in place) or an open text stream (written as
+            the records are read: after an error it holds part of a page).
         classifier: Labels the answers; the default :class:`RefusalClassifier` if ``None``.
         result: The job's verdict, as :func:`~beacon_orchestrator.run_job` returns it or a
             store lists it (:class:`~beacon_orchestrator.stores.JobInfo`); without it the
@@ -94,7 +96,8 @@ def render_report(
 
 
 def _atomically(path: Path, write: Callable[[TextIO], int]) -> int:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # Unique per call, so two reports written to one path at once do not share a file.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     try:
         with temporary.open("x", encoding="utf-8", newline="\n") as stream:
             count = write(stream)
