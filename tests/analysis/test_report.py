@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from beacon_orchestrator import (
@@ -225,15 +225,25 @@ UNSAFE = st.sampled_from(["<", ">", "&", "\u2028", "\u2029", "\ud800", "\udfff",
 
 
 @given(st.lists(st.text() | UNSAFE).map("".join))
+@example("</script><!--\u2028\u2029")
+@example("\ud800\udfff")  # a pair of lone surrogates: one character once decoded
+@example("\udfff\ud800")  # the wrong way round: two lone surrogates
 def test_script_json_round_trips_any_text_and_holds_no_character_unsafe_in_a_script(
     text: str,
 ) -> None:
-    """For every string, the embedded JSON decodes to it, encodes as UTF-8, and has no
-    character that could end a script element or a JavaScript line."""
+    """For every string, the embedded JSON decodes to the same UTF-16 code units (what a
+    JavaScript string holds), encodes as UTF-8, and has no character that could end a script
+    element or a JavaScript line."""
     embedded = script_json([text])
-    assert json.loads(embedded) == [text]
+    (decoded,) = json.loads(embedded)
+    assert utf16(decoded) == utf16(text)
     embedded.encode("utf-8")
     assert not set(embedded) & set("<>&\u2028\u2029")
+
+
+def utf16(text: str) -> bytes:
+    # Two lone surrogates that form a pair are one character to JSON and to JavaScript.
+    return text.encode("utf-16-le", "surrogatepass")
 
 
 # -- the data and the counts -------------------------------------------------------------------
