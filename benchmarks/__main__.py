@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, str] = {
     "cancel": "benchmarks.bench_cancel",
     "sqlite": "benchmarks.bench_sqlite",
     "http": "benchmarks.bench_http",
+    "report": "benchmarks.bench_report",
 }
 """Benchmark name -> module exposing ``run(quick: bool) -> list[dict[str, object]]``."""
 

@@ -14,6 +14,7 @@ import click
 
 from .. import __version__
 from ._cmd_plan import plan
+from ._cmd_report import report
 from ._cmd_run import demo, resume, run
 from ._cmd_show import show
 from ._cmd_store import export, jobs, status
@@ -49,6 +50,7 @@ def cli(ctx: click.Context, verbose: int, log_level: str | None) -> None:
 for _command in (run, resume, plan, status, export, jobs, demo):
     cli.add_command(_command)
 cli.add_command(show)
+cli.add_command(report)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

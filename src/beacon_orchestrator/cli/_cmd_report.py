@@ -1,0 +1,174 @@
+"""``beacon report``: a stored job as one self-contained HTML file comparing its regions."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from attrs import frozen
+
+from .._errors import BeaconError, UsageError
+from .._spec import JobSpec
+from .._types import ExecutionRecord
+from ._options import store_option
+from ._runner import EXIT_OK
+from ._shell import exits_with_code, run_async
+from ._stored import existing, load_stored_spec
+
+if TYPE_CHECKING:
+    from ..analysis import Classification, Classifier
+    from ..stores import JobInfo
+
+__all__ = ["load_classifier", "report"]
+
+_FORM = "MODULE:ATTR, e.g. mypackage.labels:KeywordClassifier"
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def _import(module_name: str, origin: str) -> object:
+    # The working directory comes first, as for `python -m`: a classifier written beside the
+    # store is found without installing it.
+    added = os.getcwd() not in sys.path
+    if added:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and module_name.startswith(exc.name):
+            raise UsageError(f"--classifier {origin!r}: no module named {exc.name!r}") from None
+        raise UsageError(
+            f"--classifier {origin!r}: importing it raised {_first_line(exc)}"
+        ) from exc
+    except Exception as exc:
+        raise UsageError(
+            f"--classifier {origin!r}: importing it raised {_first_line(exc)}"
+        ) from exc
+    finally:
+        if added:
+            sys.path.remove(os.getcwd())
+
+
+def load_classifier(origin: str) -> Classifier:
+    """The classifier ``MODULE:ATTR`` names: a :class:`Classifier`, or a factory of one.
+
+    ``ATTR`` may be dotted (``labels:Judges.strict``). A class, or any callable that is not
+    itself a classifier, is called with no argument and must return one.
+
+    Raises:
+        UsageError: In one line, naming ``origin``: it is not ``MODULE:ATTR``, the module or
+            the attribute does not exist, importing or calling it raised, or what it gives is
+            not a classifier.
+    """
+    # Imported here, not with the module: the analysis costs every other command 0.1 s.
+    from ..analysis import Classifier
+
+    module_name, colon, attr = origin.partition(":")
+    if not colon or not module_name.strip() or not attr.strip():
+        raise UsageError(f"--classifier {origin!r}: expected {_FORM}")
+    found = _import(module_name.strip(), origin)
+    for part in attr.strip().split("."):
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            raise UsageError(
+                f"--classifier {origin!r}: {module_name.strip()!r} has no attribute {attr!r}"
+            ) from None
+    if isinstance(found, Classifier) and not isinstance(found, type):
+        return _Guarded(found, origin)
+    if callable(found):
+        try:
+            made = found()
+        except Exception as exc:
+            raise UsageError(
+                f"--classifier {origin!r}: calling {attr}() raised {_first_line(exc)}"
+            ) from exc
+        if isinstance(made, Classifier):
+            return _Guarded(made, origin)
+        found = made
+    raise UsageError(
+        f"--classifier {origin!r}: expected a Classifier (name, version and classify(record)) "
+        f"or a zero-argument factory of one, got {found!r}"
+    )
+
+
+@frozen
+class _Guarded:
+    """A user's classifier whose exceptions become one-line errors that name it."""
+
+    inner: Classifier
+    origin: str
+
+    @property
+    def name(self) -> str:
+        return str(self.inner.name)
+
+    @property
+    def version(self) -> str:
+        return str(self.inner.version)
+
+    def classify(self, record: ExecutionRecord) -> Classification:
+        try:
+            return self.inner.classify(record)
+        except BeaconError:
+            raise
+        except Exception as exc:
+            raise UsageError(
+                f"--classifier {self.origin!r} raised {_first_line(exc)} on {record.key}"
+            ) from exc
+
+
+@click.command(short_help="Write a job's answers, region beside region, as one HTML file.")
+@click.argument("job_id")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="HTML file to write (replaced if it exists).",
+)
+@store_option
+@click.option(
+    "--classifier",
+    "classifier_path",
+    metavar="MODULE:ATTR",
+    help="Label answers with this classifier (an object, or a class or function that makes "
+    "one) instead of the default refusal heuristic. MODULE is imported from the working "
+    "directory or the installed packages.",
+)
+@exits_with_code
+def report(job_id: str, output: Path, store_path: Path, classifier_path: str | None) -> int:
+    """Write job JOB_ID as one HTML file that compares its regions.
+
+    The regions' answers side by side, ranked by how much they differ, with counts per region
+    and per model. The file opens offline in any browser and loads nothing.
+    """
+    from ..analysis import write_report
+    from ..stores import SQLiteStore
+
+    classifier = None if classifier_path is None else load_classifier(classifier_path)
+    path = existing(store_path)
+
+    async def main() -> tuple[JobSpec, list[ExecutionRecord], JobInfo]:
+        async with SQLiteStore(path) as store:
+            spec = await load_stored_spec(store, job_id, path)
+            records = await store.records(job_id)
+            info = next(j for j in await store.jobs() if j.job_id == job_id)
+        return spec, records, info
+
+    spec, records, info = run_async("asyncio", main)
+    try:
+        count = write_report(spec, records, output, classifier=classifier, result=info)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the report to {str(output)!r}: {exc.strerror or exc}"
+        ) from None
+    click.echo(f"Wrote the report of {job_id} ({count} records) to {output}.", err=True)
+    return EXIT_OK
