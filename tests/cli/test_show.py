@@ -418,3 +418,49 @@ def test_demo_then_show_finds_the_refusals_and_ranks_them(tmp_path: Path) -> Non
     ranking = out[out.index("Where the regions differ most") : out.index("math_basic  What")]
     assert ranking.count("refusal in asia-pacific") == 2
     assert "empty in asia-pacific" in ranking
+
+
+# -- labels in the export ------------------------------------------------------------------------
+
+
+def test_export_with_labels_carries_each_label_its_classifier_and_the_divergence(
+    db: Path,
+) -> None:
+    import csv
+    import io
+
+    from beacon_orchestrator.analysis import LABEL_COLUMNS, RefusalClassifier
+
+    result = invoke(["export", SPEC.id, "--store", str(db), "--format", "csv", "--labels"])
+    assert result.exit_code == 0, result.output
+    rows = {
+        (r["question_id"], r["model_id"], r["region"]): r
+        for r in csv.DictReader(io.StringIO(result.stdout))
+    }
+    assert set(LABEL_COLUMNS) <= set(next(iter(rows.values())))
+    refusal = rows["taiwan", "qwen", "asia-pacific"]
+    assert refusal["label"] == "refusal"
+    assert (refusal["classifier"], refusal["classifier_version"]) == (
+        RefusalClassifier().name,
+        RefusalClassifier().version,
+    )
+    assert refusal["label_split"] == "True"
+    assert float(refusal["divergence"]) > 0
+    assert rows["taiwan", "llama", "eu-west"]["label"] == "empty"
+    assert rows["capital", "qwen", "asia-pacific"]["label"] == "technical_failure"
+    assert rows["capital", "qwen", "us-east"]["label"] == "substantive"
+
+    lines = invoke(["export", SPEC.id, "--store", str(db), "--labels"]).stdout.splitlines()
+    first = json.loads(lines[0])
+    assert first["classifier"] == RefusalClassifier().name
+    assert first["label"] in {"substantive", "refusal", "empty", "technical_failure"}
+
+
+def test_export_without_labels_has_no_label_columns_and_classifier_needs_labels(
+    db: Path,
+) -> None:
+    plain = invoke(["export", SPEC.id, "--store", str(db), "--format", "csv"]).stdout
+    assert "label" not in plain.splitlines()[0]
+    bad = invoke(["export", SPEC.id, "--store", str(db), "--classifier", "x:y"])
+    assert bad.exit_code == 2
+    assert "--classifier labels answers: give it with --labels" in bad.output

@@ -14,6 +14,7 @@ notebook (it needs the ``pandas`` extra).
 Everything here is synchronous and pure: it reads records, it never runs a job.
 """
 
+from ._columns import LABEL_COLUMNS, label_columns
 from ._divergence import CellDivergence, compare_regions, text_divergence
 from ._frame import comparison_frame
 from ._labels import Classification, Classifier, Label, label_record
@@ -21,6 +22,7 @@ from ._refusal import RefusalClassifier
 from ._report import render_report, write_report
 
 __all__ = [
+    "LABEL_COLUMNS",
     "CellDivergence",
     "Classification",
     "Classifier",
@@ -28,6 +30,7 @@ __all__ = [
     "RefusalClassifier",
     "compare_regions",
     "comparison_frame",
+    "label_columns",
     "label_record",
     "render_report",
     "text_divergence",

@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from .._errors import UsageError
 from .._spec import JobSpec
 from .._types import ExecutionRecord, ExecutionStatus
 from ..stores import JobInfo
@@ -282,10 +283,32 @@ def status(job_id: str, store_path: Path, each: bool, as_json: bool) -> int:
     type=click.Path(dir_okay=False, path_type=Path),
     help="File to write (default: standard output).",
 )
+@click.option(
+    "--labels",
+    is_flag=True,
+    help="Add each answer's label, the classifier's name and version, and its question x "
+    "model's divergence across regions (columns label, label_score, classifier, "
+    "classifier_version, divergence, label_split).",
+)
+@click.option(
+    "--classifier",
+    metavar="MODULE:ATTR",
+    help="With --labels: the classifier to label answers with (default: the refusal heuristic).",
+)
 @exits_with_code
-def export(job_id: str, store_path: Path, fmt: str, output: Path | None) -> int:
+def export(
+    job_id: str,
+    store_path: Path,
+    fmt: str,
+    output: Path | None,
+    labels: bool,
+    classifier: str | None,
+) -> int:
     """Write the records of job JOB_ID as JSON lines or CSV."""
     from ..stores import SQLiteStore, export_csv, export_jsonl
+
+    if classifier is not None and not labels:
+        raise UsageError("--classifier labels answers: give it with --labels")
 
     path = existing(store_path)
 
@@ -296,7 +319,14 @@ def export(job_id: str, store_path: Path, fmt: str, output: Path | None) -> int:
 
     records = run_async("asyncio", main)
     writer = export_jsonl if fmt == "jsonl" else export_csv
-    count = writer(records, sys.stdout if output is None else output)
+    extra = None
+    if labels:
+        from ..analysis import label_columns
+        from ._cmd_report import load_classifier
+
+        chosen = None if classifier is None else load_classifier(classifier)
+        extra = label_columns(records, classifier=chosen)
+    count = writer(records, sys.stdout if output is None else output, extra=extra)
     if output is not None:
         click.echo(f"Wrote {count} records of {job_id} to {output}.", err=True)
     return EXIT_OK

@@ -7,7 +7,7 @@ Write your own by implementing :class:`Store` and running
 (:func:`should_replace`) are functions here, so every store applies the same ones.
 """
 
-from ._export import ROW_FIELDS, export_csv, export_jsonl, load_jsonl, records_to_rows
+from ._export import ROW_FIELDS, Extra, export_csv, export_jsonl, load_jsonl, records_to_rows
 from ._lease import Holder, Lease, grant_lease, holder_alive, is_current_lease, renewed_lease
 from ._protocol import JobInfo, Store, StoredProgress, should_replace
 from .memory import MemoryStore
@@ -15,6 +15,7 @@ from .sqlite import SQLiteStore
 
 __all__ = [
     "ROW_FIELDS",
+    "Extra",
     "Holder",
     "JobInfo",
     "Lease",

@@ -12,16 +12,18 @@ import contextlib
 import csv
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+from attrs import frozen
 
 from .._errors import StoreError
 from .._record_codec import EncodeError
 from .._types import RECORD_CODEC, ExecutionRecord
 
-__all__ = ["ROW_FIELDS", "export_csv", "export_jsonl", "load_jsonl", "records_to_rows"]
+__all__ = ["ROW_FIELDS", "Extra", "export_csv", "export_jsonl", "load_jsonl", "records_to_rows"]
 
 
 def _with_duration(columns: tuple[str, ...]) -> tuple[str, ...]:
@@ -35,6 +37,20 @@ leading ``job_id``)."""
 
 Target = str | os.PathLike[str] | IO[str]
 """Where an export goes: a path, or a text file object opened for writing."""
+
+
+@frozen
+class Extra:
+    """Columns an export adds to every record's row: their names, and a record's values.
+
+    Attributes:
+        columns: The added columns' names, in order.
+        values: A record's values of those columns (scalars: ``str``, ``int``, ``float``,
+            ``bool`` or ``None``).
+    """
+
+    columns: tuple[str, ...]
+    values: Callable[[ExecutionRecord], Mapping[str, Any]]
 
 
 def records_to_rows(
@@ -108,7 +124,11 @@ def _reason(exc: OSError) -> str:
 
 
 def export_jsonl(
-    records: Iterable[ExecutionRecord], target: Target, *, job_id: str | None = None
+    records: Iterable[ExecutionRecord],
+    target: Target,
+    *,
+    job_id: str | None = None,
+    extra: Extra | None = None,
 ) -> int:
     """Write records as JSON Lines: one :meth:`ExecutionRecord.to_dict` object per line.
 
@@ -118,6 +138,8 @@ def export_jsonl(
         records: The records to write.
         target: A path (created or overwritten, UTF-8) or a text file object.
         job_id: If given, added to every line as ``"job_id"``.
+        extra: Columns to add to every line (e.g. labels, see
+            :func:`beacon_orchestrator.analysis.label_columns`).
 
     Returns:
         How many records were written.
@@ -129,6 +151,8 @@ def export_jsonl(
     with _writer(target) as fp:
         for r in records:
             data = r.to_dict() if job_id is None else {"job_id": job_id, **r.to_dict()}
+            if extra is not None:
+                data.update(extra.values(r))
             try:
                 line = json.dumps(data, ensure_ascii=False)
             except (TypeError, ValueError) as exc:
@@ -167,7 +191,11 @@ def _parse_jsonl(fp: IO[str], name: str) -> list[ExecutionRecord]:
 
 
 def export_csv(
-    records: Iterable[ExecutionRecord], target: Target, *, job_id: str | None = None
+    records: Iterable[ExecutionRecord],
+    target: Target,
+    *,
+    job_id: str | None = None,
+    extra: Extra | None = None,
 ) -> int:
     """Write records as CSV with a header row, the columns of :func:`records_to_rows`.
 
@@ -179,6 +207,8 @@ def export_csv(
         target: A path (created or overwritten, UTF-8) or a text file object (open it with
             ``newline=""``, as the :mod:`csv` module asks).
         job_id: If given, a leading ``job_id`` column.
+        extra: Columns to add after the record's (e.g. labels, see
+            :func:`beacon_orchestrator.analysis.label_columns`).
 
     Returns:
         How many records were written.
@@ -187,6 +217,8 @@ def export_csv(
         StoreError: The path cannot be written, or a record's metadata is not JSON-serialisable.
     """
     fields = ROW_FIELDS if job_id is None else ("job_id", *ROW_FIELDS)
+    if extra is not None:
+        fields = (*fields, *extra.columns)
     count = 0
     with _writer(target, newline="") as fp:
         writer = csv.DictWriter(fp, fieldnames=fields)
@@ -194,6 +226,8 @@ def export_csv(
         for r in records:
             (row,) = records_to_rows([r], job_id=job_id)
             row["empty"] = "true" if row["empty"] else "false"
+            if extra is not None:
+                row.update(extra.values(r))
             writer.writerow(row)
             count += 1
     return count
