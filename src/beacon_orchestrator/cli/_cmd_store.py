@@ -286,9 +286,8 @@ def status(job_id: str, store_path: Path, each: bool, as_json: bool) -> int:
 @click.option(
     "--labels",
     is_flag=True,
-    help="Add each answer's label, the classifier's name and version, and its question x "
-    "model's divergence across regions (columns label, label_score, classifier, "
-    "classifier_version, divergence, label_split).",
+    help="Add each answer's label and score, the classifier's name and version, and how far "
+    "its question x model's answers differ across regions.",
 )
 @click.option(
     "--classifier",
