@@ -18,7 +18,8 @@ from .._events import EventHandler, ExecutionStarted
 from .._executor import ExecutionRequest, Executor
 from .._retry import RetryPolicy
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
-from ._ledger import AttemptTimeout, Ledger, StopReason
+from ._journal import JobLog
+from ._ledger import AttemptTimeout, Ledger, StopReason, error_code
 
 __all__ = ["AttemptLoop", "Interrupted"]
 
@@ -67,6 +68,7 @@ class AttemptLoop:
         may_start: The check that precedes every retry.
         now: The event loop's clock.
         emit: Receives an ``ExecutionStarted`` event per attempt.
+        log: Where retries are logged.
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class AttemptLoop:
         may_start: Callable[[], bool],
         now: Callable[[], float],
         emit: EventHandler | None,
+        log: JobLog,
     ) -> None:
         self.job_id = job_id
         self.executor = executor
@@ -98,10 +101,13 @@ class AttemptLoop:
         self.may_start = may_start
         self.now = now
         self.emit = emit
+        self.log = log
         self.cancelled_exc = anyio.get_cancelled_exc_class()
         self.interrupted: list[Interrupted] = []
         # One scope per backoff in progress, so cancellation can cut every one short at once.
         self.sleepers: set[anyio.CancelScope] = set()
+        # Executions between two attempts, waiting out a backoff (progress counts them apart).
+        self.waiting = 0
 
     def wake_sleepers(self) -> None:
         """Cut every backoff short (cancellation: no retry will start)."""
@@ -184,13 +190,17 @@ class AttemptLoop:
         self, key: ExecutionKey, err: BaseException, attempt: int, started: float
     ) -> bool:
         """Wait before the next attempt; whether it may start when the wait is over."""
+        wait = self.retry.wait(attempt, err)
+        self.log.retrying(key, error_code(err), attempt, wait)
+        self.waiting += 1
         try:
             with anyio.CancelScope() as scope:
                 self.sleepers.add(scope)
                 try:
-                    await anyio.sleep(self.retry.wait(attempt, err))
+                    await anyio.sleep(wait)
                 finally:
                     self.sleepers.discard(scope)
+                    self.waiting -= 1
             # A backoff that ends at the instant the caller's scope is cancelled may still
             # return normally; the retry must not start then.
             await checkpoint_if_cancelled()

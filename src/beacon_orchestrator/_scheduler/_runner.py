@@ -34,6 +34,8 @@ from .._status import JobResult
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from ..stores import MemoryStore, Store
 from ._attempts import AttemptLoop
+from ._eta import EtaEstimator
+from ._journal import JobLog
 from ._ledger import Ledger, StopReason
 from ._options import RunOptionArgs, RunOptions, resolve_options
 from ._picker import Picker
@@ -114,16 +116,20 @@ class RegionQueue:
         self._request_cancel("handle", reason or "cancelled by the caller")
 
     def progress(self) -> Progress:
-        """A snapshot of the job's progress."""
+        """A snapshot of the job's progress (see :class:`Progress` for what each count means)."""
         if not self._ran:
             raise UsageError("the job has not started yet")
-        ledger = self._ledger
-        elapsed = self._now() - self._t0
-        ran = sum(ledger.counts.values()) - ledger.kept
-        to_run = self._plan.size - ledger.kept
-        eta = None if ran <= 0 else elapsed / ran * (to_run - ran)
-        return ledger.progress(
-            self.spec.id, elapsed=elapsed, in_flight=self._picker.in_flight, eta=eta
+        if self._result is not None:
+            eta: float | None = 0.0
+        else:
+            # Once the job stops, what is left is interrupting, not running: no estimate.
+            eta = None if self._stopping else self._eta.eta(self._now() - self._t0)
+        return self._ledger.progress(
+            self.spec.id,
+            elapsed=self._now() - self._t0,
+            unstarted=self._picker.unstarted,
+            waiting=self._attempts.waiting,
+            eta=eta,
         )
 
     async def run(
@@ -167,8 +173,9 @@ class RegionQueue:
         self._now, self._checkpoint = backend_primitives()
         self._emit = opts.on_event
         self._cancelled_exc = anyio.get_cancelled_exc_class()
+        self._log = log = JobLog(spec.id)
         if opts.preflight and isinstance(self.executor, SupportsPreflight):
-            await self.executor.preflight(spec.regions)
+            await log.preflight(self.executor, spec.regions)
         # Shielded: once the job is open in the store, the run must reach _finish so that
         # every key gets a record; an outer cancellation is seen by the workers instead.
         with anyio.CancelScope(shield=True):
@@ -185,23 +192,21 @@ class RegionQueue:
         self._picker = Picker(
             plan, per_endpoint=per_endpoint, per_region=limits.per_region, unstarted=unstarted
         )
-        self._n_workers = self._pool_size(per_endpoint, unstarted)
+        self._eta = EtaEstimator(
+            plan,
+            ledger,
+            per_endpoint=per_endpoint,
+            per_region=limits.per_region,
+            max_concurrency=limits.max_concurrency,
+        )
+        self._n_workers = max(0, min(self._eta.cap, unstarted))
         self._idle = 0
         self._wake = anyio.Event()
         self._job_deadline = None if limits.job_timeout is None else self._t0 + limits.job_timeout
         self._attempts = self._attempt_loop()
+        log.started(plan.size, unstarted, ledger.kept, opts.strategy)
         if self._emit is not None:
             self._emit(JobStarted(spec.id, self._t0, plan.size, unstarted, opts.strategy))
-
-    def _pool_size(self, per_endpoint: int, unstarted: int) -> int:
-        """As many workers as can be in flight at once, and no more than there is work."""
-        limits, plan = self.limits, self._plan
-        cap = len(plan.endpoints) * per_endpoint
-        if limits.per_region is not None:
-            cap = min(cap, len(plan.regions) * limits.per_region)
-        if limits.max_concurrency is not None:
-            cap = min(cap, limits.max_concurrency)
-        return max(0, min(cap, unstarted))
 
     def _attempt_loop(self) -> AttemptLoop:
         deadline, grace = self._job_deadline, self.limits.cancel_grace
@@ -219,6 +224,7 @@ class RegionQueue:
             may_start=self._may_start,
             now=self._now,
             emit=self._emit,
+            log=self._log,
         )
 
     async def _prior_records(self) -> list[ExecutionRecord]:
@@ -244,6 +250,7 @@ class RegionQueue:
         self._stop.source = source
         self._stop.reason = reason
         now = self._now()
+        self._log.cancelled(source, reason)
         if self._emit is not None:
             self._emit(JobCancelled(self.spec.id, source, reason, now))
         self._attempts.wake_sleepers()
@@ -392,6 +399,8 @@ class RegionQueue:
         """Bookkeeping once a record is stored: counts, events, gates, early stop."""
         ledger = self._ledger
         last_of_question = ledger.account(record, e, q)
+        if self._log.debug:
+            self._log.execution(record)
         emit = self._emit
         if emit is not None:
             emit(ExecutionFinished(self.spec.id, record, self._now()))
@@ -442,6 +451,7 @@ class RegionQueue:
         )
         await self.store.finish_job(self.spec.id, result)
         self._result = result
+        self._log.finished(result)
         if self._emit is not None:
             self._emit(JobFinished(self.spec.id, result, self._now()))
 
