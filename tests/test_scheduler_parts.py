@@ -229,7 +229,7 @@ def test_ledger_tallies_per_region_and_says_when_a_question_is_done() -> None:
     assert tally.regions["eu-west"].empty == 1
     assert tally.regions["eu-west"].planned == 3
     assert ledger.counts[ExecutionStatus.COMPLETED] == 2
-    progress = ledger.progress("parts", elapsed=1.0, in_flight=0, eta=None)
+    progress = ledger.progress("parts", elapsed=1.0, unstarted=4, waiting=0, eta=None)
     assert progress.by_question["q0"].done == 2
     assert progress.by_endpoint["a@us-east"].done == 1
 

@@ -122,33 +122,61 @@ EventHandler: TypeAlias = Callable[[Event], object]
 
 @frozen
 class Counter:
-    """``done`` of ``total`` executions of some slice of a job."""
+    """How far one slice of a job (a question, region, model or endpoint) has come.
+
+    Attributes:
+        done: Executions of the slice with an outcome (completed, failed or timed out), in
+            this run or kept from an earlier one. A cancelled or skipped execution has a record
+            but no outcome, so it is not done: it runs again on resume.
+        total: Planned executions of the slice.
+        kept: Of ``done``, those kept from an earlier run (a resume) rather than run now.
+        cancelled: Executions of the slice interrupted by cancellation in this run.
+        skipped: Executions of the slice this run recorded as never started.
+    """
 
     done: int
     total: int
+    kept: int = 0
+    cancelled: int = 0
+    skipped: int = 0
 
     @property
     def fraction(self) -> float:
-        """The fraction done: done / total (1.0 for an empty slice)."""
+        """The fraction with an outcome: done / total (1.0 for an empty slice)."""
         return self.done / self.total if self.total else 1.0
 
 
 @frozen
 class Progress:
-    """A snapshot of a running job.
+    """A snapshot of a running job, computed when asked.
+
+    Every planned execution is in exactly one of ``kept``, ``finished``, ``cancelled``,
+    ``skipped``, ``in_flight``, ``waiting_to_retry`` and ``to_run``; they add up to ``total``.
+    A key that still has to run is only ever counted in ``to_run``, never as done or skipped,
+    even if an earlier run left a ``CANCELLED`` or ``SKIPPED`` record for it.
 
     Attributes:
         job_id: The job.
         total: Planned executions.
-        done: Executions with a terminal record (including those completed before a resume).
-        in_flight: Executions started and not yet terminal.
-        counts: Terminal records per status.
+        done: Executions with an outcome (completed, failed or timed out): ``kept + finished``.
+            Cancelled and skipped executions are not done (they run again on resume).
+        in_flight: Executions started in this run whose attempt is running (or whose record is
+            being stored). Those waiting between two attempts are in ``waiting_to_retry``.
+        counts: Records per status, this run's and the kept ones.
         by_question: Done/total per question id.
         by_region: Done/total per region.
         by_model: Done/total per model id.
         by_endpoint: Done/total per endpoint (``model@region``).
-        elapsed: Seconds since the job started.
-        eta: Estimated seconds to the end at the rate so far, or ``None`` before the first result.
+        elapsed: Seconds since this run started.
+        eta: Estimated seconds until this run ends, from each endpoint's recent pace and the
+            limits the endpoints share (see the "Cancel and resume" how-to); ``None`` before
+            the pace is known, and once cancellation was requested; ``0.0`` when nothing is left.
+        kept: Records of an earlier run that this run keeps and does not execute again.
+        finished: Executions this run brought to an outcome (completed, failed, timed out).
+        cancelled: Executions this run started and cancellation interrupted.
+        skipped: Executions this run recorded as never started (the job stopped first).
+        waiting_to_retry: Executions between two attempts, waiting out a retry's backoff.
+        to_run: Executions of this run not started yet.
     """
 
     job_id: str
@@ -162,8 +190,29 @@ class Progress:
     by_endpoint: Mapping[str, Counter]
     elapsed: float
     eta: float | None
+    kept: int = 0
+    finished: int = 0
+    cancelled: int = 0
+    skipped: int = 0
+    waiting_to_retry: int = 0
+    to_run: int = 0
+
+    @property
+    def planned_this_run(self) -> int:
+        """The executions this run had to handle: ``total - kept``."""
+        return self.total - self.kept
+
+    @property
+    def recorded(self) -> int:
+        """Executions with a record of any status, kept or written by this run."""
+        return self.kept + self.finished + self.cancelled + self.skipped
 
     @property
     def fraction(self) -> float:
-        """The fraction done: done / total."""
-        return self.done / self.total if self.total else 1.0
+        """The share of this run's work brought to an outcome: finished / planned_this_run.
+
+        Cancelled and skipped executions do not count, so a cancelled job never shows 100%;
+        kept ones are not this run's work (1.0 when the run had nothing to do).
+        """
+        planned = self.planned_this_run
+        return self.finished / planned if planned else 1.0

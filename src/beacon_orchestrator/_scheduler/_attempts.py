@@ -20,7 +20,8 @@ from .._events import EventHandler, ExecutionStarted
 from .._executor import ExecutionRequest, Executor
 from .._retry import RetryPolicy
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
-from ._ledger import AttemptTimeout, Ledger, StopReason
+from ._journal import JobLog
+from ._ledger import AttemptTimeout, Ledger, StopReason, error_code
 
 __all__ = ["AttemptLoop", "Interrupted"]
 
@@ -69,6 +70,7 @@ class AttemptLoop:
         may_start: The check that precedes every retry.
         now: The event loop's clock.
         emit: Receives an ``ExecutionStarted`` event per attempt.
+        log: Where retries are logged.
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class AttemptLoop:
         may_start: Callable[[], bool],
         now: Callable[[], float],
         emit: EventHandler | None,
+        log: JobLog,
     ) -> None:
         self.job_id = job_id
         self.executor = executor
@@ -100,9 +103,12 @@ class AttemptLoop:
         self.may_start = may_start
         self.now = now
         self.emit = emit
+        self.log = log
         self.interrupted: list[Interrupted] = []
         # One scope per backoff in progress, so cancellation can cut every one short at once.
         self.sleepers: set[anyio.CancelScope] = set()
+        # Executions between two attempts, waiting out a backoff (progress counts them apart).
+        self.waiting = 0
 
     def wake_sleepers(self) -> None:
         """Cut every backoff short (cancellation: no retry will start)."""
@@ -151,7 +157,7 @@ class AttemptLoop:
                 if wait is None:
                     status = TIMEOUT if isinstance(err, AttemptTimeout) else FAILED
                     return self._failed(key, status, err, attempt, started)
-                if not await self._backoff(wait):
+                if not await self._backoff(key, err, attempt, wait):
                     return self._failed(key, CANCELLED, err, attempt, started)
                 attempt += 1
                 now = self.now()
@@ -192,14 +198,21 @@ class AttemptLoop:
             self.retries_left -= 1
         return wait
 
-    async def _backoff(self, wait: float) -> bool:
+    async def _backoff(
+        self, key: ExecutionKey, err: BaseException, attempt: int, wait: float
+    ) -> bool:
         """Wait ``wait`` seconds before the next attempt; whether it may start then."""
-        with anyio.CancelScope() as scope:
-            self.sleepers.add(scope)
-            try:
-                await anyio.sleep(wait)
-            finally:
-                self.sleepers.discard(scope)
+        self.log.retrying(key, error_code(err), attempt, wait)
+        self.waiting += 1
+        try:
+            with anyio.CancelScope() as scope:
+                self.sleepers.add(scope)
+                try:
+                    await anyio.sleep(wait)
+                finally:
+                    self.sleepers.discard(scope)
+        finally:
+            self.waiting -= 1
         # A backoff that ends at the instant the caller's scope is cancelled may still
         # return normally; the retry must not start then.
         await checkpoint_if_cancelled()

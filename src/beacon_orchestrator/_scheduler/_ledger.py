@@ -7,8 +7,7 @@ someone asks (progress, the status policy).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable
 
 from .._errors import ExecutionError
 from .._events import CancelSource, Counter, Progress
@@ -17,7 +16,7 @@ from .._status import JobStatus, RegionTally, StatusPolicy, Tally, Verdict
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from ._plan import EndpointState, Plan
 
-__all__ = ["AttemptTimeout", "Ledger", "StopReason"]
+__all__ = ["AttemptTimeout", "Ledger", "StopReason", "error_code"]
 
 COMPLETED = ExecutionStatus.COMPLETED
 FAILED = ExecutionStatus.FAILED
@@ -55,6 +54,11 @@ def _failure(err: BaseException | None) -> tuple[str | None, str | None]:
     return None, None
 
 
+def error_code(err: BaseException) -> str | None:
+    """The error code a record of the failure ``err`` keeps (what logs name, too)."""
+    return _failure(err)[0]
+
+
 class Ledger:
     """Counts a job's terminal records and builds them.
 
@@ -72,6 +76,15 @@ class Ledger:
         self.question_remaining = [len(plan.endpoints)] * n_q
         self.question_started = [False] * n_q
         self.kept = 0  # records of an earlier run this run keeps
+        # Seconds this run's finished executions of each endpoint took, start to record: the
+        # endpoints' pace, for the ETA. Kept records are not counted (see keep()).
+        self.busy: dict[EndpointState, float] = dict.fromkeys(plan.endpoints, 0.0)
+        # Counted when asked or off the hot path: kept records, cancelled and skipped ones.
+        self.question_kept = [0] * n_q
+        self.question_cancelled = [0] * n_q
+        self.question_skipped = [0] * n_q
+        self.endpoint_kept: dict[EndpointState, int] = dict.fromkeys(plan.endpoints, 0)
+        self.endpoint_skipped: dict[EndpointState, int] = dict.fromkeys(plan.endpoints, 0)
 
     # -- counting ---------------------------------------------------------------------------
 
@@ -83,7 +96,11 @@ class Ledger:
         e, q = located
         self.kept += 1
         self.question_started[q] = True
+        self.question_kept[q] += 1
+        self.endpoint_kept[e] += 1
+        busy = self.busy[e]
         self.account(record, e, q)
+        self.busy[e] = busy  # an earlier run's pace says little about this one's
 
     def account(self, record: ExecutionRecord, e: EndpointState, q: int) -> bool:
         """Count a terminal record in the counters and its endpoint's tally.
@@ -106,7 +123,19 @@ class Ledger:
             t.failed += 1
         else:
             t.unfinished += 1
+            self._stopped(status, e, q)
+            return remaining[q] == 0
+        # Both stamps are set on every record this run builds for a finished execution.
+        self.busy[e] += (record.finished_at or 0.0) - (record.started_at or 0.0)
         return remaining[q] == 0
+
+    def _stopped(self, status: ExecutionStatus, e: EndpointState, q: int) -> None:
+        """Count a cancelled or skipped record (rare: only when a job stops early)."""
+        if status is SKIPPED:
+            self.question_skipped[q] += 1
+            self.endpoint_skipped[e] += 1
+        else:
+            self.question_cancelled[q] += 1
 
     # -- records ----------------------------------------------------------------------------
 
@@ -182,39 +211,80 @@ class Ledger:
             slot[4] += t.unfinished
         return Tally({name: RegionTally(*counts) for name, counts in sums.items()})
 
+    def finished_here(self, e: EndpointState) -> int:
+        """Executions of ``e`` this run brought to an outcome (kept records excluded)."""
+        t = e.tally
+        return t.completed + t.empty + t.failed - self.endpoint_kept[e]
+
     def progress(
-        self, job_id: str, *, elapsed: float, in_flight: int, eta: float | None
+        self, job_id: str, *, elapsed: float, unstarted: int, waiting: int, eta: float | None
     ) -> Progress:
-        """A snapshot of done/total per question, region, model and endpoint."""
+        """A snapshot: what is kept, finished, stopped, in flight and to run, overall and per slice.
+
+        Args:
+            job_id: The job.
+            elapsed: Seconds since the run started.
+            unstarted: Keys the picker has not started (``SKIPPED`` ones included, until the
+                picker forgets them: they never started either).
+            waiting: Executions waiting out a retry's backoff.
+            eta: The estimate of the time left.
+        """
         plan = self.plan
-        n_q = plan.n_questions
-        n_eps = len(plan.endpoints)
-        by_region: dict[str, list[int]] = {}
-        by_model: dict[str, list[int]] = {}
-        for e in plan.endpoints:
-            done_here = e.tally.done
-            for slot in (
-                by_region.setdefault(e.region.name, [0, 0]),
-                by_model.setdefault(e.model, [0, 0]),
-            ):
-                slot[0] += done_here
-                slot[1] += n_q
+        c = self.counts
+        kept = self.kept
+        cancelled, skipped = c[CANCELLED], c[SKIPPED]
+        finished = c[COMPLETED] + c[FAILED] + c[TIMEOUT] - kept
+        to_run = unstarted - skipped
+        started = plan.size - kept - finished - cancelled - skipped - to_run
         return Progress(
             job_id=job_id,
             total=plan.size,
-            done=sum(self.counts.values()),
-            in_flight=in_flight,
-            counts=dict(self.counts),
-            by_question={
-                qid: Counter(self.question_done[i], n_eps)
-                for i, qid in enumerate(plan.question_ids)
-            },
-            by_region=_counters(by_region),
-            by_model=_counters(by_model),
-            by_endpoint={e.label: Counter(e.tally.done, n_q) for e in plan.endpoints},
+            done=kept + finished,
+            in_flight=started - waiting,
+            counts=dict(c),
+            by_question=self._by_question(),
+            by_region=self._sums(lambda e: e.region.name),
+            by_model=self._sums(lambda e: e.model),
+            by_endpoint=self._sums(lambda e: e.label),
             elapsed=elapsed,
             eta=eta,
+            kept=kept,
+            finished=finished,
+            cancelled=cancelled,
+            skipped=skipped,
+            waiting_to_retry=waiting,
+            to_run=to_run,
         )
+
+    def _by_question(self) -> dict[str, Counter]:
+        n_eps = len(self.plan.endpoints)
+        return {
+            qid: Counter(
+                done - self.question_cancelled[i] - self.question_skipped[i],
+                n_eps,
+                kept=self.question_kept[i],
+                cancelled=self.question_cancelled[i],
+                skipped=self.question_skipped[i],
+            )
+            for i, (qid, done) in enumerate(
+                zip(self.plan.question_ids, self.question_done, strict=True)
+            )
+        }
+
+    def _sums(self, slice_of: Callable[[EndpointState], str]) -> dict[str, Counter]:
+        """Counters of the slices ``slice_of`` puts the endpoints in, summed over endpoints."""
+        n_q = self.plan.n_questions
+        sums: dict[str, list[int]] = {}
+        for e in self.plan.endpoints:
+            t = e.tally
+            skipped = self.endpoint_skipped[e]
+            slot = sums.setdefault(slice_of(e), [0, 0, 0, 0, 0])
+            slot[0] += t.completed + t.empty + t.failed
+            slot[1] += n_q
+            slot[2] += self.endpoint_kept[e]
+            slot[3] += t.unfinished - skipped
+            slot[4] += skipped
+        return {name: Counter(*counts) for name, counts in sums.items()}
 
     def verdict(self, policy: StatusPolicy, stop: StopReason, job_timeout: float | None) -> Verdict:
         """The job's verdict: the policy's, unless a crash or a cancellation decides it."""
@@ -241,7 +311,3 @@ class Ledger:
                 f"{verdict.reason} Stopped early: the verdict could no longer change.",
             )
         return verdict
-
-
-def _counters(sums: Mapping[str, Any]) -> dict[str, Counter]:
-    return {name: Counter(done, total) for name, (done, total) in sums.items()}

@@ -35,6 +35,8 @@ from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from ..stores import MemoryStore, Store
 from ._attempts import AttemptLoop
 from ._ending import Accounted, JobEnd
+from ._eta import EtaEstimator
+from ._journal import JobLog
 from ._lease import LeaseKeeper
 from ._ledger import Ledger, StopReason
 from ._options import RunOptionArgs, RunOptions, resolve_options
@@ -139,16 +141,20 @@ class RegionQueue(Stopping):
         return self._loop
 
     def progress(self) -> Progress:
-        """A snapshot of the job's progress."""
+        """A snapshot of the job's progress (see :class:`Progress` for what each count means)."""
         if not self._ran:
             raise UsageError("the job has not started yet")
-        ledger = self._ledger
-        elapsed = self._now() - self._t0
-        ran = sum(ledger.counts.values()) - ledger.kept
-        to_run = self._plan.size - ledger.kept
-        eta = None if ran <= 0 else elapsed / ran * (to_run - ran)
-        return ledger.progress(
-            self.spec.id, elapsed=elapsed, in_flight=self._picker.in_flight, eta=eta
+        if self._result is not None:
+            eta: float | None = 0.0
+        else:
+            # Once the job stops, what is left is interrupting, not running: no estimate.
+            eta = None if self._stopping else self._eta.eta(self._now() - self._t0)
+        return self._ledger.progress(
+            self.spec.id,
+            elapsed=self._now() - self._t0,
+            unstarted=self._picker.unstarted,
+            waiting=self._attempts.waiting,
+            eta=eta,
         )
 
     async def run(
@@ -207,8 +213,9 @@ class RegionQueue(Stopping):
         self._now, self._checkpoint = backend_primitives()
         self._emit = opts.on_event
         self._cancelled_exc = anyio.get_cancelled_exc_class()
+        self._log = log = JobLog(spec.id)
         if opts.preflight and isinstance(self.executor, SupportsPreflight):
-            await self.executor.preflight(spec.regions)
+            await log.preflight(self.executor, spec.regions)
         # Shielded: once the job is open in the store, the run must reach _finish so that
         # every key gets a record; an outer cancellation is seen by the workers instead.
         with anyio.CancelScope(shield=True):
@@ -226,7 +233,14 @@ class RegionQueue(Stopping):
         self._picker = Picker(
             plan, per_endpoint=per_endpoint, per_region=limits.per_region, unstarted=unstarted
         )
-        self._n_workers = self._pool_size(per_endpoint, unstarted)
+        self._eta = EtaEstimator(
+            plan,
+            ledger,
+            per_endpoint=per_endpoint,
+            per_region=limits.per_region,
+            max_concurrency=limits.max_concurrency,
+        )
+        self._n_workers = max(0, min(self._eta.cap, unstarted))
         self._idle = 0
         self._wake = anyio.Event()
         self._job_deadline = None if limits.job_timeout is None else self._t0 + limits.job_timeout
@@ -243,17 +257,8 @@ class RegionQueue(Stopping):
             now=self._now,
             write=self._store_and_account,
         )
+        log.started(plan.size, unstarted, ledger.kept, opts.strategy)
         self._emit_safely(JobStarted(spec.id, self._t0, plan.size, unstarted, opts.strategy))
-
-    def _pool_size(self, per_endpoint: int, unstarted: int) -> int:
-        """As many workers as can be in flight at once, and no more than there is work."""
-        limits, plan = self.limits, self._plan
-        cap = len(plan.endpoints) * per_endpoint
-        if limits.per_region is not None:
-            cap = min(cap, len(plan.regions) * limits.per_region)
-        if limits.max_concurrency is not None:
-            cap = min(cap, limits.max_concurrency)
-        return max(0, min(cap, unstarted))
 
     def _attempt_loop(self) -> AttemptLoop:
         deadline, grace = self._job_deadline, self.limits.cancel_grace
@@ -271,6 +276,7 @@ class RegionQueue(Stopping):
             may_start=self._may_start,
             now=self._now,
             emit=self._emit,
+            log=self._log,
         )
 
     async def _prior_records(self) -> list[ExecutionRecord]:
@@ -401,6 +407,8 @@ class RegionQueue(Stopping):
         """Bookkeeping once a record is stored: counts, events, gates, early stop."""
         ledger = self._ledger
         last_of_question = ledger.account(record, e, q)
+        if self._log.debug:
+            self._log.execution(record)
         if self._emit is not None:
             self._emit_safely(ExecutionFinished(self.spec.id, record, self._now()))
             if last_of_question:
@@ -436,6 +444,7 @@ class RegionQueue(Stopping):
         )
         if result is not None:  # None: the lease passed on, and the job with it
             self._result = result
+            self._log.finished(result)
             self._emit_safely(JobFinished(self.spec.id, result, self._now()))
 
     async def wait(self) -> JobResult:

@@ -25,6 +25,7 @@ from ._ledger import StopReason
 
 if TYPE_CHECKING:
     from ._attempts import AttemptLoop
+    from ._journal import JobLog
 
 __all__ = ["Stopping"]
 
@@ -41,6 +42,7 @@ class Stopping:
     _emit: EventHandler | None
     _now: Callable[[], float]
     _attempts: AttemptLoop
+    _log: JobLog
     _workers_scope: anyio.CancelScope | None
     _wake: anyio.Event
 
@@ -56,6 +58,7 @@ class Stopping:
         self._stop.source = source
         self._stop.reason = reason
         now = self._now()
+        self._log.cancelled(source, reason)
         self._emit_safely(JobCancelled(self.spec.id, source, reason, now))
         self._attempts.wake_sleepers()
         self._wake_idle()
