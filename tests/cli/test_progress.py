@@ -52,6 +52,8 @@ def _progress(spec: JobSpec, done: int, in_flight: int, eta: float | None) -> Pr
         by_endpoint={},
         elapsed=3.25,
         eta=eta,
+        finished=done,
+        to_run=spec.size - done - in_flight,
     )
 
 

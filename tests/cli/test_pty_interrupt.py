@@ -143,12 +143,6 @@ def test_after_ctrl_c_and_on_resume_the_summary_counts_only_what_ran(tmp_path: P
     assert statuses(db, JOB) == {"completed": 63, "failed": 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the live display counts cancelled and skipped executions as done; the change to "
-    "Progress and cli/_live.py that counts them apart makes this pass (then drop this mark)",
-)
 def test_the_live_display_after_ctrl_c_does_not_claim_all_done(tmp_path: Path) -> None:
     _, text = _interrupt(tmp_path)
     after = text[text.index("Ctrl-C: cancelling") :]
