@@ -12,16 +12,14 @@ import click
 from attrs import frozen
 
 from .._errors import BeaconError, UsageError
-from .._spec import JobSpec
 from .._types import ExecutionRecord
 from ._options import store_option
 from ._runner import EXIT_OK
-from ._shell import exits_with_code, run_async
-from ._stored import existing, load_stored_spec
+from ._shell import exits_with_code
+from ._stored import read_stored_job
 
 if TYPE_CHECKING:
     from ..analysis import Classification, Classifier
-    from ..stores import JobInfo
 
 __all__ = ["load_classifier", "report"]
 
@@ -151,19 +149,9 @@ def report(job_id: str, output: Path, store_path: Path, classifier_path: str | N
     and per model. The file opens offline in any browser and loads nothing.
     """
     from ..analysis import write_report
-    from ..stores import SQLiteStore
 
     classifier = None if classifier_path is None else load_classifier(classifier_path)
-    path = existing(store_path)
-
-    async def main() -> tuple[JobSpec, list[ExecutionRecord], JobInfo]:
-        async with SQLiteStore(path) as store:
-            spec = await load_stored_spec(store, job_id, path)
-            records = await store.records(job_id)
-            info = next(j for j in await store.jobs() if j.job_id == job_id)
-        return spec, records, info
-
-    spec, records, info = run_async("asyncio", main)
+    spec, records, info = read_stored_job(store_path, job_id)
     try:
         count = write_report(spec, records, output, classifier=classifier, result=info)
     except OSError as exc:

@@ -27,8 +27,8 @@ from ..stores import JobInfo
 from ._options import store_option
 from ._render import Glyphs
 from ._runner import EXIT_OK
-from ._shell import consoles, exits_with_code, run_async
-from ._stored import existing, load_stored_spec
+from ._shell import consoles, exits_with_code
+from ._stored import existing, read_stored_job
 
 __all__ = ["JSON_SCHEMA", "load_classifier", "show"]
 
@@ -153,23 +153,10 @@ def _pick(kind: str, asked: Sequence[str], known: Sequence[str], job_id: str) ->
     return tuple(x for x in known if x in asked) if asked else tuple(known)
 
 
-def _read(path: Path, job_id: str) -> tuple[JobSpec, list[ExecutionRecord], JobInfo]:
-    from ..stores import SQLiteStore
-
-    async def main() -> tuple[JobSpec, list[ExecutionRecord], JobInfo]:
-        async with SQLiteStore(path) as store:
-            spec = await load_stored_spec(store, job_id, path)
-            records = await store.records(job_id)
-            info = next(j for j in await store.jobs() if j.job_id == job_id)
-        return spec, records, info
-
-    return run_async("asyncio", main)
-
-
 def _job(
     path: Path, job_id: str, questions: Sequence[str], models: Sequence[str], classifier: Classifier
 ) -> _Job:
-    spec, records, info = _read(path, job_id)
+    spec, records, info = read_stored_job(path, job_id)
     kept_q = _pick("question", questions, [q.id for q in spec.questions], job_id)
     kept_m = _pick("model", models, [m.id for m in spec.models], job_id)
     kept = [r for r in records if r.key.question_id in kept_q and r.key.model_id in kept_m]

@@ -25,7 +25,7 @@ from ._options import json_option, store_option
 from ._render import Glyphs, jobs_table, legend, status_matrix, verdict_style, verdict_table
 from ._runner import EXIT_OK, print_json_to
 from ._shell import consoles, exits_with_code, run_async
-from ._stored import existing, load_stored_spec
+from ._stored import existing, load_stored_spec, read_stored_job
 
 __all__ = [
     "CodeCount",
@@ -243,18 +243,7 @@ def status(job_id: str, store_path: Path, each: bool, as_json: bool) -> int:
     timed-out executions are counted by error code, with an example message; --failures lists
     each of them.
     """
-    from ..stores import SQLiteStore
-
-    path = existing(store_path)
-
-    async def main() -> tuple[JobSpec, JobInfo, list[ExecutionRecord]]:
-        async with SQLiteStore(path) as store:
-            spec = await load_stored_spec(store, job_id, path)
-            records = await store.records(job_id)
-            info = next(j for j in await store.jobs() if j.job_id == job_id)
-        return spec, info, records
-
-    spec, info, records = run_async("asyncio", main)
+    spec, records, info = read_stored_job(store_path, job_id)
     out, _ = consoles()
     if as_json:
         print_json_to(out, status_json(spec, info, records, each=each))

@@ -6,9 +6,11 @@ from pathlib import Path
 
 from .._errors import StoreError, UsageError
 from .._spec import JobSpec
-from ..stores import Store
+from .._types import ExecutionRecord
+from ..stores import JobInfo, Store
+from ._shell import run_async
 
-__all__ = ["existing", "load_stored_spec"]
+__all__ = ["existing", "load_stored_spec", "read_stored_job"]
 
 
 def existing(path: Path) -> Path:
@@ -29,3 +31,19 @@ async def load_stored_spec(store: Store, job_id: str, path: Path) -> JobSpec:
         known = [j.job_id for j in await store.jobs()]
         hint = f"; jobs there: {', '.join(known[-5:])}" if known else "; it holds no jobs"
         raise UsageError(f"no job {job_id!r} in {str(path)!r}{hint}") from None
+
+
+def read_stored_job(path: Path, job_id: str) -> tuple[JobSpec, list[ExecutionRecord], JobInfo]:
+    """Job ``job_id`` of the store at ``path`` (which must exist): spec, records and info."""
+    from ..stores import SQLiteStore
+
+    where = existing(path)
+
+    async def main() -> tuple[JobSpec, list[ExecutionRecord], JobInfo]:
+        async with SQLiteStore(where) as store:
+            spec = await load_stored_spec(store, job_id, where)
+            records = await store.records(job_id)
+            info = next(j for j in await store.jobs() if j.job_id == job_id)
+        return spec, records, info
+
+    return run_async("asyncio", main)
