@@ -21,7 +21,7 @@ from rich.text import Text
 from .._spec import JobSpec, Limits
 from .._types import ExecutionRecord, ExecutionStatus
 from ._cmd_run import check_stored_spec, load_job, with_limits
-from ._options import LIMIT_OPTIONS, flag_of, job_id_option, plan_options
+from ._options import LIMIT_OPTIONS, flag_of, job_document, job_id_option, plan_options
 from ._planning import DEFAULT_STRATEGY, JobPlan, endpoint_plans, estimate, parse_latencies
 from ._render import format_seconds
 from ._runner import EXIT_OK, finite, print_json_to
@@ -215,13 +215,7 @@ def plan_json(job: JobPlan) -> dict[str, Any]:
 
 
 @click.command(short_help="Show what a run would do and how long each strategy would take.")
-@click.argument("job", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--questions",
-    "catalogue",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Question catalogue (JSON or YAML) for a job in Beacon's format.",
-)
+@job_document
 @job_id_option("Plan the job under this id instead of the document's.")
 @plan_options
 @exits_with_code

@@ -24,6 +24,7 @@ from ._options import (
     LIMIT_OPTIONS,
     executor_options,
     flag_of,
+    job_document,
     job_id_option,
     json_option,
     progress_options,
@@ -241,13 +242,7 @@ def load_job(path: Path, catalogue: Path | None, job_id: str | None = None) -> J
 
 
 @click.command(short_help="Run a job file (JSON or YAML) and store every record.")
-@click.argument("job", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--questions",
-    "catalogue",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Question catalogue (JSON or YAML) for a job in Beacon's format.",
-)
+@job_document
 @job_id_option("Run the job under this id instead of the document's (e.g. an edited copy).")
 @executor_options
 @run_options

@@ -24,6 +24,7 @@ __all__ = [
     "LIMIT_OPTIONS",
     "executor_options",
     "flag_of",
+    "job_document",
     "job_id_option",
     "json_option",
     "limit_options",
@@ -202,6 +203,22 @@ def json_option(fn: Callable[_P, _T]) -> Callable[_P, _T]:
         help="Print the result as JSON on stdout, and nothing else there "
         "(schema: the 'JSON output' reference page).",
     )(fn)
+
+
+def job_document(fn: Callable[_P, _T]) -> Callable[_P, _T]:
+    """The ``JOB`` file argument and ``--questions``, its catalogue for Beacon's format."""
+    return _apply(
+        fn,
+        [
+            click.argument("job", type=click.Path(exists=True, dir_okay=False, path_type=Path)),
+            click.option(
+                "--questions",
+                "catalogue",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                help="Question catalogue (JSON or YAML) for a job in Beacon's format.",
+            ),
+        ],
+    )
 
 
 def job_id_option(text: str) -> _Decorator:
