@@ -115,7 +115,7 @@ async def run_cli_job(
     glyphs = Glyphs.for_encoding(err.encoding)
     view = JobView(spec, err, glyphs)
     with contextlib.suppress(StoreError):  # a new job has nothing stored yet
-        view.preload(await store.records(spec.id))
+        view.preload(await store.records(spec.id), rerun_failed=options.run.rerun_failed)
     mode = resolve_mode(options.progress, err)
     result: JobResult | None = None
     async with AsyncExitStack() as stack:
