@@ -1,7 +1,7 @@
 """The estimate of the time a run has left, from each endpoint's recent pace.
 
 Plain synchronous code, run only when someone asks for progress; the hot path only adds each
-finished execution's duration to its endpoint's total (``Ledger.busy``).
+finished execution's duration to its endpoint's tally (``EndpointTally.busy``).
 
 A job is many lanes running side by side, not one queue: each endpoint works through its own
 questions, at its own pace, sharing its region's slots and the job's concurrency with the
@@ -179,13 +179,13 @@ class EtaEstimator:
         ledger, previous = self.ledger, self._last_look
         slots = self.per_endpoint
         for e, lane in self._lanes.items():
-            finished = lane.pace.add(ledger.busy[e], ledger.finished_here(e))
+            finished = lane.pace.add(e.tally.busy, ledger.finished_here(e))
             if not e.in_flight:
                 lane.since = None
             elif finished or lane.since is None:
                 # Started after the previous look, and not before its endpoint's slots were
                 # busy with what finished (exact for an endpoint that is never idle).
-                lane.since = max(previous, ledger.busy[e] / slots)
+                lane.since = max(previous, e.tally.busy / slots)
         self._last_look = elapsed
         for g, start, pace in self._groups:
             if g.current - start > pace.n:
