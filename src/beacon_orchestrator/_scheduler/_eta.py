@@ -14,13 +14,16 @@ it:
 - a region with ``per_region``: the sum of its endpoints' remaining work / ``per_region``;
 - the whole job: the sum of all remaining work / the job's concurrency;
 - a group (``region``, ``lockstep``): its remaining questions x its slowest member's pace, as
-  each question waits for every member.
+  each question waits for every member, or x its own recent time per question once it has
+  moved on (unless groups compete for the job's slots, which makes that time a passing share).
 
-An endpoint's pace is an exponentially weighted mean of the durations of its recent executions
-(start to record, retries and backoffs included). Its first execution often pays a cold start,
-so it stands for the pace only until a second one is seen. An execution in flight counts as
-half done; an endpoint with no finished execution yet is assumed to go at the mean pace of the
-others.
+An endpoint's pace is a mean of the durations of its executions (start to record, retries and
+backoffs included): plain over the first ones, then exponentially weighted towards the recent
+ones. Its first execution may pay a cold start, so it is dropped once a second one shows it
+took more than twice as long. What is in flight counts for the share of the pace still to come
+since it started (at the earliest: the last look before its endpoint finished something), so
+the estimate counts down between completions. An endpoint with no finished execution yet goes
+at the typical pace of the others. See ``tests/test_eta.py`` for how close this comes.
 """
 
 from __future__ import annotations
