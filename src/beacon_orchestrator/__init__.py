@@ -26,7 +26,13 @@ site): the tutorial ``docs/tutorial.md`` (your first job in five minutes); how-t
 ``docs/how-to/`` (write an executor, test it, write a store, run against real endpoints, use it
 in a notebook, cancel and resume); the reference ``docs/reference/`` (also ``help()`` on any
 name here, and ``beacon --help`` for the command line).
+
+The library logs through the ``beacon_orchestrator`` logger and its children (job start and
+end, retries, cancellations, preflight results, SQLite files created or migrated); it only
+attaches a ``NullHandler``, so nothing is printed until the application configures logging.
 """
+
+import logging as _logging
 
 from ._errors import (
     BeaconError,
@@ -101,6 +107,10 @@ from .stores import (
 )
 
 __version__ = "0.1.0.dev0"
+
+# A library never configures logging; this only keeps Python's last-resort handler from
+# printing the library's warnings when the application has configured nothing.
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 __all__ = [
     "BeaconError",

@@ -25,27 +25,36 @@ from beacon_orchestrator import (
     ExecutionStarted,
     ExecutionStatus,
     JobSpec,
+    MemoryStore,
     ModelTarget,
     Progress,
     Question,
+    start_job,
 )
 from beacon_orchestrator._demo import demo_data
 from beacon_orchestrator.cli._live import JobView, resolve_mode
 from beacon_orchestrator.cli._render import Glyphs, status_matrix
 from beacon_orchestrator.cli._runner import _Interrupts
+from beacon_orchestrator.testing import FakeExecutor, Step, run_virtual
 
 from .support import BEACON, keys, subprocess_env
 
 UNICODE = Glyphs.for_encoding("utf-8")
+COMPLETED = ExecutionStatus.COMPLETED
+CANCELLED = ExecutionStatus.CANCELLED
+SKIPPED = ExecutionStatus.SKIPPED
 
 
-def _progress(spec: JobSpec, done: int, in_flight: int, eta: float | None) -> Progress:
+def _progress(spec: JobSpec, done: int, in_flight: int, eta: float | None, **more: int) -> Progress:
+    """A snapshot of a fresh run: ``done`` finished, ``in_flight`` running, the rest to run."""
+    counts = {"kept": 0, "cancelled": 0, "skipped": 0, "waiting_to_retry": 0} | more
+    to_run = spec.size - done - in_flight - sum(counts.values())
     return Progress(
         job_id=spec.id,
         total=spec.size,
-        done=done,
+        done=done + counts["kept"],
         in_flight=in_flight,
-        counts={ExecutionStatus.COMPLETED: done},
+        counts={ExecutionStatus.COMPLETED: done + counts["kept"]},
         by_question={},
         by_region={},
         by_model={},
@@ -53,7 +62,8 @@ def _progress(spec: JobSpec, done: int, in_flight: int, eta: float | None) -> Pr
         elapsed=3.25,
         eta=eta,
         finished=done,
-        to_run=spec.size - done - in_flight,
+        to_run=to_run,
+        **counts,
     )
 
 
@@ -88,10 +98,10 @@ def test_live_render_has_the_bar_eta_a_row_per_question_and_cell_states() -> Non
     lines = text.splitlines()
     assert lines[0].startswith("beacon-8q ")
     assert "━" in lines[0]  # the bar
-    assert "2/64" in lines[0]
-    assert "2 in flight" in lines[0]
+    assert "2/64 done (3%)" in lines[0]
     assert "ETA 1:01" in lines[0]
-    rows = {line.split()[0]: line for line in lines[2:] if line.strip()}
+    assert lines[1].strip() == "2 in flight, 60 to run"
+    rows = {line.split()[0]: line for line in lines[3:] if line.strip()}
     assert all(q.id in rows for q in spec.questions)
     assert rows["math_basic"].split()[1:4] == ["2/8", "✓", "·"]
     assert "∅" in rows["math_basic"]
@@ -146,7 +156,18 @@ def test_plain_line_states_progress_counts_and_eta() -> None:
     view = JobView(spec, _terminal(), UNICODE)
     line = view.plain_line(_progress(spec, done=16, in_flight=8, eta=None))
     assert re.fullmatch(
-        r"\[ +3\.2s\] beacon-8q: 16/64 done \(25%\), 8 in flight; completed 16; ETA --", line
+        r"\[ +3\.2s\] beacon-8q: 16/64 done \(25%\), 8 in flight, 40 to run; completed 16; "
+        r"ETA --",
+        line,
+    )
+    resuming = view.plain_line(_progress(spec, 3, 8, 41.0, kept=8, waiting_to_retry=1))
+    assert resuming.endswith(
+        "beacon-8q: 3/56 done (5%), 8 kept, 8 in flight, 1 waiting to retry, 44 to run; "
+        "completed 11; ETA 41.0s"
+    )
+    stopped = view.plain_line(_progress(spec, 8, 0, None, cancelled=12, skipped=44))
+    assert stopped.endswith(
+        "beacon-8q: 8/64 done (12%), 0 in flight, 12 cancelled, 44 skipped; completed 8"
     )
 
 
@@ -160,6 +181,117 @@ def test_ascii_glyphs_for_terminals_without_unicode() -> None:
     glyphs = Glyphs.for_encoding("ascii")
     assert all(c.isascii() for c in (glyphs.completed, glyphs.failed, glyphs.running))
     assert glyphs.of(ExecutionStatus.COMPLETED, empty=True).plain == "0"
+
+
+# -- the truth after Ctrl-C and during a resume ---------------------------------------------
+
+
+def _row(text: str, question: str) -> list[str]:
+    return next(line.split() for line in text.splitlines() if line.startswith(question + " "))
+
+
+def _follow(
+    spec: JobSpec,
+    view: JobView,
+    *,
+    store: MemoryStore,
+    stop_at: float | None = None,
+    look_at: float = 0.0,
+) -> tuple[str, Progress]:
+    """Run ``spec`` (every answer takes 10 s) with ``view`` following it, cancelled at
+    ``stop_at`` as Ctrl-C does: the live display drawn at ``look_at``, and the final progress."""
+    console = view.console
+
+    async def main() -> tuple[str, Progress]:
+        async with anyio.create_task_group() as tg:
+            handle = await start_job(
+                tg, spec, FakeExecutor(default=Step(latency=10.0)), store=store,
+                on_event=view.on_event,
+            )  # fmt: skip
+            await anyio.sleep(look_at)
+            console.print(view.render(handle.progress()))
+            drawn = console.export_text()
+            if stop_at is not None:
+                await anyio.sleep(stop_at - look_at)
+                handle.cancel("interrupted by Ctrl-C")
+            await handle.wait()
+        return drawn, handle.progress()
+
+    return run_virtual(main)
+
+
+def test_after_ctrl_c_the_display_shows_what_ran_was_cancelled_and_skipped() -> None:
+    """The demo's 64 executions, interrupted after the first round (8 ran, 8 in flight):
+    not 64/64 100%, and no question row full of cancelled and skipped keys shown as done."""
+    spec = demo_data().spec
+    console = _terminal()
+    view = JobView(spec, console, UNICODE)
+    _, end = _follow(spec, view, store=MemoryStore(), stop_at=15.0, look_at=15.0)
+    console.print(view.render(end))  # the final frame, as follow() draws it
+    text = console.export_text()
+    head, counts = text.splitlines()[:2]
+    assert "8/64 done (12%)" in head
+    assert "100%" not in head
+    assert "ETA" not in head  # nothing left to estimate
+    assert counts.strip() == "0 in flight, 8 cancelled, 48 skipped"
+    first, second, last = (
+        _row(text, q.id) for q in (spec.questions[0], spec.questions[1], spec.questions[-1])
+    )
+    assert first[1] == "8/8"
+    assert second[1] == "0/8"  # cancelled in flight: a record, but not done
+    assert "⊘" in " ".join(second)
+    assert last[1] == "0/8"
+    assert "-" in " ".join(last)
+    line = view.plain_line(end)
+    assert "8/64 done (12%), 0 in flight, 8 cancelled, 48 skipped" in line
+
+
+def test_a_resume_shows_kept_to_run_and_done_never_a_key_to_run_as_done_or_skipped() -> None:
+    """An earlier run completed one question, was cancelled in the second and skipped the rest;
+    a resume shows the completed ones kept, and every other key pending until it runs."""
+    spec = demo_data().spec
+    store = MemoryStore()
+    _follow(spec, JobView(spec, _terminal(), UNICODE), store=store, stop_at=15.0)
+
+    async def earlier() -> list[ExecutionRecord]:
+        return list(await store.records(spec.id))
+
+    records = run_virtual(earlier)
+    assert {r.status for r in records} == {COMPLETED, CANCELLED, SKIPPED}
+    view = JobView(spec, _terminal(), UNICODE)
+    view.preload(records)
+    text, end = _follow(spec, view, store=store)
+    head, counts = text.splitlines()[:2]
+    assert "0/56 done (0%)" in head
+    assert counts.strip() == "8 kept, 8 in flight, 48 to run"
+    first, second, last = (
+        _row(text, q.id) for q in (spec.questions[0], spec.questions[1], spec.questions[-1])
+    )
+    assert first[1] == "8/8"  # kept
+    assert second[1] == "0/8"  # cancelled before: running again now, not done
+    assert "⊘" not in text.split("regions in each cell")[0]
+    assert last[1] == "0/8"
+    assert last[2:] == ["·"] * len(last[2:])  # skipped before: pending, not skipped
+    assert (end.kept, end.finished, end.fraction) == (8, 56, 1.0)
+
+
+def test_only_the_records_a_resume_keeps_are_preloaded() -> None:
+    spec = demo_data().spec
+    keys = [ExecutionKey(spec.questions[0].id, e.model_id, e.region) for e in spec.endpoints]
+    statuses = [COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT, CANCELLED, SKIPPED]
+    records = [ExecutionRecord(key=k, status=s) for k, s in zip(keys, statuses, strict=False)]
+    cells = [ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT]
+    for rerun_failed, shown in ((True, cells[:1]), (False, cells)):
+        console = _terminal()
+        view = JobView(spec, console, UNICODE)
+        view.preload(records, rerun_failed=rerun_failed)
+        console.print(status_matrix(spec, view._cells, glyphs=UNICODE, width=120, bars=True))
+        row = _row(console.export_text(), spec.questions[0].id)
+        assert row[1] == f"{len(shown)}/8"
+        glyphs = "".join(row[2:])
+        assert glyphs.count("·") == 8 - len(shown)
+        assert "⊘" not in glyphs
+        assert "-" not in glyphs
 
 
 class _Handle:

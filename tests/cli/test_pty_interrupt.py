@@ -29,12 +29,12 @@ pytestmark = pytest.mark.slow
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 JOB = "interrupted"
-FRAME = re.compile(rf"{JOB} ━*[━╸╺ ]*\s*(\d+)/64\s+(\d+)%")
+FRAME = re.compile(rf"{JOB} ━*[━╸╺ ]*\s*(\d+)/(\d+) done \((\d+)%\)")
 
 
-def _frames(text: str) -> list[tuple[int, int]]:
-    """(done, percent) of every redraw of the live display's head line, in order."""
-    return [(int(done), int(pct)) for done, pct in FRAME.findall(text)]
+def _frames(text: str) -> list[tuple[int, int, int]]:
+    """(done, this run's work, percent) of every redraw of the live display's head line."""
+    return [(int(done), int(of), int(pct)) for done, of, pct in FRAME.findall(text)]
 
 
 def _on_a_terminal(
@@ -82,7 +82,7 @@ def _on_a_terminal(
 
 def _some_but_not_all_done(plain: str) -> bool:
     frames = _frames(plain)
-    return bool(frames) and 16 <= frames[-1][0] < 48
+    return bool(frames) and frames[-1][1] == 64 and 16 <= frames[-1][0] < 48
 
 
 def _interrupt(tmp_path: Path) -> tuple[Path, str]:
@@ -124,7 +124,7 @@ def test_after_ctrl_c_and_on_resume_the_summary_counts_only_what_ran(tmp_path: P
     assert "100%" not in summary
     assert f"Resume it with: beacon resume {JOB}" in summary
 
-    # The resume starts by saying what is left, and its display starts from what was done.
+    # The resume starts by saying what is left; its bar is the work left, starting empty.
     resume = ["resume", JOB, "--store", str(db), "--executor", "demo", "--speed", "5"]
     code, resumed = _on_a_terminal(resume)
     assert code == 0, resumed[-3000:]
@@ -133,9 +133,8 @@ def test_after_ctrl_c_and_on_resume_the_summary_counts_only_what_ran(tmp_path: P
         f"Resuming job {JOB}: {completed} of 64 executions already completed; "
         f"{64 - completed} to run" in resumed
     )
-    first_done, first_pct = _frames(resumed)[0]
-    assert first_done == completed
-    assert first_pct < 100
+    assert _frames(resumed)[0] == (0, 64 - completed, 0)
+    assert f"{completed} kept" in resumed
     final = _tail_after(resumed, "COMPLETED:")
     assert (
         f"Executions: 63 of 64 completed ({completed} before this run, 1 empty), 1 failed." in final
@@ -146,5 +145,7 @@ def test_after_ctrl_c_and_on_resume_the_summary_counts_only_what_ran(tmp_path: P
 def test_the_live_display_after_ctrl_c_does_not_claim_all_done(tmp_path: Path) -> None:
     _, text = _interrupt(tmp_path)
     after = text[text.index("Ctrl-C: cancelling") :]
-    last_done, last_pct = _frames(after)[-1]
-    assert (last_done, last_pct) != (64, 100)
+    last_done, of, last_pct = _frames(after)[-1]
+    assert of == 64
+    assert last_done < 64
+    assert last_pct < 100

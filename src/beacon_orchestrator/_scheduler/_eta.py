@@ -1,7 +1,7 @@
 """The estimate of the time a run has left, from each endpoint's recent pace.
 
 Plain synchronous code, run only when someone asks for progress; the hot path only adds each
-finished execution's duration to its endpoint's total (``Ledger.busy``).
+finished execution's duration to its endpoint's tally (``EndpointTally.busy``).
 
 A job is many lanes running side by side, not one queue: each endpoint works through its own
 questions, at its own pace, sharing its region's slots and the job's concurrency with the
@@ -14,13 +14,16 @@ it:
 - a region with ``per_region``: the sum of its endpoints' remaining work / ``per_region``;
 - the whole job: the sum of all remaining work / the job's concurrency;
 - a group (``region``, ``lockstep``): its remaining questions x its slowest member's pace, as
-  each question waits for every member.
+  each question waits for every member, or x its own recent time per question once it has
+  moved on (unless groups compete for the job's slots, which makes that time a passing share).
 
-An endpoint's pace is an exponentially weighted mean of the durations of its recent executions
-(start to record, retries and backoffs included). Its first execution often pays a cold start,
-so it stands for the pace only until a second one is seen. An execution in flight counts as
-half done; an endpoint with no finished execution yet is assumed to go at the mean pace of the
-others.
+An endpoint's pace is a mean of the durations of its executions (start to record, retries and
+backoffs included): plain over the first ones, then exponentially weighted towards the recent
+ones. Its first execution may pay a cold start, so it is dropped once a second one shows it
+took more than twice as long. What is in flight counts for the share of the pace still to come
+since it started (at the earliest: the last look before its endpoint finished something), so
+the estimate counts down between completions. An endpoint with no finished execution yet goes
+at the typical pace of the others. See ``tests/test_eta.py`` for how close this comes.
 """
 
 from __future__ import annotations
@@ -131,6 +134,10 @@ class EtaEstimator:
         # A group's pace is in seconds per question, fed with "when it was last seen moving
         # on" and "how many questions it has moved on since the run started".
         self._groups = [(g, g.current, _Mean()) for g in plan.groups]
+        # Groups that compete for the job's slots slow each other down only while they all
+        # run: their past pace would then say little of the time left.
+        wanted = sum(min(per_region or len(g.members), len(g.members)) for g in plan.groups)
+        self._groups_apart = len(plan.groups) <= 1 or self.cap >= wanted
         self._last_look = 0.0
 
     def eta(self, elapsed: float) -> float | None:
@@ -142,31 +149,46 @@ class EtaEstimator:
         self._look(elapsed)
         if all(e.tally.done >= self.plan.n_questions for e in self.plan.endpoints):
             return 0.0
-        known = [lane.pace.seconds for lane in self._lanes.values() if lane.pace.seconds]
-        if not known:
+        typical = self._typical()
+        if typical is None:
             return None
-        typical = sum(known) / len(known)
         left: dict[EndpointState, tuple[float, float]] = {}
         seconds: dict[EndpointState, float] = {}
         for e, lane in self._lanes.items():
+            # Until one of e's executions finishes, e goes at the typical pace.
+            pace = lane.pace.seconds or typical
             age = elapsed - (lane.since or 0.0) if e.in_flight else 0.0
-            # Nothing of e has finished yet: it takes at least as long as it has run.
-            pace = seconds[e] = lane.pace.seconds or max(typical, age)
-            left[e] = self._left(e, 1.0 - age / pace)
+            seconds[e] = pace
+            left[e] = self._left(e, 1.0 - age / pace if pace > 0 else 0.0)
         return max(self._bounds(left, seconds, elapsed))
+
+    def _typical(self) -> float | None:
+        """The mean pace of the endpoints whose pace is known; ``None`` if none is.
+
+        Paces past a first execution count alone when there are any: a first one may be a
+        cold start.
+        """
+        settled: list[float] = []
+        first: list[float] = []
+        for lane in self._lanes.values():
+            seconds = lane.pace.seconds
+            if seconds is not None:
+                (first if lane.pace.provisional else settled).append(seconds)
+        known = settled or first
+        return sum(known) / len(known) if known else None
 
     def _look(self, elapsed: float) -> None:
         """Fold what finished since the last look into the paces."""
         ledger, previous = self.ledger, self._last_look
         slots = self.per_endpoint
         for e, lane in self._lanes.items():
-            finished = lane.pace.add(ledger.busy[e], ledger.finished_here(e))
+            finished = lane.pace.add(e.tally.busy, ledger.finished_here(e))
             if not e.in_flight:
                 lane.since = None
             elif finished or lane.since is None:
                 # Started after the previous look, and not before its endpoint's slots were
                 # busy with what finished (exact for an endpoint that is never idle).
-                lane.since = max(previous, ledger.busy[e] / slots)
+                lane.since = max(previous, e.tally.busy / slots)
         self._last_look = elapsed
         for g, start, pace in self._groups:
             if g.current - start > pace.n:
@@ -213,14 +235,14 @@ class EtaEstimator:
         """A group's questions left times its time per question.
 
         Each question waits for every member, so it takes at least the slowest member's pace;
-        once the group has moved on a few questions, its own recent time per question (which
-        also counts the spread of latencies and the slots members wait for) is the better
-        figure.
+        once the group has moved on, its own recent time per question (which also counts the
+        spread of latencies and the slots members wait for) is the better figure, unless
+        groups compete for the job's slots.
         """
         members = g.members
         bound = max(left[m][0] for m in members) * max(seconds[m] for m in members)
         per_question = pace.seconds
-        if per_question is not None and g.current < self.plan.n_questions:
+        if per_question is not None and self._groups_apart and g.current < self.plan.n_questions:
             # pace.total is when the group was last seen moving on: the current question has
             # been running since then.
             into_current = min(elapsed - pace.total, per_question)

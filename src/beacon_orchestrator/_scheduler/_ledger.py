@@ -76,9 +76,6 @@ class Ledger:
         self.question_remaining = [len(plan.endpoints)] * n_q
         self.question_started = [False] * n_q
         self.kept = 0  # records of an earlier run this run keeps
-        # Seconds this run's finished executions of each endpoint took, start to record: the
-        # endpoints' pace, for the ETA. Kept records are not counted (see keep()).
-        self.busy: dict[EndpointState, float] = dict.fromkeys(plan.endpoints, 0.0)
         # Counted when asked or off the hot path: kept records, cancelled and skipped ones.
         self.question_kept = [0] * n_q
         self.question_cancelled = [0] * n_q
@@ -98,9 +95,9 @@ class Ledger:
         self.question_started[q] = True
         self.question_kept[q] += 1
         self.endpoint_kept[e] += 1
-        busy = self.busy[e]
+        busy = e.tally.busy
         self.account(record, e, q)
-        self.busy[e] = busy  # an earlier run's pace says little about this one's
+        e.tally.busy = busy  # an earlier run's pace says little about this one's
 
     def account(self, record: ExecutionRecord, e: EndpointState, q: int) -> bool:
         """Count a terminal record in the counters and its endpoint's tally.
@@ -126,7 +123,7 @@ class Ledger:
             self._stopped(status, e, q)
             return remaining[q] == 0
         # Both stamps are set on every record this run builds for a finished execution.
-        self.busy[e] += (record.finished_at or 0.0) - (record.started_at or 0.0)
+        t.busy += (record.finished_at or 0.0) - (record.started_at or 0.0)
         return remaining[q] == 0
 
     def _stopped(self, status: ExecutionStatus, e: EndpointState, q: int) -> None:

@@ -18,15 +18,20 @@ __all__ = ["EndpointState", "EndpointTally", "GroupState", "Plan", "RegionState"
 
 
 class EndpointTally:
-    """Terminal records of one endpoint, as the status policy counts them."""
+    """Terminal records of one endpoint, as the status policy counts them.
 
-    __slots__ = ("completed", "empty", "failed", "unfinished")
+    ``busy`` is the seconds this run's finished executions took, start to record (the ETA's
+    pace); records kept from an earlier run are not in it.
+    """
+
+    __slots__ = ("busy", "completed", "empty", "failed", "unfinished")
 
     def __init__(self) -> None:
         self.completed = 0
         self.empty = 0
         self.failed = 0
         self.unfinished = 0
+        self.busy = 0.0
 
     @property
     def done(self) -> int:

@@ -240,7 +240,6 @@ class RegionQueue(Stopping):
             per_region=limits.per_region,
             max_concurrency=limits.max_concurrency,
         )
-        self._n_workers = max(0, min(self._eta.cap, unstarted))
         self._idle = 0
         self._wake = anyio.Event()
         self._job_deadline = None if limits.job_timeout is None else self._t0 + limits.job_timeout
@@ -291,7 +290,9 @@ class RegionQueue(Stopping):
     # -- the workers -------------------------------------------------------------------------
 
     async def _run_workers(self) -> None:
-        if self._n_workers == 0:
+        # As many workers as can be in flight at once, and no more than there is work.
+        n_workers = min(self._eta.cap, self._picker.unstarted)
+        if n_workers <= 0:
             return
         async with anyio.create_task_group() as outer:
             if self._job_deadline is not None:
@@ -302,7 +303,7 @@ class RegionQueue(Stopping):
                 if self._stopping:  # cancelled before the workers existed
                     workers_scope.cancel()
                 async with anyio.create_task_group() as tg:
-                    for _ in range(self._n_workers):
+                    for _ in range(n_workers):
                         tg.start_soon(self._worker)
             self._workers_scope = None
             outer.cancel_scope.cancel()
@@ -407,7 +408,7 @@ class RegionQueue(Stopping):
         """Bookkeeping once a record is stored: counts, events, gates, early stop."""
         ledger = self._ledger
         last_of_question = ledger.account(record, e, q)
-        if self._log.debug:
+        if self._log.debug:  # asked once per job: nothing per execution unless on
             self._log.execution(record)
         if self._emit is not None:
             self._emit_safely(ExecutionFinished(self.spec.id, record, self._now()))

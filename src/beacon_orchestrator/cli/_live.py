@@ -1,4 +1,11 @@
-"""Progress of a running job: a live rich display on terminals, plain lines elsewhere."""
+"""Progress of a running job: a live rich display on terminals, plain lines elsewhere.
+
+Both say what the job's :class:`~beacon_orchestrator.Progress` says, and nothing more: what
+this run finished of the work it had (the bar and the percentage), what is in flight, waiting
+to retry and still to run, what an earlier run left that this one keeps, and, once the job
+stopped, how many executions were cancelled and skipped. A key that still has to run is shown
+pending, whatever an earlier run recorded for it.
+"""
 
 from __future__ import annotations
 
@@ -18,14 +25,15 @@ from .._spec import JobSpec
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from ._render import Cell, Glyphs, format_seconds, legend, status_matrix
 
-__all__ = ["JobView", "ProgressMode", "resolve_mode"]
+__all__ = ["JobView", "ProgressMode", "resolve_mode", "run_counts"]
 
 ProgressMode: TypeAlias = Literal["auto", "live", "plain", "off"]
 """How progress is shown: ``auto`` picks ``live`` on a terminal and ``plain`` otherwise."""
 
 _LIVE_REFRESH_S = 0.125
-# Lines above and below the question rows of the live display (bar, header, caption, legend).
-_LIVE_CHROME_LINES = 7
+# Lines above and below the question rows of the live display (bar, counts, header, caption,
+# legend).
+_LIVE_CHROME_LINES = 8
 
 
 def resolve_mode(mode: ProgressMode, console: Console) -> Literal["live", "plain", "off"]:
@@ -35,13 +43,44 @@ def resolve_mode(mode: ProgressMode, console: Console) -> Literal["live", "plain
     return mode
 
 
-def _status_summary(progress: Progress) -> str:
+def _outcomes(progress: Progress) -> str:
+    """Records per outcome (this run's and the kept ones): ``completed 12, failed 1``."""
     parts = [
         f"{status.value} {n}"
         for status in ExecutionStatus
-        if (n := progress.counts.get(status, 0)) > 0
+        if status.finished and (n := progress.counts.get(status, 0)) > 0
     ]
     return ", ".join(parts)
+
+
+def run_counts(progress: Progress) -> list[str]:
+    """What this run has done and has left, in words, leaving out counts that are zero.
+
+    The run's own work comes first, and what is in flight is always said:
+    ``["3/56 done (5%)", "8 kept", "8 in flight", "1 waiting to retry", "44 to run"]`` during
+    a resume; ``["8/64 done (12%)", "0 in flight", "12 cancelled", "44 skipped"]`` after
+    Ctrl-C.
+    """
+    p = progress
+    counts = [f"{p.finished}/{p.planned_this_run} done ({p.fraction * 100:.0f}%)"]
+    if p.kept:
+        counts.append(f"{p.kept} kept")
+    counts.append(f"{p.in_flight} in flight")
+    for n, what in (
+        (p.waiting_to_retry, "waiting to retry"),
+        (p.to_run, "to run"),
+        (p.cancelled, "cancelled"),
+        (p.skipped, "skipped"),
+    ):
+        if n:
+            counts.append(f"{n} {what}")
+    return counts
+
+
+def _eta(progress: Progress) -> str:
+    if progress.to_run + progress.in_flight + progress.waiting_to_retry == 0:
+        return ""  # nothing left: no estimate to give
+    return f"ETA {format_seconds(progress.eta)}"
 
 
 @define
@@ -63,10 +102,17 @@ class JobView:
     _cells: dict[ExecutionKey, Cell] = field(factory=dict, init=False)
     _empties: set[ExecutionKey] = field(factory=set, init=False)
 
-    def preload(self, records: Iterable[ExecutionRecord]) -> None:
-        """Show the records a store already holds (when resuming)."""
+    def preload(self, records: Iterable[ExecutionRecord], *, rerun_failed: bool = True) -> None:
+        """Show the records of an earlier run that this run keeps (when resuming).
+
+        The others stay pending, since the run executes them again: ``CANCELLED`` and
+        ``SKIPPED`` ones always, ``FAILED`` and ``TIMEOUT`` ones unless ``rerun_failed`` is
+        off (the same rule as :class:`~beacon_orchestrator.RunOptions`).
+        """
         for record in records:
-            self._set(record)
+            status = record.status
+            if status is ExecutionStatus.COMPLETED or (status.finished and not rerun_failed):
+                self._set(record)
 
     def _set(self, record: ExecutionRecord) -> None:
         self._cells[record.key] = record.status
@@ -90,12 +136,9 @@ class JobView:
 
     def plain_line(self, progress: Progress) -> str:
         """One line of progress for logs."""
-        pct = f"{progress.fraction * 100:.0f}%"
-        summary = _status_summary(progress)
-        return (
-            f"[{format_seconds(progress.elapsed):>7}] {progress.job_id}: "
-            f"{progress.done}/{progress.total} done ({pct}), {progress.in_flight} in flight"
-            f"{f'; {summary}' if summary else ''}; ETA {format_seconds(progress.eta)}"
+        parts = [", ".join(run_counts(progress)), _outcomes(progress), _eta(progress)]
+        return f"[{format_seconds(progress.elapsed):>7}] {progress.job_id}: " + "; ".join(
+            part for part in parts if part
         )
 
     # -- live display ---------------------------------------------------------------------
@@ -123,24 +166,23 @@ class JobView:
         return list(range(start, start + rows)), start, n - start - rows
 
     def render(self, progress: Progress) -> RenderableType:
-        """The live display: an overall bar with ETA and a row per question."""
+        """The live display: a bar of this run's work, its counts, and a row per question."""
         head = Table.grid(padding=(0, 1))
         head.add_column(no_wrap=True)
         head.add_column(no_wrap=True)
         head.add_column(no_wrap=True)
-        bar = ProgressBar(total=max(progress.total, 1), completed=progress.done, width=30)
+        # The bar is this run's work: a resume starts empty, a cancelled job never fills it.
+        bar = ProgressBar(
+            total=max(progress.planned_this_run, 1), completed=progress.finished, width=30
+        )
+        done, *counts = run_counts(progress)
+        words = (done, f"elapsed {format_seconds(progress.elapsed)}", _eta(progress))
         head.add_row(
-            Text(progress.job_id, style="bold"),
-            bar,
-            Text(
-                f"{progress.done}/{progress.total} {progress.fraction * 100:3.0f}%  "
-                f"{progress.in_flight} in flight  elapsed {format_seconds(progress.elapsed)}  "
-                f"ETA {format_seconds(progress.eta)}"
-            ),
+            Text(progress.job_id, style="bold"), bar, Text("  ".join(w for w in words if w))
         )
         rows = max(3, self.console.size.height - _LIVE_CHROME_LINES)
         shown, above, below = self._visible_questions(rows)
-        parts: list[RenderableType] = [head]
+        parts: list[RenderableType] = [head, Text("  " + ", ".join(counts))]
         if above:
             parts.append(Text(f"  ... {above} question(s) above", style="dim"))
         parts.append(

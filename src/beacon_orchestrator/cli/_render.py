@@ -159,7 +159,8 @@ def status_matrix(
         glyphs: The glyph set.
         width: Columns available.
         questions: Indexes of the questions to show (default: all).
-        bars: Whether to add a done/total column per question.
+        bars: Whether to add a done/total column per question (done: completed, failed or
+            timed out; not cancelled or skipped).
     """
     empty_keys = frozenset(empties)
     per_question = len(spec.endpoints)
@@ -181,9 +182,10 @@ def status_matrix(
         states = [
             cells.get(ExecutionKey(question.id, e.model_id, e.region)) for e in spec.endpoints
         ]
-        terminal = sum(1 for s in states if isinstance(s, ExecutionStatus))
+        # Done is an outcome: a cancelled or skipped execution has a record, and runs again.
+        done = sum(1 for s in states if isinstance(s, ExecutionStatus) and s.finished)
         if bars or not show_cells:
-            row.append(f"{terminal}/{per_question}")
+            row.append(f"{done}/{per_question}")
         if show_cells:
             row.extend(
                 _region_cells(spec, question.id, m.id, m.regions, cells, empty_keys, glyphs)

@@ -11,12 +11,17 @@
 - **The real cause.** SQLite says "database or disk is full" or "unable to open database file";
   :func:`sqlite_failure` says what that means for the file (no space left on the device, a
   read-only file system, no permission), so a user knows what to fix.
+
+Creating a file, migrating one and finding a write-ahead log to recover are logged (``INFO``;
+creating a schema at ``DEBUG``) on ``beacon_orchestrator.stores.sqlite._schema``, naming the
+file and the versions only.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import sqlite3
 import time
@@ -29,6 +34,8 @@ from ..._errors import StoreError
 from ._transactions import write_transaction
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "connect", "migrate", "sqlite_failure"]
+
+_log = logging.getLogger(__name__)
 
 APPLICATION_ID: Final = 0x42454143
 """SQLite ``application_id`` stamped on every file this store creates (ASCII ``BEAC``)."""
@@ -156,6 +163,7 @@ def connect(path: Path, *, busy_timeout: float, synchronous: str) -> sqlite3.Con
         migrate(conn, ":memory:")
         return conn
     _DatabaseFile(path, busy_timeout).inspect()
+    _note_write_ahead_log(path)
     try:
         conn = sqlite3.connect(
             path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
@@ -168,6 +176,22 @@ def connect(path: Path, *, busy_timeout: float, synchronous: str) -> sqlite3.Con
         conn.close()
         raise
     return conn
+
+
+def _note_write_ahead_log(path: Path) -> None:
+    """Log a write-ahead log found on opening: its committed transactions are recovered."""
+    wal = Path(f"{path}-wal")
+    try:
+        size = wal.stat().st_size
+    except OSError:
+        return  # none (the usual case after a clean close)
+    if size:
+        _log.info(
+            "SQLite store %s: found a write-ahead log of %d bytes (another connection has the "
+            "file open, or the last one ended without closing it); SQLite recovers the "
+            "transactions it committed",
+            path, size,
+        )  # fmt: skip
 
 
 def _configure(
@@ -194,6 +218,13 @@ def migrate(conn: sqlite3.Connection, where: str) -> None:
         return  # the common case takes no write lock, so readers never block a writer
     with write_transaction(conn):
         version = _locked_version(conn, where)
+        if version:
+            _log.info(
+                "SQLite store %s: migrating from schema version %d to %d",
+                where, version, SCHEMA_VERSION,
+            )  # fmt: skip
+        else:
+            _log.debug("SQLite store %s: creating schema version %d", where, SCHEMA_VERSION)
         for statements in _MIGRATIONS[version:]:
             for statement in statements:
                 conn.execute(statement)
@@ -230,6 +261,7 @@ class _DatabaseFile:
                 raise StoreError(
                     f"SQLite store {path}: directory {str(path.parent)!r} does not exist"
                 )
+            _log.info("SQLite store %s: creating a new database file", path)
             self._create()  # then check what is there: another process may have been first
         try:
             with path.open("rb") as fp:
@@ -299,7 +331,8 @@ class _DatabaseFile:
             try:
                 os.link(tmp, path)
             except FileExistsError:
-                pass  # another process created it first: use theirs
+                # Another process created it first: use theirs.
+                _log.info("SQLite store %s: another process created it first; using it", path)
             except OSError:
                 # No hard links on this file system; rename, unless someone was faster.
                 if not path.exists():
