@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, Phase, find, settings
 
 from beacon_orchestrator import ExecutionKey, ExecutionRecord, RegionQueue
 from beacon_orchestrator._events import CancelSource
+from beacon_orchestrator._scheduler._resume import KeptKeys
 from beacon_orchestrator.testing import InvariantName
 
 from .scheduling_harness import CANCELLING, Scenario, run_scenario, scenarios
@@ -56,8 +57,8 @@ class VerdictBeforeRecords(RegionQueue):
 class ReexecutesCompleted(RegionQueue):
     """A resumed job forgets what the store already completed."""
 
-    async def _prior_records(self) -> list[ExecutionRecord]:
-        return []
+    async def _kept_keys(self) -> KeptKeys:
+        return KeptKeys([q.id for q in self.spec.questions])
 
 
 class NoBarrier(RegionQueue):

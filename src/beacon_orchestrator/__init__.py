@@ -82,6 +82,7 @@ from ._spec import (
     load_jobspec,
     normalize_region,
 )
+from ._records import RecordFilter, Records
 from ._status import (
     JobResult,
     JobStatus,
@@ -152,6 +153,8 @@ __all__ = [
     "QuestionFinished",
     "QuestionStarted",
     "RegionQueue",
+    "RecordFilter",
+    "Records",
     "RegionTable",
     "RegionTally",
     "Response",

@@ -99,6 +99,32 @@ class Ledger:
         self.account(record, e, q)
         e.tally.busy = busy  # an earlier run's pace says little about this one's
 
+    def keep_outcome(
+        self, model: str, region: str, q: int, status: ExecutionStatus, empty: bool
+    ) -> None:
+        """Count a kept record from its outcome alone (a resume reads no record)."""
+        e = self.plan.endpoint(model, region)
+        if e is None:
+            return  # an endpoint this spec does not plan
+        self.kept += 1
+        self.question_started[q] = True
+        self.question_kept[q] += 1
+        self.endpoint_kept[e] += 1
+        self.counts[status] += 1
+        self.question_done[q] += 1
+        self.question_remaining[q] -= 1
+        t = e.tally  # as account() counts it; no pace: an earlier run's says little of this one's
+        if status is COMPLETED:
+            if empty:
+                t.empty += 1
+            else:
+                t.completed += 1
+        elif status is FAILED or status is TIMEOUT:
+            t.failed += 1
+        else:
+            t.unfinished += 1
+            self._stopped(status, e, q)
+
     def account(self, record: ExecutionRecord, e: EndpointState, q: int) -> bool:
         """Count a terminal record in the counters and its endpoint's tally.
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Set
 from .._spec import JobSpec
 from .._types import ExecutionKey
 from ._options import Strategy
+from ._resume import KeptKeys
 
 __all__ = ["EndpointState", "EndpointTally", "GroupState", "Plan", "RegionState"]
 
@@ -154,6 +155,8 @@ class Plan:
         done = self.done
         if not done:
             return q
+        if isinstance(done, KeptKeys):  # a resumed run: a byte search
+            return done.next_to_run(e.model, e.region.name, q)
         qids = self.question_ids
         n_q = self.n_questions
         while q < n_q and ExecutionKey(qids[q], e.model, e.region.name) in done:
@@ -168,6 +171,10 @@ class Plan:
             g.outstanding = 0
         else:
             g.outstanding = sum(1 for m in g.members if m.cursor == current)
+
+    def endpoint(self, model: str, region: str) -> EndpointState | None:
+        """The state of the endpoint ``model@region``, or ``None`` if the job does not plan it."""
+        return self._by_endpoint.get((model, region))
 
     def locate(self, key: ExecutionKey) -> tuple[EndpointState, int] | None:
         """The endpoint and question index of ``key``, or ``None`` if the job does not plan it."""

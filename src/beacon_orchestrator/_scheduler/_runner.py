@@ -42,10 +42,14 @@ from ._ledger import Ledger, StopReason
 from ._options import RunOptionArgs, RunOptions, resolve_options
 from ._picker import Picker
 from ._plan import EndpointState, Plan
+from ._resume import KeptKeys
 from ._stopping import Stopping
 from ._threads import LoopThread
 
 __all__ = ["RegionQueue"]
+
+_COMPLETED_ONLY = frozenset({ExecutionStatus.COMPLETED})
+_FINISHED = frozenset(s for s in ExecutionStatus if s.finished)
 
 
 class RegionQueue(Stopping):
@@ -221,13 +225,13 @@ class RegionQueue(Stopping):
         with anyio.CancelScope(shield=True):
             await self.store.open_job(spec)
             await self._lease.acquire()  # a second run is refused here, before it plans
-            prior = await self._prior_records()
-        self._plan = plan = Plan(spec, opts.strategy, {r.key for r in prior})
+            kept = await self._kept_keys()
+        self._plan = plan = Plan(spec, opts.strategy, kept)
         self._t0 = self._now()
         self._wall0 = opts.wall_clock()
         self._ledger = ledger = Ledger(plan, wall_offset=self._wall0 - self._t0)
-        for record in prior:
-            ledger.keep(record)
+        for model, region, q, status, empty in kept.outcomes():
+            ledger.keep_outcome(model, region, q, status, empty)
         per_endpoint = limits.per_endpoint if opts.strategy == "endpoint" else 1
         unstarted = plan.size - ledger.kept
         self._picker = Picker(
@@ -278,14 +282,11 @@ class RegionQueue(Stopping):
             log=self._log,
         )
 
-    async def _prior_records(self) -> list[ExecutionRecord]:
-        """Records of an earlier run that this run keeps (and so does not execute again)."""
-        store, job_id = self.store, self.spec.id
-        if self.options.rerun_failed:
-            if not await store.completed_keys(job_id):
-                return []
-            return [r for r in await store.records(job_id) if r.status is ExecutionStatus.COMPLETED]
-        return [r for r in await store.records(job_id) if r.status.finished]
+    async def _kept_keys(self) -> KeptKeys:
+        """The keys an earlier run finished that this run keeps (and so does not run again)."""
+        statuses = _COMPLETED_ONLY if self.options.rerun_failed else _FINISHED
+        found = self.store.keys(self.spec.id, status=statuses)
+        return await KeptKeys.read([q.id for q in self.spec.questions], found)
 
     # -- the workers -------------------------------------------------------------------------
 

@@ -9,12 +9,22 @@ Write your own by implementing :class:`Store` and running
 
 from ._export import ROW_FIELDS, Extra, export_csv, export_jsonl, load_jsonl, records_to_rows
 from ._lease import Holder, Lease, grant_lease, holder_alive, is_current_lease, renewed_lease
-from ._protocol import JobInfo, Store, StoredProgress, should_replace
+from ._protocol import (
+    EndpointKeys,
+    JobInfo,
+    RecordFilter,
+    Store,
+    StoredProgress,
+    group_keys,
+    should_replace,
+)
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
 __all__ = [
     "ROW_FIELDS",
+    "EndpointKeys",
+    "RecordFilter",
     "Extra",
     "Holder",
     "JobInfo",
@@ -26,6 +36,7 @@ __all__ = [
     "export_csv",
     "export_jsonl",
     "grant_lease",
+    "group_keys",
     "holder_alive",
     "is_current_lease",
     "load_jsonl",

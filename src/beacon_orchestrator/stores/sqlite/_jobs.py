@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from ..._status import JobResult, JobStatus
+from ..._records import RecordFilter
+from ..._status import SHOWN_FAILURES, JobResult, JobStatus
 from ..._types import ExecutionRecord, ExecutionStatus
 from .._protocol import JobInfo, StoredProgress
 from ._leases import LEASE_COLUMNS, lease_from_row
-from ._rows import SELECT_RECORDS, read_records
+from ._rows import read_batch
 from ._transactions import read_snapshot
 
 __all__ = [
@@ -71,14 +72,20 @@ def store_result(conn: sqlite3.Connection, job_id: str, result: JobResult, at: f
 
 
 def read_result(conn: sqlite3.Connection, job_id: str) -> JobResult | None:
-    """A job's stored verdict with its records (one snapshot), or ``None`` if it has none."""
+    """A job's stored verdict with its first failures (one snapshot), or ``None``.
+
+    The result reads no other record: its ``records`` are the caller's to attach.
+    """
     with read_snapshot(conn):
         row = conn.execute("SELECT result FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        records = read_records(conn.execute(SELECT_RECORDS, (job_id,)))
-    return None if row[0] is None else _result(job_id, row[0], records)
+        failures, _ = read_batch(conn, job_id, _NOT_COMPLETED, 0, SHOWN_FAILURES)
+    return None if row[0] is None else _result(job_id, row[0], failures)
 
 
-def _result(job_id: str, text: str, records: list[ExecutionRecord]) -> JobResult:
+_NOT_COMPLETED = RecordFilter(frozenset(ExecutionStatus) - {ExecutionStatus.COMPLETED})
+
+
+def _result(job_id: str, text: str, failures: list[ExecutionRecord]) -> JobResult:
     data = json.loads(text)
     return JobResult(
         job_id=job_id,
@@ -87,7 +94,7 @@ def _result(job_id: str, text: str, records: list[ExecutionRecord]) -> JobResult
         counts={ExecutionStatus(s): n for s, n in data["counts"].items()},
         success_rate=data["success_rate"],
         planned=data["planned"],
-        records=tuple(records),
+        failures=tuple(failures),
         started_at=data["started_at"],
         finished_at=data["finished_at"],
         cancelled_by=data["cancelled_by"],
