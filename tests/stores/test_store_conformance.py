@@ -7,9 +7,10 @@ break the lease rules: granting a held lease, never letting one expire, granting
 from __future__ import annotations
 
 import tempfile
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 import hypothesis
@@ -18,6 +19,7 @@ from attrs import define
 
 from beacon_orchestrator import (
     ExecutionRecord,
+    ExecutionStatus,
     Holder,
     JobLockedError,
     Lease,
@@ -25,7 +27,7 @@ from beacon_orchestrator import (
     SQLiteStore,
     Store,
 )
-from beacon_orchestrator.stores import grant_lease
+from beacon_orchestrator.stores import EndpointKeys, grant_lease
 from beacon_orchestrator.testing._store_conformance import StoreFactory, store_conformance_test
 
 
@@ -159,3 +161,42 @@ def test_the_suite_catches_a_store_that_grants_in_two_steps() -> None:
         yield LeaseInTwoSteps(clock=clock)
 
     _finds_the_bug(factory, "2 of two racing runners got the lease")
+
+
+@define
+class DropsTheLastBatch(MemoryStore):
+    """A broken store: its paging stops at the last full batch (an off-by-one in the cursor)."""
+
+    async def iter_records(  # type: ignore[override]
+        self, job_id: str, *, batch: int = 1000, **filters: Any
+    ) -> AsyncIterator[ExecutionRecord]:
+        found = [r async for r in super().iter_records(job_id, batch=batch, **filters)]
+        for record in found[: len(found) - len(found) % batch]:
+            yield record
+
+
+@define
+class KeysOfEveryStatus(MemoryStore):
+    """A broken store: keys() ignores the statuses asked for (a resume would skip failures)."""
+
+    async def keys(
+        self, job_id: str, *, status: Collection[ExecutionStatus] | None = None
+    ) -> AsyncIterator[EndpointKeys]:
+        async for found in super().keys(job_id):
+            yield found
+
+
+def test_the_suite_catches_a_store_that_drops_the_last_batch() -> None:
+    @asynccontextmanager
+    async def factory(clock: Callable[[], float]) -> AsyncIterator[Store]:
+        yield DropsTheLastBatch(clock=clock)
+
+    _finds_the_bug(factory, r"iter_records\(")
+
+
+def test_the_suite_catches_keys_that_ignore_the_statuses() -> None:
+    @asynccontextmanager
+    async def factory(clock: Callable[[], float]) -> AsyncIterator[Store]:
+        yield KeysOfEveryStatus(clock=clock)
+
+    _finds_the_bug(factory, r"keys\(status=")

@@ -5,7 +5,8 @@ conflicting specs; write and write_many records of random keys and statuses, inc
 to replace ``COMPLETED`` ones; finish jobs; ask about unknown job ids; acquire, renew and
 release leases by several holders, two at once, while a fake wall clock moves on) and, after
 every step, checks that every read of the store (``records``, ``completed_keys``, ``progress``,
-``jobs`` with their leases, ``load_spec``) agrees with the model.
+``jobs`` with their leases, ``load_spec``) agrees with the model; the bulk reads
+(``iter_records`` with filters and batches, ``keys``) are checked by rules of their own.
 
 Hypothesis rules are synchronous, so the store runs on an event loop in a
 :func:`anyio.from_thread.start_blocking_portal` thread, on asyncio or trio. The factory gets
@@ -49,6 +50,7 @@ from .._status import JobResult, JobStatus
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from ..stores._protocol import JobInfo, Store, StoredProgress, should_replace
 from ._lease_conformance import LeaseRules, WallClock
+from ._read_conformance import ReadRules
 
 __all__ = [
     "Snapshot",
@@ -71,6 +73,7 @@ _MODELS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("m1", ("us-east", "eu-west")),
     ("m2", ("asia-pacific",)),
 )
+_REGIONS = tuple(sorted({r for _, regions in _MODELS for r in regions}))
 _KEYS = tuple(
     ExecutionKey(q, model, region)
     for q in _QUESTIONS
@@ -146,7 +149,7 @@ def _nonzero_by(
     return {name: counts for name, counts in out.items() if counts}
 
 
-class StoreStateMachine(LeaseRules, RuleBasedStateMachine):
+class StoreStateMachine(LeaseRules, ReadRules, RuleBasedStateMachine):
     """Drives a store and a reference model side by side; subclass to add rules.
 
     Set :attr:`factory` (and optionally :attr:`backend`, :attr:`backend_options`) on a
@@ -186,6 +189,7 @@ class StoreStateMachine(LeaseRules, RuleBasedStateMachine):
         self.results: dict[str, JobResult] = {}
         self.created_at: dict[str, float] = {}
         self.init_leases()
+        self.read_names = (_QUESTIONS, tuple(m for m, _ in _MODELS), _REGIONS)
 
     def teardown(self) -> None:
         """Close the store and stop its event loop."""
