@@ -122,7 +122,8 @@ class CountingStore:
     ) -> AsyncIterator[ExecutionRecord]:
         """Nothing: the store keeps nothing."""
         self._spec(job_id)
-        for record in ():
+        nothing: tuple[ExecutionRecord, ...] = ()
+        for record in nothing:
             yield record
 
     async def keys(
@@ -130,7 +131,8 @@ class CountingStore:
     ) -> AsyncIterator[EndpointKeys]:
         """Nothing is kept, so a resumer finds no key."""
         self._spec(job_id)
-        for found in ():
+        nothing: tuple[EndpointKeys, ...] = ()
+        for found in nothing:
             yield found
 
     async def progress(self, job_id: str) -> StoredProgress:

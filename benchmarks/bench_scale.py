@@ -248,7 +248,8 @@ def measure_tree(src: Path, size: int, tmp: Path) -> dict[str, dict[str, object]
     resumed = tmp / f"{src.parent.name}-{size}-resume.db"
     kill_at_half(src, size, resumed)
     out["resume"] = spawn(src, "resume", size, resumed)
-    check(0 < int(out["resume"]["executed"]) < size, "the resumed run executed nothing or all")
+    executed = out["resume"]["executed"]
+    check(isinstance(executed, int) and 0 < executed < size, f"the resumed run executed {executed}")
     for path in tmp.glob(f"{src.parent.name}-{size}*"):
         path.unlink()
     return out
@@ -291,7 +292,9 @@ _TARGETS: dict[str, tuple[float, str]] = {
 
 
 def _unit(name: str) -> str:
-    return next(u for suffix, u in sorted(_UNITS.items(), key=lambda i: -len(i[0])) if name.endswith(suffix))
+    return next(
+        u for suffix, u in sorted(_UNITS.items(), key=lambda i: -len(i[0])) if name.endswith(suffix)
+    )
 
 
 def rows_of(
@@ -314,7 +317,9 @@ def rows_of(
                     target_op=">=" if target is None else target[1],  # type: ignore[arg-type]
                     baseline=None if before is None else before[size][name],
                     note=f"{size:,} executions, SQLiteStore on disk; baseline: the code "
-                    "before issue 13, same run" if before else f"{size:,} executions",
+                    "before issue 13, same run"
+                    if before
+                    else f"{size:,} executions",
                 )
             )
     if len(sizes) > 1:

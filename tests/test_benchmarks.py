@@ -66,7 +66,8 @@ def test_counting_store_is_a_store_that_counts_and_keeps_nothing() -> None:
     spec = bench_overhead.make_spec(1_000, "sink")
     result = anyio.run(partial(run_job, spec, bench_overhead.NoopExecutor(), store=store))
     assert store.written == spec.size
-    assert anyio.run(result.records.list) == [] and result.failures == ()
+    assert anyio.run(result.records.list) == []
+    assert result.failures == ()
 
 
 @pytest.mark.slow

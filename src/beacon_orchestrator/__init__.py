@@ -63,6 +63,7 @@ from ._events import (
     QuestionStarted,
 )
 from ._executor import ExecutionRequest, Executor, FunctionExecutor, Response, SupportsPreflight
+from ._records import RecordFilter, Records
 from ._retry import RetryPolicy
 from ._scheduler import (
     JobHandle,
@@ -82,7 +83,6 @@ from ._spec import (
     load_jobspec,
     normalize_region,
 )
-from ._records import RecordFilter, Records
 from ._status import (
     JobResult,
     JobStatus,
@@ -152,9 +152,9 @@ __all__ = [
     "Question",
     "QuestionFinished",
     "QuestionStarted",
-    "RegionQueue",
     "RecordFilter",
     "Records",
+    "RegionQueue",
     "RegionTable",
     "RegionTally",
     "Response",

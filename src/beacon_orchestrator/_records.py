@@ -17,7 +17,7 @@ from attrs import frozen
 from ._errors import UsageError
 from ._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 
-__all__ = ["RecordFilter", "RecordReader", "Records", "SyncRecordReader", "StatusArg"]
+__all__ = ["RecordFilter", "RecordReader", "Records", "StatusArg", "SyncRecordReader"]
 
 StatusArg = ExecutionStatus | Collection[ExecutionStatus] | None
 """A status filter: one status, several, or ``None`` for any."""
@@ -225,7 +225,7 @@ class Records:
         """Every record of this view in one list (mind the size of the job)."""
         return [r async for r in self]
 
-    def _lookup(self, key: ExecutionKey) -> RecordFilter:
+    def _lookup(self, key: object) -> RecordFilter:
         if not isinstance(key, tuple) or len(key) != len(ExecutionKey._fields):
             raise UsageError(f"records[key]: expected an ExecutionKey, got {key!r}")
         k = ExecutionKey(*key)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, Self, overload, runtime_checkable
 
 from attrs import field, frozen
@@ -214,6 +214,10 @@ def _as_records(value: Records | Sequence[ExecutionRecord] | None) -> Records:
     return Records(() if value is None else tuple(value), count=None)
 
 
+def _as_tuple(value: Iterable[ExecutionRecord]) -> tuple[ExecutionRecord, ...]:
+    return tuple(value)
+
+
 @frozen
 class JobResult:
     """The outcome of a job: its verdict, counts and timings, and a view of its records.
@@ -251,7 +255,7 @@ class JobResult:
     started_at: float = 0.0
     finished_at: float = 0.0
     cancelled_by: str | None = None
-    failures: tuple[ExecutionRecord, ...] = field(converter=tuple)
+    failures: tuple[ExecutionRecord, ...] = field(converter=_as_tuple)
 
     @failures.default
     def _first_failures(self) -> tuple[ExecutionRecord, ...]:

@@ -13,10 +13,9 @@ stores nothing more: the job's records are the new holder's to write.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from contextlib import aclosing
 
-from .._spec import Limits
 from .._records import Records
+from .._spec import Limits
 from .._status import SHOWN_FAILURES, JobResult, StatusPolicy
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from ..stores import Store
@@ -163,11 +162,16 @@ class JobEnd:
             reading = self.store.iter_records(
                 self.job_id, status=_NOT_COMPLETED, batch=SHOWN_FAILURES
             )
-            async with aclosing(reading) as found:
-                async for record in found:
+            try:
+                async for record in reading:
                     failures.append(record)
                     if len(failures) >= SHOWN_FAILURES:
                         break
+            finally:
+                # Stopped early: close the store's generator now, not when it is collected.
+                aclose = getattr(reading, "aclose", None)
+                if aclose is not None:
+                    await aclose()
         return JobResult(
             job_id=self.job_id,
             status=verdict.status,

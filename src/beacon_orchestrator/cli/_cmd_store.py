@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .._errors import UsageError
+from .._records import RecordFilter
 from .._spec import JobSpec
 from .._types import ExecutionRecord, ExecutionStatus
 from ..stores import JobInfo
@@ -25,7 +26,7 @@ from ._options import json_option, store_option
 from ._render import Glyphs, jobs_table, legend, status_matrix, verdict_style, verdict_table
 from ._runner import EXIT_OK, print_json_to
 from ._shell import consoles, exits_with_code, run_async
-from ._stored import existing, load_stored_spec, read_stored_job
+from ._stored import StoredSummary, existing, load_stored_spec, read_stored_summary
 
 __all__ = [
     "CodeCount",
@@ -123,24 +124,23 @@ def failures_table(failed: Sequence[ExecutionRecord]) -> Table:
 # -- status ---------------------------------------------------------------------------------------
 
 
-def _endpoint_rows(spec: JobSpec, records: Sequence[ExecutionRecord]) -> list[dict[str, Any]]:
-    counts = {e: Counter[str]() for e in spec.endpoints}
-    for r in records:
-        if (tally := counts.get(r.key.endpoint)) is not None:
-            tally[r.status.value] += 1
-            tally["empty"] += r.status is ExecutionStatus.COMPLETED and r.empty
+def _endpoint_rows(summary: StoredSummary) -> list[dict[str, Any]]:
+    n_questions = len(summary.spec.questions)
     rows = []
-    for endpoint, tally in counts.items():
-        recorded = sum(tally[s.value] for s in ExecutionStatus)
+    for endpoint in summary.spec.endpoints:
+        tally = summary.counted.get(endpoint, Counter[str]())
+        empty = tally["empty"]
+        counts = {s.value: tally[s.value] for s in ExecutionStatus}
+        counts["completed"] += empty  # a completed, empty answer is completed here
         rows.append(
             {
                 "endpoint": str(endpoint),
                 "model_id": endpoint.model_id,
                 "region": endpoint.region,
-                "planned": len(spec.questions),
-                **{s.value: tally[s.value] for s in ExecutionStatus},
-                "empty": tally["empty"],
-                "missing": len(spec.questions) - recorded,
+                "planned": n_questions,
+                **counts,
+                "empty": empty,
+                "missing": n_questions - sum(counts.values()),
             }
         )
     return rows
@@ -158,24 +158,24 @@ def _record_json(r: ExecutionRecord) -> dict[str, Any]:
     }
 
 
-def status_json(
-    spec: JobSpec, info: JobInfo, records: Sequence[ExecutionRecord], *, each: bool
-) -> dict[str, Any]:
+def status_json(summary: StoredSummary, *, each: bool) -> dict[str, Any]:
     """The ``--json`` document of ``beacon status`` (``each``: list each failed execution)."""
-    failed = failures(spec, records)
-    by_status = Counter(r.status for r in records)
+    spec, info = summary.spec, summary.info
+    failed = failures(spec, summary.failed)
+    endpoints = _endpoint_rows(summary)
+    recorded = summary.recorded
     doc: dict[str, Any] = {
         "job_id": spec.id,
         "status": None if info.status is None else info.status.value,
         "reason": info.reason,
         "planned": spec.size,
-        "recorded": len(records),
-        "missing": spec.size - len(records),
-        "counts": {s.value: by_status[s] for s in ExecutionStatus},
-        "empty": sum(1 for r in records if r.status is ExecutionStatus.COMPLETED and r.empty),
+        "recorded": recorded,
+        "missing": spec.size - recorded,
+        "counts": {s.value: sum(row[s.value] for row in endpoints) for s in ExecutionStatus},
+        "empty": sum(row["empty"] for row in endpoints),
         "created_at": info.created_at,
         "finished_at": info.finished_at,
-        "endpoints": _endpoint_rows(spec, records),
+        "endpoints": endpoints,
         "failure_codes": [
             {"code": c.code, "count": c.count, "example": c.example} for c in failure_codes(failed)
         ],
@@ -185,9 +185,8 @@ def status_json(
     return doc
 
 
-def _print_status(
-    out: Console, spec: JobSpec, info: JobInfo, records: Sequence[ExecutionRecord], each: bool
-) -> None:
+def _print_status(out: Console, summary: StoredSummary, each: bool) -> None:
+    spec, info = summary.spec, summary.info
     glyphs = Glyphs.for_encoding(out.encoding)
     verdict = "unfinished" if info.status is None else info.status.value.upper()
     reason = f" - {escape(info.reason)}" if info.reason else ""
@@ -195,19 +194,28 @@ def _print_status(
         f"[bold]{escape(spec.id)}[/]: [{verdict_style(info.status)}]{verdict}[/]{reason}",
         soft_wrap=True,
     )
-    out.print(f"{len(records)} of {spec.size} executions have a record.")
+    out.print(f"{summary.recorded} of {spec.size} executions have a record.")
     out.print(
         status_matrix(
             spec,
-            {r.key: r.status for r in records},
-            empties=[r.key for r in records if r.empty],
+            summary.cells,
+            empties=summary.empties,
             glyphs=glyphs,
             width=out.size.width,
+            questions=range(summary.shown),
         )
     )
+    if summary.shown < len(spec.questions):
+        more = len(spec.questions) - summary.shown
+        out.print(
+            f"... and {more} more questions; the counts below cover them all "
+            f"(every record: beacon export {escape(shlex.quote(spec.id))}).",
+            soft_wrap=True,
+            highlight=False,
+        )
     out.print(legend(glyphs))
-    out.print(verdict_table(spec, records, width=out.size.width))
-    failed = failures(spec, records)
+    out.print(verdict_table(spec, width=out.size.width, counted=summary.counted))
+    failed = failures(spec, summary.failed)
     codes = failure_codes(failed)
     if not codes:
         out.print("No execution failed or timed out.")
@@ -239,16 +247,16 @@ def _print_status(
 def status(job_id: str, store_path: Path, each: bool, as_json: bool) -> int:
     """Show job JOB_ID: its matrix, counts per endpoint and failures by error code.
 
-    The matrix has a row per question and a status glyph per model and region. Failed and
-    timed-out executions are counted by error code, with an example message; --failures lists
-    each of them.
+    The matrix has a row per question (the first 20 of a larger job) and a status glyph per
+    model and region. Failed and timed-out executions are counted by error code, with an
+    example message; --failures lists each of them.
     """
-    spec, records, info = read_stored_job(store_path, job_id)
+    summary = read_stored_summary(store_path, job_id)
     out, _ = consoles()
     if as_json:
-        print_json_to(out, status_json(spec, info, records, each=each))
+        print_json_to(out, status_json(summary, each=each))
     else:
-        _print_status(out, spec, info, records, each)
+        _print_status(out, summary, each)
     return EXIT_OK
 
 
@@ -300,18 +308,23 @@ def export(
 
     path = existing(store_path)
 
-    async def main() -> list[ExecutionRecord]:
+    async def main() -> SQLiteStore:
         async with SQLiteStore(path) as store:
             await load_stored_spec(store, job_id, path)
-            return await store.records(job_id)
+        return store
 
-    records = run_async("asyncio", main)
+    store = run_async("asyncio", main)
+    # Streamed from the file through a read-only connection, a batch at a time: an export of
+    # any size holds one batch of records.
+    records: Iterable[ExecutionRecord] = store.iter_records_sync(job_id, RecordFilter())
     writer = export_jsonl if fmt == "jsonl" else export_csv
     extra = None
     if labels:
         from ..analysis import label_columns
         from ._cmd_report import load_classifier
 
+        # Labels compare each answer with the other regions' answers: they need every record.
+        records = list(records)
         chosen = None if classifier is None else load_classifier(classifier)
         extra = label_columns(records, classifier=chosen)
     count = writer(records, sys.stdout if output is None else output, extra=extra)

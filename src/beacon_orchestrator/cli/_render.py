@@ -15,7 +15,7 @@ from rich.text import Text
 
 from .._spec import JobSpec
 from .._status import JobStatus
-from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
+from .._types import Endpoint, ExecutionKey, ExecutionRecord, ExecutionStatus
 from ..stores import JobInfo
 
 __all__ = [
@@ -219,12 +219,20 @@ def verdict_style(status: JobStatus | None) -> str:
     )
 
 
-def verdict_table(spec: JobSpec, records: Sequence[ExecutionRecord], *, width: int) -> Table:
+def verdict_table(
+    spec: JobSpec,
+    records: Iterable[ExecutionRecord] = (),
+    *,
+    width: int,
+    counted: Mapping[Endpoint, Mapping[str, int]] | None = None,
+) -> Table:
     """Counts per endpoint (or per region, for jobs with many endpoints) and in total.
 
     ``completed``, ``empty`` and ``failed`` always show; the other columns only when some
     record has that status (``missing`` counts keys without a record). When ``width`` columns
-    are too few, the endpoint names are shortened, never the counts.
+    are too few, the endpoint names are shortened, never the counts. The counts come from
+    ``records``, or already counted per endpoint in ``counted`` (by status value, with
+    ``empty`` apart from ``completed``), as a large job's are.
     """
     by_endpoint = len(spec.endpoints) <= 24
     groups: dict[str, _Counter[str]] = {}
@@ -236,6 +244,9 @@ def verdict_table(spec: JobSpec, records: Sequence[ExecutionRecord], *, width: i
         if name in groups:
             empty = r.status is ExecutionStatus.COMPLETED and r.empty
             groups[name]["empty" if empty else r.status.value] += 1
+    for e, tally in (counted or {}).items():
+        if (group := groups.get(str(e) if by_endpoint else e.region)) is not None:
+            group.update(tally)
     totals: _Counter[str] = _Counter()
     for counts in groups.values():
         recorded = sum(n for column, n in counts.items() if column != "planned")

@@ -24,12 +24,12 @@ from .sqlite import SQLiteStore
 __all__ = [
     "ROW_FIELDS",
     "EndpointKeys",
-    "RecordFilter",
     "Extra",
     "Holder",
     "JobInfo",
     "Lease",
     "MemoryStore",
+    "RecordFilter",
     "SQLiteStore",
     "Store",
     "StoredProgress",

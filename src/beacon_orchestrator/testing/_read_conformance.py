@@ -83,9 +83,9 @@ class ReadRules:
         everything = self.call(self.store.records, job_id)
         want = [r for r in everything if f.matches(r)]
         assert got == want, f"{job_id}: iter_records({f!r}, batch={batch}) gave {got!r}"
-        assert {r.key for r in got} == {
-            k for k, r in self.model[job_id].items() if f.matches(r)
-        }, f"{job_id}: iter_records({f!r}) and the model differ"
+        assert {r.key for r in got} == {k for k, r in self.model[job_id].items() if f.matches(r)}, (
+            f"{job_id}: iter_records({f!r}) and the model differ"
+        )
 
     @precondition(lambda self: bool(self.model))
     @rule(data=st.data(), statuses=_statuses)

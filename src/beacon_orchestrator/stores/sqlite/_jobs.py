@@ -125,33 +125,41 @@ def read_jobs(conn: sqlite3.Connection) -> list[JobInfo]:
 
 
 def read_progress(conn: sqlite3.Connection, job_id: str) -> StoredProgress:
-    """Counts per status, overall and per question, model and region (one snapshot)."""
-    # One read transaction: the three GROUP BYs see the same snapshot.
+    """Counts per status, overall and per question, model and region (one snapshot).
+
+    Two grouped queries: per endpoint and status, read from the outcomes index in its order
+    (models, regions and the total are sums of it), and per question and status.
+    """
     with read_snapshot(conn):
         planned = int(
             conn.execute("SELECT planned FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
         )
-        groups = {
-            column: _tally(
-                conn.execute(
-                    f"SELECT {column}, status, count(*) FROM records "
-                    f"WHERE job_id = ? GROUP BY {column}, status",
-                    (job_id,),
-                ).fetchall()
-            )
-            for column in ("question_id", "model_id", "region")
-        }
+        endpoints = conn.execute(
+            "SELECT model_id, region, status, count(*) FROM records WHERE job_id = ? "
+            "GROUP BY status, model_id, region",
+            (job_id,),
+        ).fetchall()
+        questions = conn.execute(
+            "SELECT question_id, status, count(*) FROM records WHERE job_id = ? "
+            "GROUP BY question_id, status",
+            (job_id,),
+        ).fetchall()
     counts: dict[ExecutionStatus, int] = {}
-    for slot in groups["region"].values():
-        for status, n in slot.items():
-            counts[status] = counts.get(status, 0) + n
+    by_model: dict[str, dict[ExecutionStatus, int]] = {}
+    by_region: dict[str, dict[ExecutionStatus, int]] = {}
+    for model, region, value, n in endpoints:
+        status = ExecutionStatus(value)
+        counts[status] = counts.get(status, 0) + n
+        for name, groups in ((model, by_model), (region, by_region)):
+            slot = groups.setdefault(name, {})
+            slot[status] = slot.get(status, 0) + n
     return StoredProgress(
         job_id=job_id,
         planned=planned,
         counts=counts,
-        by_question=groups["question_id"],
-        by_region=groups["region"],
-        by_model=groups["model_id"],
+        by_question=_tally(questions),
+        by_region=by_region,
+        by_model=by_model,
     )
 
 

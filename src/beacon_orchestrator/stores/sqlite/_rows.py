@@ -96,7 +96,7 @@ def read_records(cursor: sqlite3.Cursor) -> list[ExecutionRecord]:
     return [read(row) for row in cursor]
 
 
-_SELECT_BATCH: Final = f"SELECT rowid, {', '.join(RECORD_CODEC.columns)} FROM records WHERE job_id = ?"
+_SELECT_BATCH: Final = f"SELECT rowid, {', '.join(RECORD_CODEC.columns)} FROM records WHERE "
 
 
 def _where(f: RecordFilter) -> tuple[str, list[Any]]:
@@ -122,8 +122,13 @@ def read_batch(
     open between batches and writes go on meanwhile.
     """
     where, params = _where(f)
+    # With a question, the primary key finds its rows; with statuses, the outcomes index. With
+    # neither, walk the table in row id order from ``after`` (``+job_id`` keeps SQLite from
+    # scanning an index and sorting the whole job for every batch).
+    indexed = f.question is not None or f.statuses is not None
+    job = "job_id = ?" if indexed else "+job_id = ?"
     cursor = conn.execute(
-        f"{_SELECT_BATCH}{where} AND rowid > ? ORDER BY rowid LIMIT ?",
+        f"{_SELECT_BATCH}{job}{where} AND rowid > ? ORDER BY rowid LIMIT ?",
         (job_id, *params, after, limit),
     )
     rows = cursor.fetchall()

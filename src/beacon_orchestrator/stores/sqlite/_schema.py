@@ -94,6 +94,12 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )
         """,
     ),
+    # 3: the outcome of every key in a small index, so that resuming, progress, status and
+    # reads by status scan it rather than the records (whose answers make them large).
+    (
+        "CREATE INDEX records_outcomes "
+        "ON records (job_id, status, model_id, region, question_id, empty)",
+    ),
 )
 
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
@@ -103,6 +109,7 @@ SCHEMA_VERSION: Final = len(_MIGRATIONS)
 _TABLES: Final = (
     frozenset({"jobs", "records"}),
     frozenset({"jobs", "records", "leases"}),
+    frozenset({"jobs", "records", "leases"}),  # 3: an index, no new table
 )
 _CORRUPT: Final = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 _HEADER: Final = b"SQLite format 3\x00"

@@ -435,7 +435,9 @@ class SQLiteStore:
                 f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=self.busy_timeout
             )
         except sqlite3.Error as exc:
-            raise StoreError(f"SQLite store {self._where()}: {sqlite_failure(exc, self.path)}") from exc
+            raise StoreError(
+                f"SQLite store {self._where()}: {sqlite_failure(exc, self.path)}"
+            ) from exc
         try:
             if conn.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is None:
                 raise StoreError(f"unknown job id {job_id!r} in SQLite store {self._where()}")
@@ -446,7 +448,9 @@ class SQLiteStore:
                 if len(found) < batch:
                     return
         except sqlite3.Error as exc:
-            raise StoreError(f"SQLite store {self._where()}: {sqlite_failure(exc, self.path)}") from exc
+            raise StoreError(
+                f"SQLite store {self._where()}: {sqlite_failure(exc, self.path)}"
+            ) from exc
         finally:
             conn.close()
 
@@ -457,4 +461,3 @@ class SQLiteStore:
         await self._require(job_id)
         for found in await self._call(partial(read_keys, job_id=job_id, statuses=status)):
             yield found
-
