@@ -9,7 +9,8 @@ asynchronously, and with a plain ``for`` when the store can also be read without
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Iterable, Iterator
+from contextlib import aclosing
 from typing import Protocol, runtime_checkable
 
 from attrs import frozen
@@ -194,21 +195,24 @@ class Records:
         """What this view lets through."""
         return self._filter
 
-    async def __aiter__(self) -> AsyncIterator[ExecutionRecord]:
+    async def __aiter__(self) -> AsyncGenerator[ExecutionRecord, None]:
         source, f = self._source, self._filter
         if isinstance(source, tuple):
             for record in source:
                 if f.matches(record):
                     yield record
             return
-        async for record in source.iter_records(
-            self._job_id,
-            status=f.statuses,
-            region=f.region,
-            model=f.model,
-            question=f.question,
-        ):
-            yield record
+        reading = source.iter_records(
+            self._job_id, status=f.statuses, region=f.region, model=f.model, question=f.question
+        )
+        try:
+            async for record in reading:
+                yield record
+        finally:
+            # Left early (a lookup, a break): close the store's reader now, not when collected.
+            aclose = getattr(reading, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     def __iter__(self) -> Iterator[ExecutionRecord]:
         source, f = self._source, self._filter
@@ -234,8 +238,9 @@ class Records:
     async def get(self, key: ExecutionKey) -> ExecutionRecord | None:
         """The record of ``key``, or ``None`` if it has none (or this view filters it out)."""
         view = Records(self._source, self._job_id, filter=self._lookup(key))
-        async for record in view:
-            return record
+        async with aclosing(view.__aiter__()) as found:
+            async for record in found:
+                return record
         return None
 
     def __getitem__(self, key: ExecutionKey) -> ExecutionRecord:

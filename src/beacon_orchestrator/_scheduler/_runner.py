@@ -93,6 +93,7 @@ class RegionQueue(Stopping):
         self._stopping = False
         self._stop = StopReason()
         self._workers_scope: anyio.CancelScope | None = None
+        self._gc_threshold: tuple[int, int, int] | None = None
         self._finished_event: anyio.Event | None = None
         self._result: JobResult | None = None
         self._unwritten: dict[ExecutionKey, tuple[ExecutionRecord, EndpointState, int]] = {}
@@ -194,6 +195,7 @@ class RegionQueue(Stopping):
             # key before the verdict; shielded so an outer cancellation cannot cut it short.
             with anyio.CancelScope(shield=True):
                 try:
+                    self._pause_gc()
                     await self._finish()
                 except Exception as exc:
                     # The store failed while accounting: whoever waits must hear of it.
@@ -201,6 +203,7 @@ class RegionQueue(Stopping):
                         self._stop.crash = exc
                     raise
                 finally:
+                    self._resume_gc()
                     # Released before anyone hears the job ended, so a run started right after
                     # this one's end is not refused.
                     await self._lease.release()
@@ -246,6 +249,7 @@ class RegionQueue(Stopping):
         )
         self._idle = 0
         self._wake = anyio.Event()
+        self._interrupt = anyio.Event()
         self._job_deadline = None if limits.job_timeout is None else self._t0 + limits.job_timeout
         self._attempts = self._attempt_loop()
         self._end = JobEnd(
@@ -299,6 +303,7 @@ class RegionQueue(Stopping):
             if self._job_deadline is not None:
                 outer.start_soon(self._deadline_watch, self._job_deadline)
             outer.start_soon(self._lease.heartbeat)
+            outer.start_soon(self._interrupt_when_asked)
             with anyio.CancelScope() as workers_scope:
                 self._workers_scope = workers_scope
                 if self._stopping:  # cancelled before the workers existed

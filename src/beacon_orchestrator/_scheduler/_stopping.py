@@ -12,6 +12,7 @@ declared on it.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Stopping"]
 
+# The oldest generation's threshold while a job ends: full passes wait until it has ended.
+_NO_FULL_PASS = 1 << 30
+
 
 class Stopping:
     """Cancellation, crashes and a lost lease, for the runner that owns this state."""
@@ -45,6 +49,8 @@ class Stopping:
     _log: JobLog
     _workers_scope: anyio.CancelScope | None
     _wake: anyio.Event
+    _interrupt: anyio.Event
+    _gc_threshold: tuple[int, int, int] | None
 
     def _may_start(self) -> bool:
         """The check that precedes every start and every retry: has cancellation been asked?"""
@@ -66,9 +72,38 @@ class Stopping:
         if workers is not None:
             grace = self.limits.cancel_grace
             if grace <= 0:
-                workers.cancel()
+                # Interrupting 10,000 executions is 10,000 deliveries (trio makes them inside
+                # cancel()): a task of the run's does it on the loop's next turn, so that this
+                # call stays O(1). Nothing can start meanwhile: the flag above is set.
+                self._pause_gc()
+                self._interrupt.set()
             else:
                 workers.deadline = min(workers.deadline, now + grace)
+
+    async def _interrupt_when_asked(self) -> None:
+        """Cancel the workers' scope once cancellation asks for it (see ``_request_cancel``)."""
+        await self._interrupt.wait()
+        if self._workers_scope is not None:
+            self._workers_scope.cancel()
+
+    def _pause_gc(self) -> None:
+        """Keep the collector's full passes out of the end of the job, until :meth:`_resume_gc`.
+
+        Unwinding thousands of interrupted executions and storing a record for every key
+        allocates a great deal: each allocation burst triggered a full pass over a heap of
+        thousands of suspended tasks, two thirds of cancel -> verdict (see
+        ``docs/performance.md``). Young generations are still collected; the oldest waits for
+        the end. Only the threshold this run changed is put back.
+        """
+        if self._gc_threshold is None and gc.isenabled():
+            young, middle, old = gc.get_threshold()
+            self._gc_threshold = (young, middle, old)
+            gc.set_threshold(young, middle, _NO_FULL_PASS)
+
+    def _resume_gc(self) -> None:
+        saved, self._gc_threshold = self._gc_threshold, None
+        if saved is not None and gc.get_threshold()[2] == _NO_FULL_PASS:
+            gc.set_threshold(*saved)
 
     def _deadline_reason(self) -> str:
         return f"the job deadline of {self.limits.job_timeout:g} s passed"

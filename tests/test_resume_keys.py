@@ -1,0 +1,98 @@
+"""A resumed run reads the keys the store holds, endpoint by endpoint, into one byte per cell.
+
+``KeptKeys`` is plain synchronous code: tested here without an event loop against the set of
+keys it stands for, then end to end (a resumed run skips exactly the kept keys).
+"""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from beacon_orchestrator import ExecutionKey, ExecutionStatus, MemoryStore, run_job
+from beacon_orchestrator._scheduler._resume import KeptKeys
+from beacon_orchestrator.stores import group_keys
+from beacon_orchestrator.testing import FakeExecutor
+
+from .stores.support import make_spec, record
+
+SPEC = make_spec("job", questions=5, models=2)
+ALL = list(SPEC.plan())
+QIDS = [q.id for q in SPEC.questions]
+STATUSES = (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT)
+
+
+def _kept(records: list) -> KeptKeys:  # type: ignore[type-arg]
+    kept = KeptKeys(QIDS)
+    for found in group_keys(records):
+        kept.add(found)
+    return kept
+
+
+@given(
+    chosen=st.dictionaries(
+        st.sampled_from(ALL),
+        st.tuples(st.sampled_from(STATUSES), st.booleans()),
+        max_size=len(ALL),
+    )
+)
+def test_kept_keys_are_the_set_of_keys_they_were_given_with_their_outcomes(
+    chosen: dict[ExecutionKey, tuple[ExecutionStatus, bool]],
+) -> None:
+    """Property: membership, size, iteration, outcomes and the next cell to run all agree with
+    the plain set of keys (and their statuses) the store reported."""
+    records = [
+        record(k, s) if s is not ExecutionStatus.COMPLETED else record(k, s, text="" if e else "a")
+        for k, (s, e) in chosen.items()
+    ]
+    for r, (s, _) in zip(records, chosen.values(), strict=True):
+        assert r.status is s
+    kept = _kept(records)
+    assert len(kept) == len(chosen)
+    assert set(kept) == set(chosen)
+    assert all((k in kept) is (k in chosen) for k in ALL)
+    outcomes = {ExecutionKey(QIDS[q], m, r): (s, e) for m, r, q, s, e in kept.outcomes()}
+    assert {k: s for k, (s, _) in outcomes.items()} == {k: s for k, (s, _) in chosen.items()}
+    for endpoint in SPEC.endpoints:
+        model, region = endpoint.model_id, endpoint.region
+        for q in range(len(QIDS)):
+            want = next(
+                (
+                    i
+                    for i in range(q, len(QIDS))
+                    if ExecutionKey(QIDS[i], model, region) not in chosen
+                ),
+                len(QIDS),
+            )
+            assert kept.next_to_run(model, region, q) == want
+
+
+def test_an_empty_completed_answer_is_kept_as_such_and_foreign_keys_are_left_out() -> None:
+    empty = record(ALL[0], text="")
+    assert empty.empty
+    foreign = record(ExecutionKey("not-planned", "m0", "us-east"))
+    kept = _kept([empty, foreign])
+    assert len(kept) == 1
+    assert next(iter(kept.outcomes()))[3:] == (ExecutionStatus.COMPLETED, True)
+    assert ExecutionKey("not-planned", "m0", "us-east") not in kept
+    assert ("not", "a key") not in kept  # type: ignore[comparison-overlap]
+
+
+@pytest.mark.parametrize("rerun_failed", [True, False])
+def test_a_resumed_run_executes_exactly_the_keys_it_does_not_keep(rerun_failed: bool) -> None:
+    store = MemoryStore()
+    earlier = [record(k, STATUSES[i % 3]) for i, k in enumerate(ALL[:12])]
+
+    async def main() -> set[ExecutionKey]:
+        await store.open_job(SPEC)
+        await store.write_many(SPEC.id, earlier)
+        fake = FakeExecutor.random(seed=3, latency=(0.0, 0.0), p_refusal=0.0)
+        result = await run_job(SPEC, fake, store=store, rerun_failed=rerun_failed)
+        assert result.counts[ExecutionStatus.COMPLETED] + result.not_completed == SPEC.size
+        return {call.key for call in fake.log if call.key is not None}
+
+    ran = anyio.run(main)
+    keeps = {ExecutionStatus.COMPLETED} if rerun_failed else set(STATUSES)
+    assert ran == set(ALL) - {r.key for r in earlier if r.status in keeps}
