@@ -96,3 +96,43 @@ def test_a_resumed_run_executes_exactly_the_keys_it_does_not_keep(rerun_failed: 
     ran = anyio.run(main)
     keeps = {ExecutionStatus.COMPLETED} if rerun_failed else set(STATUSES)
     assert ran == set(ALL) - {r.key for r in earlier if r.status in keeps}
+
+
+@given(
+    chosen=st.dictionaries(
+        st.sampled_from(ALL), st.tuples(st.sampled_from(STATUSES), st.booleans()), max_size=30
+    )
+)
+def test_counting_kept_keys_in_bulk_gives_the_counts_of_each_record(
+    chosen: dict[ExecutionKey, tuple[ExecutionStatus, bool]],
+) -> None:
+    """Property: the ledger's bulk count of kept keys equals counting them one by one."""
+    from beacon_orchestrator._scheduler._ledger import Ledger
+    from beacon_orchestrator._scheduler._plan import Plan
+
+    records = [
+        record(k, s, text="" if e and s is ExecutionStatus.COMPLETED else "a")
+        for k, (s, e) in chosen.items()
+    ]
+    kept = _kept(records)
+    plan = Plan(SPEC, "endpoint", kept)
+    ledger = Ledger(plan, wall_offset=0.0)
+    ledger.keep_all(kept)
+    assert ledger.kept == len(chosen)
+    assert {s: n for s, n in ledger.counts.items() if n} == {
+        s: n for s in STATUSES if (n := sum(1 for r in records if r.status is s))
+    }
+    for q, qid in enumerate(QIDS):
+        n = sum(1 for k in chosen if k.question_id == qid)
+        assert (ledger.question_kept[q], ledger.question_done[q]) == (n, n)
+        assert ledger.question_remaining[q] == len(SPEC.endpoints) - n
+        assert ledger.question_started[q] is (n > 0)
+    for e in plan.endpoints:
+        mine = [r for r in records if (r.key.model_id, r.key.region) == (e.model, e.region.name)]
+        t = e.tally
+        assert t.completed == sum(
+            1 for r in mine if r.status is ExecutionStatus.COMPLETED and not r.empty
+        )
+        assert t.empty == sum(1 for r in mine if r.status is ExecutionStatus.COMPLETED and r.empty)
+        assert t.failed == sum(1 for r in mine if r.status is not ExecutionStatus.COMPLETED)
+        assert ledger.endpoint_kept[e] == len(mine)

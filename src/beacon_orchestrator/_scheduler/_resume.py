@@ -19,6 +19,7 @@ _EMPTY = len(ExecutionStatus) + 1  # a COMPLETED record with an empty answer
 _CODES = {s: i for i, s in enumerate(ExecutionStatus, start=1)}
 _STATUS_OF = {i: s for s, i in _CODES.items()}
 _RUN = b"\x00"
+_PRESENT = bytes([0] + [1] * 255)  # bytes.translate: any outcome -> 1, to run -> 0
 
 
 class KeptKeys(Set[ExecutionKey]):
@@ -70,6 +71,23 @@ class KeptKeys(Set[ExecutionKey]):
             return q
         found = row.find(_RUN, q)
         return self._n if found < 0 else found
+
+    def rows(self) -> Iterator[tuple[str, str, bytearray]]:
+        """Each endpoint's model, region and row of cells (0: to run)."""
+        for (model, region), row in self._cells.items():
+            yield model, region, row
+
+    @staticmethod
+    def counts(row: bytearray) -> dict[ExecutionStatus | str, int]:
+        """A row's kept cells by status (``"empty"``: completed with an empty answer, apart)."""
+        found: dict[ExecutionStatus | str, int] = {s: row.count(c) for s, c in _CODES.items()}
+        found["empty"] = row.count(_EMPTY)
+        return found
+
+    @staticmethod
+    def present(row: bytearray) -> bytes:
+        """A row with 1 for every kept cell and 0 for every cell to run (column sums add up)."""
+        return bytes(row).translate(_PRESENT)
 
     def outcomes(self) -> Iterator[tuple[str, str, int, ExecutionStatus, bool]]:
         """Every kept cell: model, region, question index, status, whether the answer is empty."""

@@ -233,8 +233,7 @@ class RegionQueue(Stopping):
         self._t0 = self._now()
         self._wall0 = opts.wall_clock()
         self._ledger = ledger = Ledger(plan, wall_offset=self._wall0 - self._t0)
-        for model, region, q, status, empty in kept.outcomes():
-            ledger.keep_outcome(model, region, q, status, empty)
+        ledger.keep_all(kept)
         per_endpoint = limits.per_endpoint if opts.strategy == "endpoint" else 1
         unstarted = plan.size - ledger.kept
         self._picker = Picker(
