@@ -51,8 +51,7 @@ _TD = 'style="padding:1px 6px;text-align:{align}"'
 def _rows(
     records: Iterable[ExecutionRecord], max_rows: int
 ) -> tuple[list[ExecutionRecord], int, list[str], int]:
-    """The records of the first ``max_rows`` question x model rows, the number of rows, regions,
-    and how many answers are empty.
+    """The first ``max_rows`` question x model rows' records, the rows, regions, empty answers.
 
     One pass, keeping only the records shown: the rest of a large job is counted, not kept.
     """
