@@ -207,3 +207,13 @@ async def test_the_collector_threshold_is_put_back_after_a_cancelled_job() -> No
     assert result.status is JobStatus.CANCELLED
     assert gc.get_threshold() == before
     assert gc.isenabled()
+
+
+def test_a_store_without_the_bulk_reads_is_refused_before_the_job_starts() -> None:
+    from beacon_orchestrator import RegionQueue
+
+    class OldStore(MemoryStore):
+        keys = None  # type: ignore[assignment]
+
+    with pytest.raises(UsageError, match=r"store OldStore lacks keys of the Store protocol"):
+        RegionQueue(make_spec(), FakeExecutor(), store=OldStore())

@@ -52,6 +52,10 @@ _COMPLETED_ONLY = frozenset({ExecutionStatus.COMPLETED})
 _FINISHED = frozenset(s for s in ExecutionStatus if s.finished)
 
 
+def _missing_store_methods(store: object) -> list[str]:
+    return [m for m in ("keys", "iter_records") if not callable(getattr(store, m, None))]
+
+
 class RegionQueue(Stopping):
     """Runs one job: schedules its executions and accounts for every one of them.
 
@@ -82,6 +86,11 @@ class RegionQueue(Stopping):
             raise UsageError(
                 f"executor must have an 'async def execute(request)' method, got "
                 f"{type(executor).__name__}; wrap a function with FunctionExecutor(fn)"
+            )
+        if store is not None and (missing := _missing_store_methods(store)):
+            raise UsageError(
+                f"store {type(store).__name__} lacks {', '.join(missing)} of the Store protocol "
+                "(bulk reads, added in this version): see the 'Write a store' guide"
             )
         self.spec = spec
         self.executor = executor
