@@ -127,8 +127,8 @@ def read_jobs(conn: sqlite3.Connection) -> list[JobInfo]:
 def read_progress(conn: sqlite3.Connection, job_id: str) -> StoredProgress:
     """Counts per status, overall and per question, model and region (one snapshot).
 
-    Two grouped queries: per endpoint and status, read from the outcomes index in its order
-    (models, regions and the total are sums of it), and per question and status.
+    Two grouped queries over the outcomes index: per status and question (in the index's
+    order), and per status and endpoint (models, regions and the total are sums of it).
     """
     with read_snapshot(conn):
         planned = int(
@@ -141,7 +141,7 @@ def read_progress(conn: sqlite3.Connection, job_id: str) -> StoredProgress:
         ).fetchall()
         questions = conn.execute(
             "SELECT question_id, status, count(*) FROM records WHERE job_id = ? "
-            "GROUP BY question_id, status",
+            "GROUP BY status, question_id",
             (job_id,),
         ).fetchall()
     counts: dict[ExecutionStatus, int] = {}

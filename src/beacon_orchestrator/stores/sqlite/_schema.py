@@ -95,10 +95,12 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         """,
     ),
     # 3: the outcome of every key in a small index, so that resuming, progress, status and
-    # reads by status scan it rather than the records (whose answers make them large).
+    # reads by status scan it rather than the records (whose answers make them large). Its
+    # order follows how records arrive (a status, then question by question), so a commit
+    # touches a few of its pages: ordered by endpoint first, it cost writes 3.6x.
     (
         "CREATE INDEX records_outcomes "
-        "ON records (job_id, status, model_id, region, question_id, empty)",
+        "ON records (job_id, status, question_id, model_id, region, empty)",
     ),
 )
 
