@@ -216,4 +216,4 @@ def test_a_store_without_the_bulk_reads_is_refused_before_the_job_starts() -> No
         keys = None  # type: ignore[assignment]
 
     with pytest.raises(UsageError, match=r"store OldStore lacks keys of the Store protocol"):
-        RegionQueue(make_spec(), FakeExecutor(), store=OldStore())
+        RegionQueue(make_spec(), FakeExecutor(), store=OldStore())  # type: ignore[arg-type]
