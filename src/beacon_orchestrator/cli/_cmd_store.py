@@ -310,7 +310,7 @@ def export(
     extra = None
     if labels:
         from ..analysis import label_columns
-        from ._cmd_report import load_classifier
+        from ._classifier import load_classifier
 
         chosen = None if classifier is None else load_classifier(classifier)
         extra = label_columns(records, classifier=chosen)
