@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .stores import Lease
 
 __all__ = [
+    "WRONG_REGION",
     "BeaconError",
     "ExecutionError",
     "JobConflictError",
@@ -43,6 +44,7 @@ __all__ = [
     "StoreError",
     "TransientError",
     "UsageError",
+    "WrongRegionError",
     "short_repr",
 ]
 
@@ -276,3 +278,27 @@ class PermanentError(ExecutionError):
     """A failure retrying will not fix: bad request, unknown model, malformed answer."""
 
     transient = False
+
+
+WRONG_REGION = "WRONG_REGION"
+"""The error code of an answer served by another region than the one asked."""
+
+
+class WrongRegionError(PermanentError):
+    """An answer came from another region than the one the execution asked for.
+
+    Permanent: the execution is recorded ``FAILED`` with ``error_code="WRONG_REGION"``, never
+    ``COMPLETED``, and its record keeps the region that served it.
+
+    Attributes:
+        requested: The region the execution asked for.
+        served: The region the provider says served it.
+    """
+
+    def __init__(self, requested: str, served: str, *, detail: str = "") -> None:
+        super().__init__(
+            f"asked region {requested!r}, but the answer was served by {served!r}{detail}",
+            code=WRONG_REGION,
+        )
+        self.requested = requested
+        self.served = served

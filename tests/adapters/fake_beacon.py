@@ -184,8 +184,14 @@ def build_app(log: ServerLog) -> Starlette:
                 }
             )
         if prompt == "legacy-empty":
+            # Older routers: no metadata; the provider's name says where it ran.
             return JSONResponse(
-                {"success": False, "response": "", "error_code": "EMPTY_MODEL_RESPONSE"}
+                {
+                    "success": False,
+                    "response": "",
+                    "error_code": "EMPTY_MODEL_RESPONSE",
+                    "provider_used": f"modal-{body['region_preference']}",
+                }
             )
         receipt: dict[str, Any] = {
             "schema_version": "v0.1.0",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .._errors import ExecutionError
+from .._errors import ExecutionError, WrongRegionError
 from .._events import CancelSource, Counter, Progress
 from .._executor import Response
 from .._status import JobStatus, RegionTally, StatusPolicy, Tally, Verdict
@@ -153,6 +153,10 @@ class Ledger:
             provider=response.provider,
             metadata=response.metadata,
             receipt=response.receipt,
+            # Verified before this record was built: when reported, it is the key's region.
+            served_region=None if response.served_region is None else key.region,
+            system_prompt=response.system_prompt,
+            request_sha256=response.request_sha256,
         )
 
     def failed(
@@ -180,6 +184,7 @@ class Ledger:
             attempts=attempts,
             started_at=started + off,
             finished_at=ended + off,
+            served_region=err.served if isinstance(err, WrongRegionError) else None,
         )
 
     def skipped(self, key: ExecutionKey, reason: str, at: float) -> ExecutionRecord:
