@@ -95,7 +95,12 @@ def _success(service: str) -> dict[str, Any]:
     if service == "openai":
         return {"choices": [{"message": {"role": "assistant", "content": "ok"}}]}
     # Served from the job's region, in the router's form and Modal's.
-    return {"success": True, "response": "ok", "region": "us-east", "metadata": {"region": "us-east"}}
+    return {
+        "success": True,
+        "response": "ok",
+        "region": "us-east",
+        "metadata": {"region": "us-east"},
+    }
 
 
 def _head(status: int, headers: list[tuple[str, str]]) -> bytes:

@@ -98,7 +98,8 @@ def look_alike_problem(name: str) -> str | None:
         like = f", which looks like {folded!r}" if folded.isascii() and folded.isprintable() else ""
         return (
             f"contains U+{ord(char):04X} {label}{like}; region names are ASCII "
-            "(letters, digits and '-'), and look-alike characters are refused, not folded"
+            "(letters, digits and '-'): a character that is not ASCII is refused, never folded "
+            "to one it looks like"
         )
     return None
 
@@ -396,9 +397,9 @@ class RegionTable:
                 "does not define; add the region or an alias for it",
                 name,
             )
-        if self.strict:
-            return SpecProblem(path, f"unknown region; {self._expectation(folded)}", name)
         if is_region_slug(folded):
+            if self.strict:
+                return SpecProblem(path, f"unknown region; {self._expectation(folded)}", name)
             return folded
         return SpecProblem(
             path,
