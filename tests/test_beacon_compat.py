@@ -1,4 +1,4 @@
-"""Beacon compatibility: grouped catalogues, the portal's defaults, the system prompt, timestamps."""
+"""Beacon compatibility: grouped catalogues, the portal's defaults, the regional prompt."""
 
 from __future__ import annotations
 

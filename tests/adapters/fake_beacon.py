@@ -22,7 +22,14 @@ prompt                 answer
 ``hang``               no answer until the client disconnects (the time is recorded)
 ``echo-auth``          HTTP 400 whose body quotes the ``Authorization`` header
 ``echo-receipt``       success whose receipt and text-free fields quote that header
+``wrong-region``       router: success served by ``us-east`` whatever was asked
 =====================  =============================================================
+
+Beacon's multi-region Modal app is imitated at ``/modal-multi/inference``: it runs each request
+in the region its body's ``region`` names (absent or anything else: ``us-east``) and reports
+it (``asia-southeast`` for asia-pacific), answering ``ran in <region>: <prompt>``. An app that
+ignores ``region`` (every request runs in ``us-east``, as the multi-region app does for a client
+that never sends one) answers at ``/modal-us-only/inference``.
 
 The server runs in its own thread with its own asyncio loop, so tests on trio use it too.
 """
@@ -57,6 +64,7 @@ class Seen:
     prompt: str | None
     authorization: str | None
     trace_id: str | None
+    body: Any = None
 
 
 @define
@@ -159,6 +167,7 @@ def build_app(log: ServerLog) -> Starlette:
                 prompt,
                 auth,
                 request.headers.get("x-trace-id"),
+                body,
             )
         )
         key = f"router/{body['model']}/{body['region_preference']}/{prompt}"
@@ -191,6 +200,15 @@ def build_app(log: ServerLog) -> Starlette:
                     "response": "",
                     "error_code": "EMPTY_MODEL_RESPONSE",
                     "provider_used": f"modal-{body['region_preference']}",
+                }
+            )
+        if prompt == "wrong-region":
+            return JSONResponse(
+                {
+                    "success": True,
+                    "response": "from the US",
+                    "provider_used": "modal-us-east",
+                    "metadata": {"provider_type": "modal", "region": "us-east"},
                 }
             )
         receipt: dict[str, Any] = {
@@ -272,7 +290,7 @@ def build_app(log: ServerLog) -> Starlette:
             return modal_success(region, model, text, {})
         body = await request.json()
         prompt = body["prompt"]
-        log.add(Seen("POST", request.url.path, request.url.query, prompt, auth, None))
+        log.add(Seen("POST", request.url.path, request.url.query, prompt, auth, None, body))
         key = f"modal/{region}/{body['model']}/{prompt}"
         early = await common(request, prompt, key)
         if early is not None:
@@ -292,8 +310,27 @@ def build_app(log: ServerLog) -> Starlette:
         extra = {"provenance": {"auth_seen": auth}} if prompt == "echo-receipt" else {}
         return modal_success(region, body["model"], answer_text(prompt), extra)
 
+    async def modal_multi(request: Request) -> Response:
+        body = await request.json()
+        asked = body.get("region")
+        log.add(Seen("POST", request.url.path, "", body.get("prompt"), None, None, body))
+        ignores = request.url.path.startswith("/modal-us-only/")
+        ran = (
+            asked if asked in ("us-east", "eu-west", "asia-pacific") and not ignores else "us-east"
+        )
+        return JSONResponse(
+            {
+                "status": "success",
+                "response": f"ran in {ran}: {body.get('prompt')}",
+                "model": body.get("model"),
+                "region": "asia-southeast" if ran == "asia-pacific" else ran,
+                "inference_time": 0.01,
+            }
+        )
+
     async def modal_health(request: Request) -> Response:
         region = request.path_params["region"]
+        log.add(Seen("GET", request.url.path, "", None, None, None))
         status = "loading" if region == "asia-pacific" else "healthy"
         return JSONResponse(
             {"status": status, "region": region, "models_available": ["m1"], "models_ready": []}
@@ -303,7 +340,7 @@ def build_app(log: ServerLog) -> Starlette:
         body = await request.json()
         prompt = body["messages"][-1]["content"]
         auth = request.headers.get("authorization")
-        log.add(Seen("POST", request.url.path, request.url.query, prompt, auth, None))
+        log.add(Seen("POST", request.url.path, request.url.query, prompt, auth, None, body))
         early = await common(request, prompt, f"openai/{body['model']}/{prompt}")
         if early is not None:
             return early
@@ -333,6 +370,8 @@ def build_app(log: ServerLog) -> Starlette:
             Route("/router/health", router_health, methods=["GET"]),
             Route("/modal/{region}/inference", modal_inference, methods=["POST", "GET"]),
             Route("/modal/{region}/health", modal_health, methods=["GET"]),
+            Route("/modal-multi/inference", modal_multi, methods=["POST"]),
+            Route("/modal-us-only/inference", modal_multi, methods=["POST"]),
             Route("/openai/v1/chat/completions", openai_chat, methods=["POST"]),
             Route("/openai/v1/models", openai_models, methods=["GET"]),
         ]

@@ -153,7 +153,7 @@ class JobSpec:
         cls,
         obj: Mapping[str, Any],
         *,
-        questions: Mapping[str, str] | Sequence[Mapping[str, Any]],
+        questions: Mapping[str, Any] | Sequence[Mapping[str, Any]],
         regions: Any = None,
     ) -> JobSpec:
         """Load Beacon's wire format: a jobspec as Beacon's runner takes it.
@@ -164,8 +164,10 @@ class JobSpec:
 
         Args:
             obj: A Beacon jobspec, or the portal's submission wrapper around one.
-            questions: The question catalogue: a mapping of id to prompt text, or a list of
-                ``{"id", "text"}`` / ``{"question_id", "question"}`` entries.
+            questions: The question catalogue: a mapping of id to prompt text, a list of
+                ``{"id", "text"}`` / ``{"question_id", "question"}`` entries, or such entries
+                grouped by category as Beacon serves them (``{"categories": {"<category>":
+                [...]}}``) or stores them (``{"<category>": [...]}``).
             regions: A region table (default: the built-in one).
 
         Raises:

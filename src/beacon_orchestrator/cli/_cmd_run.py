@@ -63,6 +63,7 @@ def _executor_from(kw: Mapping[str, Any]) -> ExecutorOptions:
         executor=kw["executor"],
         router_url=kw["router_url"],
         modal_endpoints=tuple(kw["modal_endpoints"]),
+        modal_health=tuple(kw["modal_health"]),
         openai_base_url=kw["openai_base_url"],
         model_map=tuple(kw["model_map"]),
         speed=kw["speed"],
