@@ -25,7 +25,8 @@ prompt                 answer
 ``wrong-region``       router: success served by ``us-east`` whatever was asked
 =====================  =============================================================
 
-Beacon's multi-region Modal app is imitated at ``/modal-multi/inference``: it runs each request
+Beacon's multi-region Modal app is imitated at ``/modal-multi/inference`` (and at
+``/modal/multi/inference``, for the documentation's ``serve modal/multi=URL``): it runs each request
 in the region its body's ``region`` names (absent or anything else: ``us-east``) and reports
 it (``asia-southeast`` for asia-pacific), answering ``ran in <region>: <prompt>``. An app that
 ignores ``region`` (every request runs in ``us-east``, as the multi-region app does for a client
@@ -273,8 +274,28 @@ def build_app(log: ServerLog) -> Starlette:
             }
         )
 
+    async def modal_multi(request: Request) -> Response:
+        body = await request.json()
+        asked = body.get("region")
+        log.add(Seen("POST", request.url.path, "", body.get("prompt"), None, None, body))
+        ignores = request.url.path.startswith("/modal-us-only/")
+        ran = (
+            asked if asked in ("us-east", "eu-west", "asia-pacific") and not ignores else "us-east"
+        )
+        return JSONResponse(
+            {
+                "status": "success",
+                "response": f"ran in {ran}: {body.get('prompt')}",
+                "model": body.get("model"),
+                "region": "asia-southeast" if ran == "asia-pacific" else ran,
+                "inference_time": 0.01,
+            }
+        )
+
     async def modal_inference(request: Request) -> Response:
         region = request.path_params["region"]
+        if region == "multi":
+            return await modal_multi(request)
         auth = request.headers.get("authorization")
         call = request.query_params.get("call")
         if request.method == "GET":
@@ -309,24 +330,6 @@ def build_app(log: ServerLog) -> Starlette:
             )
         extra = {"provenance": {"auth_seen": auth}} if prompt == "echo-receipt" else {}
         return modal_success(region, body["model"], answer_text(prompt), extra)
-
-    async def modal_multi(request: Request) -> Response:
-        body = await request.json()
-        asked = body.get("region")
-        log.add(Seen("POST", request.url.path, "", body.get("prompt"), None, None, body))
-        ignores = request.url.path.startswith("/modal-us-only/")
-        ran = (
-            asked if asked in ("us-east", "eu-west", "asia-pacific") and not ignores else "us-east"
-        )
-        return JSONResponse(
-            {
-                "status": "success",
-                "response": f"ran in {ran}: {body.get('prompt')}",
-                "model": body.get("model"),
-                "region": "asia-southeast" if ran == "asia-pacific" else ran,
-                "inference_time": 0.01,
-            }
-        )
 
     async def modal_health(request: Request) -> Response:
         region = request.path_params["region"]
