@@ -6,6 +6,8 @@ its executor, so a user's own executor is held to the same rules as the built-in
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import Collection
 from pathlib import Path
 
@@ -255,3 +257,20 @@ async def test_nothing_is_stored_when_the_static_check_refuses() -> None:
     with pytest.raises(PreflightError, match="'asia-pacific'"):
         await run_job(spec(), _Static({"us-east", "eu-west"}), store=store)
     assert await store.jobs() == []
+
+
+async def test_a_stored_spec_with_a_region_it_never_declared_still_loads(tmp_path: Path) -> None:
+    """Earlier releases kept any slug as a region; their stored specs must still resume."""
+    job = JobSpec(
+        id="old", questions=[Question("q1", "Who?")], models=[ModelTarget("m", ["sa-east"])]
+    )
+    path = tmp_path / "jobs.db"
+    async with SQLiteStore(path) as store:
+        await store.open_job(job)
+    old = job.to_dict()
+    del old["regions"]  # as the previous release wrote it
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE jobs SET spec = ? WHERE id = 'old'", (json.dumps(old),))
+    async with SQLiteStore(path) as store:
+        assert await store.load_spec("old") == job
+        await store.open_job(job)  # the same spec: no conflict

@@ -23,9 +23,9 @@ def verify_served_region(requested: str, response: Response) -> None:
     Raises:
         WrongRegionError: Naming the requested and the serving region (``WRONG_REGION``).
     """
-    served = response.served_region
+    served: object = response.served_region
     if served is None or served == requested:
         return
-    if _BUILT_IN.lookup(served) == requested:
+    if isinstance(served, str) and _BUILT_IN.lookup(served) == requested:
         return
-    raise WrongRegionError(requested, str(served))
+    raise WrongRegionError(requested, served if isinstance(served, str) else repr(served))
