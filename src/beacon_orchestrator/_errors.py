@@ -293,12 +293,24 @@ class WrongRegionError(PermanentError):
     Attributes:
         requested: The region the execution asked for.
         served: The region the provider says served it.
+        system_prompt: The system prompt that was sent, if the executor said (kept in the
+            record, as for an answer from the right region).
+        request_sha256: The hash of the request that was sent, likewise.
     """
 
-    def __init__(self, requested: str, served: str, *, detail: str = "") -> None:
+    def __init__(
+        self,
+        requested: str,
+        served: str,
+        *,
+        system_prompt: str | None = None,
+        request_sha256: str | None = None,
+    ) -> None:
         super().__init__(
-            f"asked region {requested!r}, but the answer was served by {served!r}{detail}",
+            f"asked region {requested!r}, but the answer was served by {served!r}",
             code=WRONG_REGION,
         )
         self.requested = requested
         self.served = served
+        self.system_prompt = system_prompt
+        self.request_sha256 = request_sha256

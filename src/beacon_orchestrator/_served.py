@@ -28,4 +28,9 @@ def verify_served_region(requested: str, response: Response) -> None:
         return
     if isinstance(served, str) and _BUILT_IN.lookup(served) == requested:
         return
-    raise WrongRegionError(requested, served if isinstance(served, str) else repr(served))
+    raise WrongRegionError(
+        requested,
+        served if isinstance(served, str) else repr(served),
+        system_prompt=response.system_prompt,
+        request_sha256=response.request_sha256,
+    )

@@ -6,7 +6,8 @@ streams to misbehave byte by byte.
 
 One Starlette app answers as the hybrid router (``/router/...``), as per-region Modal web
 endpoints (``/modal/{region}/...``) and as an OpenAI-compatible server (``/openai/v1/...``).
-What it does is chosen by the prompt, so one server serves every test:
+What it does is chosen by the prompt (the question, when it comes inside Beacon's system prompt
+text), so one server serves every test:
 
 =====================  =============================================================
 prompt                 answer
@@ -123,6 +124,13 @@ class _DropResponse(Response):
         raise ConnectionAbortedError("dropping the connection on purpose")
 
 
+def question_of(prompt: str) -> str:
+    """The question inside Beacon's text form (``system/…/user/…/assistant``), or the prompt."""
+    if prompt.startswith("system\n") and "\nuser\n" in prompt:
+        return prompt.split("\nuser\n", 1)[1].removesuffix("\nassistant\n")
+    return prompt
+
+
 def build_app(log: ServerLog) -> Starlette:
     """The fake services' ASGI app, recording into ``log``."""
 
@@ -164,7 +172,7 @@ def build_app(log: ServerLog) -> Starlette:
 
     async def router_inference(request: Request) -> Response:
         body = await request.json()
-        prompt = body["prompt"]
+        prompt = question_of(body["prompt"])
         auth = request.headers.get("authorization")
         log.add(
             Seen(
@@ -316,7 +324,7 @@ def build_app(log: ServerLog) -> Starlette:
                 return again
             return modal_success(region, model, text, {})
         body = await request.json()
-        prompt = body["prompt"]
+        prompt = question_of(body["prompt"])
         log.add(Seen("POST", request.url.path, request.url.query, prompt, auth, None, body))
         key = f"modal/{region}/{body['model']}/{prompt}"
         early = await common(request, prompt, key)

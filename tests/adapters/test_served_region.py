@@ -105,12 +105,22 @@ async def test_an_app_that_ignores_the_region_yields_wrong_region_never_complete
     failed = next(r for r in result.records if r.key.region == "eu-west")
     assert "'eu-west'" in (failed.error_message or "")
     assert "'us-east'" in (failed.error_message or "")
+    # What was asked stays on the record: the request the app got, by its hash.
+    sent = {request_sha256(s.body) for s in server.log.snapshot()}
+    assert failed.request_sha256 in sent
+    assert failed.text is None
 
 
 async def test_a_router_answer_from_another_region_is_wrong_region(server: LiveServer) -> None:
     executor = HybridRouterExecutor(f"{server.base_url}/router", api_key=None)
     async with executor:
-        result = await run_job(spec(("wrong-region",)), executor, retry=RETRY)
+        job = spec(("wrong-region",), system_prompt="In {place}.")
+        result = await run_job(job, executor, retry=RETRY)
+    assert {r.key.region: r.system_prompt for r in result.records} == {
+        "us-east": "In the US.",
+        "eu-west": "In Europe.",
+        "asia-pacific": "In Asia.",
+    }
     outcome = {r.key.region: (r.status, r.error_code, r.served_region) for r in result.records}
     assert outcome == {
         "us-east": (ExecutionStatus.COMPLETED, None, "us-east"),

@@ -176,6 +176,8 @@ class Ledger:
             why = stop.reason or "cancelled"
             message = f"interrupted: {why}" + (f" (last failure: {message})" if message else "")
         off = self.wall_offset
+        # An answer from the wrong region: what was asked, and where it was answered.
+        wrong = err if isinstance(err, WrongRegionError) else None
         return ExecutionRecord(
             key=key,
             status=status,
@@ -184,7 +186,9 @@ class Ledger:
             attempts=attempts,
             started_at=started + off,
             finished_at=ended + off,
-            served_region=err.served if isinstance(err, WrongRegionError) else None,
+            served_region=None if wrong is None else wrong.served,
+            system_prompt=None if wrong is None else wrong.system_prompt,
+            request_sha256=None if wrong is None else wrong.request_sha256,
         )
 
     def skipped(self, key: ExecutionKey, reason: str, at: float) -> ExecutionRecord:
