@@ -138,3 +138,29 @@ def test_a_region_without_a_modal_endpoint_fails_before_anything_runs(
     assert "asia-pacific" in result.output
     assert "--modal-endpoint" in result.output
     assert server.log.snapshot() == []
+
+
+def test_preflight_without_a_derivable_health_url_names_the_option(tmp_path: Path) -> None:
+    job = write_json(
+        tmp_path / "job.json",
+        {
+            "id": "no-health",
+            "questions": [{"id": "q", "prompt": "ok:fine"}],
+            "models": [{"id": "m1", "regions": ["us-east"]}],
+        },
+    )
+    result = invoke(
+        [
+            "run",
+            str(job),
+            "--store",
+            str(tmp_path / "jobs.db"),
+            "--executor",
+            "modal",
+            "--modal-endpoint=US=http://127.0.0.1:9/generate",
+            "--preflight",
+        ],
+        env={"BEACON_MODAL_TOKEN": ""},
+    )
+    assert result.exit_code == 2
+    assert "no health URL for us-east: give --modal-health REGION=URL" in result.output

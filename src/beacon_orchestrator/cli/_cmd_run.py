@@ -178,9 +178,9 @@ def _check_modal(spec: JobSpec, executor: Executor, preflight: bool) -> None:
     unhealthy = [r for r in spec.regions if executor.endpoints[r].health_url is None]
     if preflight and unhealthy:
         raise UsageError(
-            f"--preflight: no health URL for {', '.join(unhealthy)}: it is derived from a Modal "
-            "inference URL (https://...-inference.modal.run), and --modal-endpoint gave another "
-            "kind; run without --preflight"
+            f"--preflight: no health URL for {', '.join(unhealthy)}: give --modal-health "
+            "REGION=URL (it is derived only from an inference URL with '-inference' in its "
+            "host or 'inference' at the end of its path)"
         )
 
 
