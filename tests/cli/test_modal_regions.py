@@ -63,9 +63,9 @@ def test_modal_health_gives_a_regions_health_url_and_comes_back_in_the_resume_hi
             {
                 "executor": "modal",
                 "modal_endpoints": ("US=http://a.test/x",),
-                "modal_health": ("Mars=http://a.test/h",),
+                "modal_health": ("M ars=http://a.test/h",),
             },
-            "--modal-health Mars=...: unknown region",
+            "--modal-health M ars=...: unknown region: not a valid region name",
         ),
         (
             {
@@ -164,3 +164,56 @@ def test_preflight_without_a_derivable_health_url_names_the_option(tmp_path: Pat
     )
     assert result.exit_code == 2
     assert "no health URL for us-east: give --modal-health REGION=URL" in result.output
+
+
+def test_a_job_with_a_region_of_its_own_runs_from_the_shell(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    job = write_json(
+        tmp_path / "job.json",
+        {
+            "id": "own-region",
+            "questions": [{"id": "q", "prompt": "ok:fine"}],
+            "models": [{"id": "m1", "regions": ["us-east", "BR"]}],
+            "regions": [{"name": "sa-east", "display_name": "Brazil", "aliases": ["BR"]}],
+        },
+    )
+    db = tmp_path / "jobs.db"
+    endpoints = [
+        f"--modal-endpoint={region}={server.base_url}/modal/{region}/inference"
+        for region in ("us-east", "sa-east")
+    ]
+    result = invoke(
+        ["run", str(job), "--store", str(db), "--executor", "modal", *endpoints],
+        env={"BEACON_MODAL_TOKEN": ""},
+    )
+    assert result.exit_code == 0, result.output
+    assert statuses(db, "own-region") == {"completed": 2}
+
+
+def test_a_misspelt_modal_endpoint_region_is_named_with_the_regions_given(
+    tmp_path: Path,
+) -> None:
+    job = write_json(
+        tmp_path / "job.json",
+        {
+            "id": "typo",
+            "questions": [{"id": "q", "prompt": "ok:fine"}],
+            "models": [{"id": "m1", "regions": ["eu-west"]}],
+        },
+    )
+    result = invoke(
+        [
+            "run",
+            str(job),
+            "--store",
+            str(tmp_path / "jobs.db"),
+            "--executor",
+            "modal",
+            "--modal-endpoint=eu-wset=http://127.0.0.1:9/modal/eu-west/inference",
+        ],
+        env={"BEACON_MODAL_TOKEN": ""},
+    )
+    assert result.exit_code == 2
+    assert "runs in eu-west" in result.output
+    assert "(given: eu-wset)" in result.output

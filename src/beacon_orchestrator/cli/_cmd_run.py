@@ -171,9 +171,10 @@ def _check_modal(spec: JobSpec, executor: Executor, preflight: bool) -> None:
         return
     missing = [r for r in spec.regions if r not in executor.endpoints]
     if missing:
+        given = ", ".join(executor.endpoints) or "none"
         raise UsageError(
             f"job {spec.id!r} runs in {', '.join(missing)}: give --modal-endpoint REGION=URL "
-            "for each region of the job"
+            f"for each region of the job (given: {given})"
         )
     unhealthy = [r for r in spec.regions if executor.endpoints[r].health_url is None]
     if preflight and unhealthy:

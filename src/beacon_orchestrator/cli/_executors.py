@@ -11,7 +11,7 @@ from attrs import frozen
 from .._errors import SpecError, UsageError
 from .._executor import Executor
 from .._retry import RetryPolicy
-from .._spec import normalize_region
+from .._spec import RegionTable
 
 __all__ = ["EXECUTORS", "ExecutorChoice", "ExecutorOptions"]
 
@@ -35,9 +35,12 @@ def _parse_endpoints(
 ) -> dict[str, str]:
     endpoints: dict[str, str] = {}
     example = f"us-east=https://me--beacon-{kind}.modal.run"
+    # Leniently: a job may declare regions of its own, and the job is only known later; the
+    # run checks that every region of the job has an endpoint before anything is sent.
+    table = RegionTable.default(strict=False)
     for region, url in _pairs(option, "REGION=URL", example, values):
         try:
-            name = normalize_region(region)
+            name = table.normalize(region)
         except SpecError as exc:
             problem = "; ".join(p.message for p in exc.problems)
             raise UsageError(f"{option} {region}=...: unknown region: {problem}") from None
@@ -130,7 +133,8 @@ class ExecutorOptions:
             from ..adapters.modal import ModalExecutor
 
             return ModalExecutor(
-                endpoints=_modal_endpoints(self.modal_endpoints, self.modal_health)
+                endpoints=_modal_endpoints(self.modal_endpoints, self.modal_health),
+                regions=RegionTable.default(strict=False),
             )
         if not self.openai_base_url:
             raise UsageError("--executor openai needs --openai-base-url URL")
