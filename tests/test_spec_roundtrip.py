@@ -139,6 +139,7 @@ def test_aliases_in_a_document_are_normalised() -> None:
             "id": "j",
             "questions": [{"id": "q", "prompt": "p"}],
             "models": [{"id": "m", "regions": ["US", "Europe", "asia-southeast", "SA-East"]}],
+            "regions": ["sa-east"],  # a region of one's own is declared
         }
     )
     assert spec.models[0].regions == ("us-east", "eu-west", "asia-pacific", "sa-east")

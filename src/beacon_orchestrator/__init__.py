@@ -47,6 +47,7 @@ from ._errors import (
     StoreError,
     TransientError,
     UsageError,
+    WrongRegionError,
 )
 from ._events import (
     CancelSource,
@@ -62,7 +63,15 @@ from ._events import (
     QuestionFinished,
     QuestionStarted,
 )
-from ._executor import ExecutionRequest, Executor, FunctionExecutor, Response, SupportsPreflight
+from ._executor import (
+    ExecutionRequest,
+    Executor,
+    FunctionExecutor,
+    Response,
+    SupportsPreflight,
+    SupportsRegions,
+    request_sha256,
+)
 from ._retry import RetryPolicy
 from ._scheduler import (
     JobHandle,
@@ -74,6 +83,7 @@ from ._scheduler import (
     start_job,
 )
 from ._spec import (
+    BEACON_SYSTEM_PROMPT,
     JobSpec,
     Limits,
     ModelTarget,
@@ -113,6 +123,7 @@ __version__ = "0.1.0.dev0"
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 __all__ = [
+    "BEACON_SYSTEM_PROMPT",
     "BeaconError",
     "CancelSource",
     "Counter",
@@ -166,10 +177,12 @@ __all__ = [
     "StoredProgress",
     "Strategy",
     "SupportsPreflight",
+    "SupportsRegions",
     "Tally",
     "TransientError",
     "UsageError",
     "Verdict",
+    "WrongRegionError",
     "__version__",
     "export_csv",
     "export_jsonl",
@@ -177,6 +190,7 @@ __all__ = [
     "load_jsonl",
     "normalize_region",
     "records_to_rows",
+    "request_sha256",
     "run_job",
     "run_job_sync",
     "start_job",

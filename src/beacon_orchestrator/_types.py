@@ -101,6 +101,11 @@ class ExecutionRecord:
         provider: Which provider answered, if the executor said.
         metadata: Executor-supplied details (latency, tokens, region reported by the GPU app).
         receipt: The provider's execution receipt, if any.
+        served_region: The canonical region the provider says served the execution, when
+            the executor reported one (a ``WRONG_REGION`` failure keeps it too).
+        system_prompt: The system prompt the executor sent, if any.
+        request_sha256: SHA-256 (hex) of the request body as the executor sent it (canonical
+            JSON, credentials excluded), so a study can show what each region was asked.
     """
 
     key: ExecutionKey = field(metadata=encoded(flattened(ExecutionKey)))
@@ -117,6 +122,9 @@ class ExecutionRecord:
     receipt: Mapping[str, Any] | None = field(
         default=None, metadata=encoded(json_object(optional=True))
     )
+    served_region: str | None = None
+    system_prompt: str | None = None
+    request_sha256: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (the key flattened into its three fields)."""

@@ -41,7 +41,7 @@ from beacon_orchestrator.adapters import (
 from beacon_orchestrator.adapters._secrets import Scrubber, bearer, secret_forms, token_problem
 from beacon_orchestrator.cli import cli
 
-from .hostile_server import HostileServer, serve_hostile
+from .fake_beacon import HostileServer, serve_hostile
 from .support import CANARY, AnyHttpExecutor, make_request
 
 

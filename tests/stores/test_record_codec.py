@@ -177,7 +177,8 @@ def test_a_value_a_form_cannot_hold_is_an_error_naming_its_field() -> None:
     # A None where a mapping must be is stored as {}, as it always was: a NOT NULL violation
     # would fail every write of the batch, not only this one.
     no_metadata = attrs.evolve(bad, receipt=None, metadata=None)  # type: ignore[arg-type]
-    assert to_row("job", no_metadata)[-2:] == ("{}", None)
+    row = dict(zip(("job_id", *RECORD_CODEC.columns), to_row("job", no_metadata), strict=True))
+    assert (row["metadata"], row["receipt"]) == ("{}", None)
     wrong_status = attrs.evolve(bad, status="done", receipt=None)  # type: ignore[arg-type]
     with pytest.raises(StoreError, match=r"status must be a member of ExecutionStatus, got 'done'"):
         to_row("job", wrong_status)

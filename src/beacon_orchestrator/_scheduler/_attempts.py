@@ -19,6 +19,7 @@ from .._errors import ExecutionError
 from .._events import EventHandler, ExecutionStarted
 from .._executor import ExecutionRequest, Executor
 from .._retry import RetryPolicy
+from .._served import verify_served_region
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from ._journal import JobLog
 from ._ledger import AttemptTimeout, Ledger, StopReason, error_code
@@ -71,6 +72,7 @@ class AttemptLoop:
         now: The event loop's clock.
         emit: Receives an ``ExecutionStarted`` event per attempt.
         log: Where retries are logged.
+        system_prompts: Region → the system prompt sent there (none for a region not in it).
     """
 
     def __init__(
@@ -89,6 +91,7 @@ class AttemptLoop:
         now: Callable[[], float],
         emit: EventHandler | None,
         log: JobLog,
+        system_prompts: Mapping[str, str | None] | None = None,
     ) -> None:
         self.job_id = job_id
         self.executor = executor
@@ -104,6 +107,7 @@ class AttemptLoop:
         self.now = now
         self.emit = emit
         self.log = log
+        self.system_prompts = system_prompts or {}
         self.interrupted: list[Interrupted] = []
         # One scope per backoff in progress, so cancellation can cut every one short at once.
         self.sleepers: set[anyio.CancelScope] = set()
@@ -130,12 +134,15 @@ class AttemptLoop:
         calls = 0  # attempts handed to the executor
         started = now = self.now()
         err: BaseException | None = None
+        system_prompt = self.system_prompts.get(key.region)
         try:
             while True:
                 deadline = None if timeout is None else now + timeout
                 if hard is not None:
                     deadline = hard if deadline is None else min(deadline, hard)
-                request = ExecutionRequest(self.job_id, key, prompt, self.params, attempt, deadline)
+                request = ExecutionRequest(
+                    self.job_id, key, prompt, self.params, attempt, deadline, system_prompt
+                )
                 if self.emit is not None:
                     # A callback that raises here stops the job before this attempt starts.
                     self.emit(ExecutionStarted(self.job_id, key, attempt, now))
@@ -149,6 +156,7 @@ class AttemptLoop:
                             response = await execute(request)
                         if scope.cancelled_caught:
                             raise AttemptTimeout(timeout)  # noqa: TRY301
+                    verify_served_region(key.region, response)  # WRONG_REGION is permanent
                 except Exception as exc:
                     err = exc
                 else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .._errors import ExecutionError
+from .._errors import ExecutionError, WrongRegionError
 from .._events import CancelSource, Counter, Progress
 from .._executor import Response
 from .._status import JobStatus, RegionTally, StatusPolicy, Tally, Verdict
@@ -153,6 +153,10 @@ class Ledger:
             provider=response.provider,
             metadata=response.metadata,
             receipt=response.receipt,
+            # Verified before this record was built: when reported, it is the key's region.
+            served_region=None if response.served_region is None else key.region,
+            system_prompt=response.system_prompt,
+            request_sha256=response.request_sha256,
         )
 
     def failed(
@@ -172,6 +176,8 @@ class Ledger:
             why = stop.reason or "cancelled"
             message = f"interrupted: {why}" + (f" (last failure: {message})" if message else "")
         off = self.wall_offset
+        # An answer from the wrong region: what was asked, and where it was answered.
+        wrong = err if isinstance(err, WrongRegionError) else None
         return ExecutionRecord(
             key=key,
             status=status,
@@ -180,6 +186,9 @@ class Ledger:
             attempts=attempts,
             started_at=started + off,
             finished_at=ended + off,
+            served_region=None if wrong is None else wrong.served,
+            system_prompt=None if wrong is None else wrong.system_prompt,
+            request_sha256=None if wrong is None else wrong.request_sha256,
         )
 
     def skipped(self, key: ExecutionKey, reason: str, at: float) -> ExecutionRecord:

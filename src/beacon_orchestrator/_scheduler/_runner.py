@@ -28,7 +28,7 @@ from .._events import (
     QuestionFinished,
     QuestionStarted,
 )
-from .._executor import Executor, SupportsPreflight
+from .._executor import Executor, SupportsPreflight, check_endpoint_regions
 from .._spec import JobSpec
 from .._status import JobResult
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
@@ -214,6 +214,7 @@ class RegionQueue(Stopping):
         self._emit = opts.on_event
         self._cancelled_exc = anyio.get_cancelled_exc_class()
         self._log = log = JobLog(spec.id)
+        check_endpoint_regions(self.executor, spec.regions)  # before anything is stored
         if opts.preflight and isinstance(self.executor, SupportsPreflight):
             await log.preflight(self.executor, spec.regions)
         # Shielded: once the job is open in the store, the run must reach _finish so that
@@ -276,6 +277,7 @@ class RegionQueue(Stopping):
             now=self._now,
             emit=self._emit,
             log=self._log,
+            system_prompts={r: self.spec.system_prompt_for(r) for r in self.spec.regions},
         )
 
     async def _prior_records(self) -> list[ExecutionRecord]:

@@ -2,7 +2,8 @@
 
 Durations are Go ``time.Duration`` nanoseconds, and 0 (Go's zero value) means "not given", as
 does a missing or null field. The portal's submission may override the regions
-(``target_regions``) and the policy.
+(``target_regions``) and the policy; the policy fields it omits take the defaults of Beacon's
+cross-region endpoint (``min_regions`` 3, ``min_success_rate`` 0.67).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ _JOB_TIMEOUT_S: Final = 600.0
 _PROVIDER_TIMEOUT_S: Final = 300.0
 _MIN_SUCCESS_RATE: Final = 0.67
 _MIN_REGIONS: Final = 1
+# What Beacon's cross-region endpoint uses when the portal's submission omits the field.
+_WRAPPER_MIN_REGIONS: Final = 3
 _BELOW_A_MILLISECOND_NS: Final = 1_000_000
 _MAX_NS: Final = MAX_SECONDS * _NS_PER_S
 
@@ -58,6 +61,16 @@ class Constraints:
         if isinstance(self.job_timeout, Invalid) or isinstance(self.attempt_timeout, Invalid):
             return INVALID
         return Limits(attempt_timeout=self.attempt_timeout, job_timeout=self.job_timeout)
+
+    def wrapper_defaults(self, wrapper: Mapping[str, Any], regions: set[str]) -> None:
+        """Beacon's cross-region defaults for the policy fields a submission omits.
+
+        ``min_regions`` 3 (or every region, for a job in fewer), ``min_success_rate`` 0.67.
+        """
+        if wrapper.get("min_regions") is None:
+            self.min_regions = min(_WRAPPER_MIN_REGIONS, max(len(regions), 1))
+        if wrapper.get("min_success_rate") is None:
+            self.rate = _MIN_SUCCESS_RATE
 
     def policy(self) -> MinSuccessRate | Invalid:
         """The job's status policy."""

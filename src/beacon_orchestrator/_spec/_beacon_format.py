@@ -14,6 +14,9 @@ Each of the last three has a module of its own: ``_beacon_constraints``, ``_beac
 
 Whatever the library does not map is kept under ``metadata["beacon"]``, so nothing of the
 document is lost.
+
+Beacon's runner sends every question inside its regional system prompt, so a spec read from
+Beacon's format has ``system_prompt=BEACON_SYSTEM_PROMPT`` (the adapters send it as Beacon does).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from ._documents import (
     region_table,
     take,
 )
+from ._prompts import BEACON_SYSTEM_PROMPT
 from ._values import SpecFields
 
 __all__ = ["fields_from_beacon", "looks_like_beacon"]
@@ -91,6 +95,8 @@ def fields_from_beacon(obj: object, *, questions: object, regions: object = None
     models, model_extras = beacon_models(
         inner, base, metadata, constraints.regions, table, problems
     )
+    if wrapper is not None and not isinstance(models, Invalid):
+        constraints.wrapper_defaults(wrapper, {r for m in models for r in m.regions})
     if not isinstance(metadata, Invalid):
         _keep_unmapped(metadata, inner, wrapper, constraints.extras, model_extras)
     return finish(
@@ -103,6 +109,7 @@ def fields_from_beacon(obj: object, *, questions: object, regions: object = None
             "limits": constraints.limits(),
             "policy": constraints.policy(),
             "metadata": metadata,
+            "system_prompt": BEACON_SYSTEM_PROMPT,
         },
     )
 

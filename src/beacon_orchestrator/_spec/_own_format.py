@@ -31,6 +31,7 @@ from ._documents import (
     take,
     unknown_fields,
 )
+from ._prompts import declared_regions, read_prompts, read_regions
 from ._regions import RegionTable
 from ._validate import params_problems, policy_problems
 from ._values import LIMIT_RULES, Limits, ModelTarget, Question, SpecFields, limit_problems
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 __all__ = ["fields_from_dict", "spec_to_dict"]
 
 _OWN_FIELDS: Final = ("id", "questions", "models", "params", "limits", "policy", "metadata")
+# Regions a document declares and the system prompts it sends (see ``_prompts``).
+_PROMPT_FIELDS: Final = ("regions", "system_prompt", "system_prompts")
 # The fields of a question and of a model object: the first two are required.
 _QUESTION_FIELDS: Final = ("id", "prompt", "category")
 _MODEL_FIELDS: Final = ("id", "regions", "name", "provider")
@@ -68,7 +71,9 @@ def fields_from_dict(obj: object, regions: object = None) -> SpecFields:
         raise SpecError([SpecProblem("", "expected a job document (an object)", obj)])
     check_document(obj)
     problems: Problems = []
-    unknown_fields(obj, _OWN_FIELDS, "", problems)
+    unknown_fields(obj, (*_OWN_FIELDS, *_PROMPT_FIELDS), "", problems)
+    table, display_names = read_regions(obj.get("regions"), table, problems)
+    system_prompt, system_prompts = read_prompts(obj, table, problems)
     job_id = take(obj, "id", "", problems, id_check("job id"), required=True)
     questions = _entries(obj, "questions", _QUESTION_FIELDS, _question, problems)
     models = _entries(obj, "models", _MODEL_FIELDS, _model_reader(table), problems)
@@ -89,6 +94,9 @@ def fields_from_dict(obj: object, regions: object = None) -> SpecFields:
             "limits": limits,
             "policy": policy,
             "metadata": metadata,
+            "system_prompt": system_prompt,
+            "system_prompts": system_prompts,
+            "display_names": display_names,
         },
     )
 
@@ -109,7 +117,7 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
         )
         for m in spec.models
     ]
-    return {
+    document: dict[str, Any] = {
         "id": spec.id,
         "questions": questions,
         "models": models,
@@ -122,6 +130,19 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
         },
         "metadata": copy.deepcopy(dict(spec.metadata)),
     }
+    _write_prompts(spec, document)
+    return document
+
+
+def _write_prompts(spec: JobSpec, document: dict[str, Any]) -> None:
+    """Add the regions a document must declare and the system prompts, where there are any."""
+    declared = declared_regions(spec.regions, spec.display_names)
+    if declared:
+        document["regions"] = declared
+    if spec.system_prompt is not None:
+        document["system_prompt"] = spec.system_prompt
+    if spec.system_prompts:
+        document["system_prompts"] = dict(spec.system_prompts)
 
 
 def _without_nones(entry: dict[str, Any]) -> dict[str, Any]:

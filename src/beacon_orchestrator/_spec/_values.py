@@ -9,7 +9,7 @@ on its own to ``run_job``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final, TypedDict
+from typing import Any, Final, NotRequired, TypedDict
 
 from attrs import asdict, field, frozen
 
@@ -164,3 +164,6 @@ class SpecFields(TypedDict):
     limits: Limits
     policy: MinSuccessRate
     metadata: Mapping[str, Any]
+    system_prompt: NotRequired[str | None]
+    system_prompts: NotRequired[Mapping[str, str]]
+    display_names: NotRequired[Mapping[str, str]]

@@ -9,7 +9,9 @@ the ``optional_*`` readers turn a field of the wrong type into ``None`` instead 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -31,6 +33,7 @@ __all__ = [
     "optional_str",
     "reported_failure",
     "str_tuple",
+    "timestamp",
     "unexpected",
 ]
 
@@ -135,6 +138,26 @@ def optional_int(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         return None
     return value
+
+
+def timestamp(value: Any) -> float | None:
+    """A status document's time in seconds since the epoch, or ``None``.
+
+    Beacon's router and Modal apps write a number (epoch seconds); an ISO 8601 text (with
+    ``Z`` or an offset; UTC when it has neither) is read too. Anything else is ``None``.
+    """
+    number = optional_float(value)
+    if number is not None:
+        return number if math.isfinite(number) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
 
 
 def str_tuple(value: Any) -> tuple[str, ...]:

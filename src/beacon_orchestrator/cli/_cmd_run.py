@@ -63,6 +63,7 @@ def _executor_from(kw: Mapping[str, Any]) -> ExecutorOptions:
         executor=kw["executor"],
         router_url=kw["router_url"],
         modal_endpoints=tuple(kw["modal_endpoints"]),
+        modal_health=tuple(kw["modal_health"]),
         openai_base_url=kw["openai_base_url"],
         model_map=tuple(kw["model_map"]),
         speed=kw["speed"],
@@ -170,16 +171,17 @@ def _check_modal(spec: JobSpec, executor: Executor, preflight: bool) -> None:
         return
     missing = [r for r in spec.regions if r not in executor.endpoints]
     if missing:
+        given = ", ".join(executor.endpoints) or "none"
         raise UsageError(
             f"job {spec.id!r} runs in {', '.join(missing)}: give --modal-endpoint REGION=URL "
-            "for each region of the job"
+            f"for each region of the job (given: {given})"
         )
     unhealthy = [r for r in spec.regions if executor.endpoints[r].health_url is None]
     if preflight and unhealthy:
         raise UsageError(
-            f"--preflight: no health URL for {', '.join(unhealthy)}: it is derived from a Modal "
-            "inference URL (https://...-inference.modal.run), and --modal-endpoint gave another "
-            "kind; run without --preflight"
+            f"--preflight: no health URL for {', '.join(unhealthy)}: give --modal-health "
+            "REGION=URL (it is derived only from an inference URL with '-inference' in its "
+            "host or 'inference' at the end of its path)"
         )
 
 

@@ -175,6 +175,15 @@ def executor_options(fn: Callable[_P, _T]) -> Callable[_P, _T]:
             help="A Modal inference URL for a region (repeat per region). "
             "Token: BEACON_MODAL_TOKEN.",
         ),
+        click.option(
+            "--modal-health",
+            "modal_health",
+            multiple=True,
+            callback=_check_pair_urls,
+            metavar="REGION=URL",
+            help="A Modal region's health URL, for --preflight (default: derived from its "
+            "inference URL, '-inference' becoming '-health').",
+        ),
         _from_env(
             "--openai-base-url",
             "OPENAI_BASE_URL",

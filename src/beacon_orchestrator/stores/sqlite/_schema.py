@@ -94,6 +94,12 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )
         """,
     ),
+    # 3: what the provider says about where it ran and what it was sent (issue 11).
+    (
+        "ALTER TABLE records ADD COLUMN served_region TEXT",
+        "ALTER TABLE records ADD COLUMN system_prompt TEXT",
+        "ALTER TABLE records ADD COLUMN request_sha256 TEXT",
+    ),
 )
 
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
@@ -102,6 +108,7 @@ SCHEMA_VERSION: Final = len(_MIGRATIONS)
 # The tables a file of each schema version must have (index: version - 1).
 _TABLES: Final = (
     frozenset({"jobs", "records"}),
+    frozenset({"jobs", "records", "leases"}),
     frozenset({"jobs", "records", "leases"}),
 )
 _CORRUPT: Final = ("SQLITE_CORRUPT", "SQLITE_NOTADB")

@@ -243,10 +243,12 @@ class SQLiteStore:
     @staticmethod
     def _same_spec(stored_json: str, spec: JobSpec) -> bool:
         # Byte-different JSON can still be the same spec (written by another library version).
-        from ..._spec import JobSpec
+        from ..._spec import JobSpec, RegionTable
 
         try:
-            return JobSpec.from_dict(json.loads(stored_json)) == spec
+            # Leniently: a spec stored by an earlier release may use regions it never declared.
+            lenient = RegionTable.default(strict=False)
+            return JobSpec.from_dict(json.loads(stored_json), regions=lenient) == spec
         except Exception:  # an unreadable stored spec is simply not this one
             return False
 
@@ -261,13 +263,15 @@ class SQLiteStore:
 
     async def load_spec(self, job_id: str) -> JobSpec:
         """The spec the job was opened with."""
-        from ..._spec import JobSpec
+        from ..._spec import JobSpec, RegionTable
 
         known = await self._require(job_id)
         if known.spec is None:
             stored_json = await self._call(partial(_jobs.read_spec, job_id=job_id))
             try:
-                known.spec = JobSpec.from_dict(json.loads(stored_json))
+                # Leniently, as above: the stored spec was checked when it was stored.
+                lenient = RegionTable.default(strict=False)
+                known.spec = JobSpec.from_dict(json.loads(stored_json), regions=lenient)
             except Exception as exc:
                 raise StoreError(
                     f"job {job_id!r} in {self._where()}: the stored spec cannot be loaded: {exc}"
