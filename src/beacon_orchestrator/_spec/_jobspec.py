@@ -53,6 +53,9 @@ class JobSpec:
         limits: Concurrency and time bounds.
         policy: How the verdict is decided.
         metadata: Free-form data carried along (Beacon's benchmark, signature, ...).
+        samples: How many times each cell (question x model x region) is executed (Beacon's
+            ``runs``); each execution is one sample, numbered from 0 in its key. One sample
+            (the default) executes each cell once, with the keys of a job without samples.
     """
 
     id: str
@@ -62,6 +65,7 @@ class JobSpec:
     limits: Limits = field(factory=Limits)
     policy: MinSuccessRate = field(factory=MinSuccessRate)
     metadata: Mapping[str, Any] = field(factory=dict, converter=_dict)
+    samples: int = 1
 
     def __attrs_post_init__(self) -> None:
         problems = spec_problems(self)
@@ -81,19 +85,27 @@ class JobSpec:
         return tuple(Endpoint(m.id, r) for m in self.models for r in m.regions)
 
     @property
-    def size(self) -> int:
-        """How many executions the job plans."""
+    def cells(self) -> int:
+        """How many cells (question x model x region) the job has."""
         return len(self.questions) * sum(len(m.regions) for m in self.models)
+
+    @property
+    def size(self) -> int:
+        """How many executions the job plans: every sample of every cell."""
+        return self.cells * self.samples
 
     def plan(self) -> Iterator[ExecutionKey]:
         """The planned execution keys, question by question, lazily.
 
-        The iterator holds no list of keys, so a million-execution plan costs no memory.
+        Within a question, endpoint by endpoint, and each cell's samples in order. The
+        iterator holds no list of keys, so a million-execution plan costs no memory.
         """
         endpoints = self.endpoints
+        samples = range(self.samples)
         for q in self.questions:
             for e in endpoints:
-                yield ExecutionKey(q.id, e.model_id, e.region)
+                for s in samples:
+                    yield ExecutionKey(q.id, e.model_id, e.region, s)
 
     def question(self, question_id: str) -> Question:
         """The question with this id (``KeyError`` if none)."""

@@ -32,7 +32,7 @@ from ._documents import (
     unknown_fields,
 )
 from ._regions import RegionTable
-from ._validate import params_problems, policy_problems
+from ._validate import params_problems, policy_problems, samples_problem
 from ._values import LIMIT_RULES, Limits, ModelTarget, Question, SpecFields, limit_problems
 
 if TYPE_CHECKING:
@@ -40,7 +40,16 @@ if TYPE_CHECKING:
 
 __all__ = ["fields_from_dict", "spec_to_dict"]
 
-_OWN_FIELDS: Final = ("id", "questions", "models", "params", "limits", "policy", "metadata")
+_OWN_FIELDS: Final = (
+    "id",
+    "questions",
+    "models",
+    "params",
+    "limits",
+    "policy",
+    "metadata",
+    "samples",
+)
 # The fields of a question and of a model object: the first two are required.
 _QUESTION_FIELDS: Final = ("id", "prompt", "category")
 _MODEL_FIELDS: Final = ("id", "regions", "name", "provider")
@@ -79,6 +88,7 @@ def fields_from_dict(obj: object, regions: object = None) -> SpecFields:
     policy = _policy(obj.get("policy"), "policy", problems)
     # Its keys and values were checked with the whole document (check_document).
     metadata = optional_mapping(obj, "metadata", "", problems)
+    samples = take(obj, "samples", "", problems, samples_problem, required=False, default=1)
     return finish(
         problems,
         {
@@ -89,6 +99,7 @@ def fields_from_dict(obj: object, regions: object = None) -> SpecFields:
             "limits": limits,
             "policy": policy,
             "metadata": metadata,
+            "samples": samples,
         },
     )
 
@@ -109,7 +120,7 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
         )
         for m in spec.models
     ]
-    return {
+    document: dict[str, Any] = {
         "id": spec.id,
         "questions": questions,
         "models": models,
@@ -122,6 +133,10 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
         },
         "metadata": copy.deepcopy(dict(spec.metadata)),
     }
+    if spec.samples != 1:
+        # Left out at its default, so a job of one sample is stored as it always was.
+        document["samples"] = spec.samples
+    return document
 
 
 def _without_nones(entry: dict[str, Any]) -> dict[str, Any]:

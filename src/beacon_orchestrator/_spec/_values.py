@@ -164,3 +164,4 @@ class SpecFields(TypedDict):
     limits: Limits
     policy: MinSuccessRate
     metadata: Mapping[str, Any]
+    samples: int

@@ -399,7 +399,8 @@ class StoreStateMachine(LeaseRules, RuleBasedStateMachine):
             ):
                 want: dict[str, dict[ExecutionStatus, int]] = {}
                 for r in records:
-                    slot = want.setdefault(r.key[index], {})
+                    group: str = r.key[index]  # type: ignore[assignment]  # not the sample
+                    slot = want.setdefault(group, {})
                     slot[r.status] = slot.get(r.status, 0) + 1
                 assert _nonzero_by(groups) == want, f"{job_id}: progress.{name}"
 
