@@ -257,6 +257,8 @@ class RegionQueue(Stopping):
             write=self._store_and_account,
         )
         log.started(plan.size, unstarted, ledger.kept, opts.strategy)
+        if spec.samples > 1 and spec.params.get("temperature") == 0:
+            log.samples_at_temperature_zero(spec.samples)
         self._emit_safely(JobStarted(spec.id, self._t0, plan.size, unstarted, opts.strategy))
 
     def _attempt_loop(self) -> AttemptLoop:
