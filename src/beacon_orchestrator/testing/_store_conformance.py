@@ -71,11 +71,13 @@ _MODELS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("m1", ("us-east", "eu-west")),
     ("m2", ("asia-pacific",)),
 )
+_SAMPLES = 2  # so a store must keep the samples of a cell apart
 _KEYS = tuple(
-    ExecutionKey(q, model, region)
+    ExecutionKey(q, model, region, sample)
     for q in _QUESTIONS
     for model, regions in _MODELS
     for region in regions
+    for sample in range(_SAMPLES)
 )
 
 
@@ -89,6 +91,7 @@ def _spec(job_id: str, variant: int) -> JobSpec:
         models=models,
         params={"temperature": 0.1 * (variant + 1), "max_tokens": 100},
         metadata={"variant": variant},
+        samples=_SAMPLES,
     )
 
 
