@@ -180,6 +180,9 @@ async def _simulate(
 ) -> Estimate:
     from ..testing import FakeExecutor, Step
 
+    # The simulated executor ignores generation parameters; without them the simulation does
+    # not log what only a real run should (several samples at temperature 0), once per strategy.
+    spec = evolve(spec, params={})
     store = MemoryStore()
     if stored:
         await store.open_job(spec)
