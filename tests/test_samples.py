@@ -38,6 +38,7 @@ from beacon_orchestrator import (
     QuestionFinished,
     SpecError,
     SQLiteStore,
+    StoreError,
     run_job,
 )
 from beacon_orchestrator.stores import export_csv, export_jsonl, load_jsonl, records_to_rows
@@ -393,3 +394,32 @@ def test_status_counts_samples_and_show_says_it_cannot_compare_them_yet(tmp_path
     show = invoke(["show", job.id, "--store", str(db)])
     assert show.exit_code != 0
     assert "has 3 samples of each cell" in show.output
+
+
+@pytest.mark.anyio
+async def test_a_file_whose_records_table_is_not_as_its_version_says_is_refused_and_left_alone(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "odd.db"
+    shutil.copyfile(V2_FILE, path)
+    with sqlite3.connect(path) as conn:
+        (create,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'records'").fetchone()
+        conn.execute("ALTER TABLE records RENAME TO old_records")
+        conn.execute(
+            create.replace(
+                "PRIMARY KEY (job_id, question_id, model_id, region)",
+                "PRIMARY KEY (job_id, region, question_id, model_id)",
+            )
+        )
+        conn.execute("INSERT INTO records SELECT * FROM old_records")
+        conn.execute("DROP TABLE old_records")
+    _, before = _rows(path)
+    with pytest.raises(StoreError) as info:
+        async with SQLiteStore(path):
+            pass
+    message = str(info.value)
+    assert message.startswith(f"SQLite store {path}: cannot migrate it to schema version 3")
+    assert "not keyed by (job_id, question_id, model_id, region)" in message
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+    assert _rows(path)[1] == before

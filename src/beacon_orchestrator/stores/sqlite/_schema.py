@@ -59,7 +59,11 @@ def _key_with_sample(conn: sqlite3.Connection) -> None:
     ).fetchone()
     wider, found = _OLD_KEY.subn(_NEW_KEY, create, count=1)
     if not found:
-        raise StoreError(f"cannot migrate the records table: unexpected key in {create!r}")
+        raise StoreError(
+            f"cannot migrate it to schema version 3: its records table is not keyed by "
+            f"(job_id, question_id, model_id, region) ({' '.join(create.split())}); nothing "
+            "was changed"
+        )
     columns = ", ".join(row[1] for row in conn.execute("PRAGMA table_info(records)"))
     indexes = [
         sql
@@ -263,7 +267,8 @@ def migrate(conn: sqlite3.Connection, where: str) -> None:
     """Bring the database to :data:`SCHEMA_VERSION` and stamp it as ours, in one transaction.
 
     Raises:
-        StoreError: Another program changed the file while it was being opened.
+        StoreError: Another program changed the file while it was being opened, or a
+            migration found the file unlike its version (the file is left as it was).
     """
     if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
         return  # the common case takes no write lock, so readers never block a writer
@@ -278,12 +283,19 @@ def migrate(conn: sqlite3.Connection, where: str) -> None:
             _log.debug("SQLite store %s: creating schema version %d", where, SCHEMA_VERSION)
         for steps in _MIGRATIONS[version:]:
             for step in steps:
-                if isinstance(step, str):
-                    conn.execute(step)
-                else:
-                    step(conn)
+                _apply(conn, step, where)
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _apply(conn: sqlite3.Connection, step: Step, where: str) -> None:
+    if isinstance(step, str):
+        conn.execute(step)
+        return
+    try:
+        step(conn)
+    except StoreError as exc:  # the whole migration is rolled back
+        raise StoreError(f"SQLite store {where}: {exc}") from None
 
 
 def _locked_version(conn: sqlite3.Connection, where: str) -> int:
