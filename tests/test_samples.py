@@ -391,9 +391,17 @@ def test_status_counts_samples_and_show_says_it_cannot_compare_them_yet(tmp_path
     text = invoke(["status", job.id, "--store", str(db), "--failures"])
     assert "6 of 6 executions have a record (3 samples of each of 2 cells)." in text.output
     assert "q0 #2" in text.output
-    show = invoke(["show", job.id, "--store", str(db)])
-    assert show.exit_code != 0
-    assert "has 3 samples of each cell" in show.output
+    for command in (["show"], ["report", "-o", str(tmp_path / "r.html")], ["export", "--labels"]):
+        refused = invoke([*command, job.id, "--store", str(db)])
+        assert refused.exit_code == 2, refused.output
+        assert f"job 'sampled' has 3 samples of each cell; {' '.join(command[:1])}" in (
+            refused.output.replace("export --labels", "export")
+        )
+    exported = invoke(["export", job.id, "--store", str(db)])
+    rows = [json.loads(line) for line in exported.output.splitlines()]
+    assert sorted((r["region"], r["sample"]) for r in rows) == [
+        (region, s) for region in sorted(REGIONS) for s in range(3)
+    ]
 
 
 @pytest.mark.anyio

@@ -25,7 +25,7 @@ from ._options import json_option, store_option
 from ._render import Glyphs, jobs_table, legend, status_matrix, verdict_style, verdict_table
 from ._runner import EXIT_OK, print_json_to
 from ._shell import consoles, exits_with_code, run_async
-from ._stored import existing, load_stored_spec, read_stored_job
+from ._stored import existing, load_stored_spec, one_sample_per_cell, read_stored_job
 
 __all__ = [
     "CodeCount",
@@ -317,7 +317,9 @@ def export(
 
     async def main() -> list[ExecutionRecord]:
         async with SQLiteStore(path) as store:
-            await load_stored_spec(store, job_id, path)
+            spec = await load_stored_spec(store, job_id, path)
+            if labels:
+                one_sample_per_cell(spec, "export --labels")
             return await store.records(job_id)
 
     records = run_async("asyncio", main)
