@@ -89,8 +89,14 @@ def scenarios(
     sources: tuple[CancelPlanSource, ...] | None = None,
     resume: bool | None = False,
     max_questions: int = 10,
+    min_samples: int = 1,
+    max_samples: int = 1,
 ) -> Scenario:
-    spec = draw(scheduling_specs(max_questions=max_questions))
+    spec = draw(
+        scheduling_specs(
+            max_questions=max_questions, min_samples=min_samples, max_samples=max_samples
+        )
+    )
     strategy = draw(st.sampled_from(list(strategies)))
     limits = draw(scheduling_limits())
     retry = draw(retry_policies())

@@ -78,7 +78,7 @@ class ExecutionFinished:
 
 @frozen
 class QuestionFinished:
-    """Every execution of a question is terminal."""
+    """Every execution of a question is terminal: every sample, on every endpoint."""
 
     job_id: str
     question_id: str
@@ -128,7 +128,8 @@ class Counter:
         done: Executions of the slice with an outcome (completed, failed or timed out), in
             this run or kept from an earlier one. A cancelled or skipped execution has a record
             but no outcome, so it is not done: it runs again on resume.
-        total: Planned executions of the slice.
+        total: Planned executions of the slice: every sample of each of its cells (a job of
+            3 samples per cell plans 3 executions of a question on each endpoint).
         kept: Of ``done``, those kept from an earlier run (a resume) rather than run now.
         cancelled: Executions of the slice interrupted by cancellation in this run.
         skipped: Executions of the slice this run recorded as never started.
@@ -157,7 +158,7 @@ class Progress:
 
     Attributes:
         job_id: The job.
-        total: Planned executions.
+        total: Planned executions: cells times the job's ``samples``.
         done: Executions with an outcome (completed, failed or timed out): ``kept + finished``.
             Cancelled and skipped executions are not done (they run again on resume).
         in_flight: Executions started in this run whose attempt is running (or whose record is

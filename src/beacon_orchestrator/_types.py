@@ -34,7 +34,12 @@ class Endpoint(NamedTuple):
 
 
 class ExecutionKey(NamedTuple):
-    """The identity of one cell of a job's cube: a question asked of a model in a region.
+    """The identity of one execution: a question asked of a model in a region, one sample of it.
+
+    A job asks each cell (question x model x region) ``samples`` times; ``sample`` numbers
+    them from 0. With one sample per cell (the default) the key is the cell: a key built from
+    three fields has sample 0 and equals one built with ``sample=0``, and it prints as it
+    always did (``q/m@r``); another sample prints its number (``q/m@r#2``).
 
     A plain named tuple (hashable, ordered, cheap to build) because a job creates one per
     execution on the hot path.
@@ -43,13 +48,23 @@ class ExecutionKey(NamedTuple):
     question_id: str
     model_id: str
     region: str
+    sample: int = 0
 
     @property
     def endpoint(self) -> Endpoint:
         """The endpoint (model x region) this execution runs on."""
         return Endpoint(self.model_id, self.region)
 
+    @property
+    def cell(self) -> ExecutionKey:
+        """The key of this execution's cell: the same question, model and region, sample 0."""
+        if not self.sample:
+            return self
+        return ExecutionKey(self.question_id, self.model_id, self.region)
+
     def __str__(self) -> str:
+        if self.sample:
+            return f"{self.question_id}/{self.model_id}@{self.region}#{self.sample}"
         return f"{self.question_id}/{self.model_id}@{self.region}"
 
 
@@ -127,7 +142,7 @@ class ExecutionRecord:
     request_sha256: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict (the key flattened into its three fields)."""
+        """Return a JSON-ready dict (the key flattened into its fields, ``sample`` included)."""
         return RECORD_CODEC.to_dict(self)
 
     @classmethod

@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 import hypothesis
 import pytest
-from attrs import define
+from attrs import define, evolve
 
 from beacon_orchestrator import (
     ExecutionRecord,
@@ -25,7 +25,7 @@ from beacon_orchestrator import (
     SQLiteStore,
     Store,
 )
-from beacon_orchestrator.stores import grant_lease
+from beacon_orchestrator.stores import grant_lease, should_replace
 from beacon_orchestrator.testing._store_conformance import StoreFactory, store_conformance_test
 
 
@@ -126,7 +126,10 @@ def _finds_the_bug(factory: StoreFactory, message: str) -> None:
             # The search for a mutant's bug must not depend on luck: a fixed seed, so the test
             # either always finds it or never does.
             derandomize=True,
-            stateful_step_count=30,
+            # Runs long enough for a lease to be taken, expire and be asked for again: at 30
+            # steps the fixed search found the never-expiring lease by luck, and lost it when
+            # unrelated code changed; at 50 it finds every mutant here within a few examples.
+            stateful_step_count=50,
             phases=[hypothesis.Phase.generate],
         ),
     )
@@ -159,3 +162,28 @@ def test_the_suite_catches_a_store_that_grants_in_two_steps() -> None:
         yield LeaseInTwoSteps(clock=clock)
 
     _finds_the_bug(factory, "2 of two racing runners got the lease")
+
+
+@define
+class SampleBlindStore(MemoryStore):
+    """A broken store: it keys records by their cell, so a cell's samples overwrite each other
+    (a table whose primary key lacks ``sample``)."""
+
+    async def write(self, job_id: str, record: ExecutionRecord) -> None:
+        records = self._job(job_id).records
+        cell = record.key.cell
+        if should_replace(records.get(cell), record):
+            records[cell] = evolve(record, key=cell)
+
+    async def write_many(self, job_id: str, records: Sequence[ExecutionRecord]) -> None:
+        self._job(job_id)
+        for record in records:
+            await self.write(job_id, record)
+
+
+def test_the_suite_catches_a_store_that_keeps_one_record_per_cell_whatever_its_samples() -> None:
+    @asynccontextmanager
+    async def factory(clock: Callable[[], float]) -> AsyncIterator[Store]:
+        yield SampleBlindStore(clock=clock)
+
+    _finds_the_bug(factory, r": stored .*, expected ")  # a record lost to another sample

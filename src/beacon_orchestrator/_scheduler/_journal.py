@@ -44,6 +44,15 @@ class JobLog:
             self.job_id, planned, to_run, kept, strategy,
         )  # fmt: skip
 
+    def samples_at_temperature_zero(self, samples: int) -> None:
+        """Several samples per cell at temperature 0: they differ only by the provider's noise."""
+        _log.warning(
+            "job %s: %d samples of each cell at temperature 0: greedy decoding answers alike, so "
+            "the samples show only the provider's own nondeterminism; set a temperature above 0 "
+            "to tell a regional difference from sampling noise",
+            self.job_id, samples,
+        )  # fmt: skip
+
     async def preflight(self, executor: SupportsPreflight, regions: Sequence[str]) -> None:
         """Run the executor's preflight check and log its result (then re-raise a failure)."""
         try:

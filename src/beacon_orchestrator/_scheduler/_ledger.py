@@ -72,8 +72,10 @@ class Ledger:
         self.wall_offset = wall_offset
         self.counts: dict[ExecutionStatus, int] = dict.fromkeys(ExecutionStatus, 0)
         n_q = plan.n_questions
+        self.samples = plan.samples
         self.question_done = [0] * n_q
-        self.question_remaining = [len(plan.endpoints)] * n_q
+        # Every sample of a question on every endpoint: a question ends with its last one.
+        self.question_remaining = [len(plan.endpoints) * plan.samples] * n_q
         self.question_started = [False] * n_q
         self.kept = 0  # records of an earlier run this run keeps
         # Counted when asked or off the hot path: kept records, cancelled and skipped ones.
@@ -90,21 +92,23 @@ class Ledger:
         located = self.plan.locate(record.key)
         if located is None:
             return  # a key this spec does not plan (open_job makes that impossible)
-        e, q = located
+        e, slot = located
+        q = slot // self.samples
         self.kept += 1
         self.question_started[q] = True
         self.question_kept[q] += 1
         self.endpoint_kept[e] += 1
         busy = e.tally.busy
-        self.account(record, e, q)
+        self.account(record, e, slot)
         e.tally.busy = busy  # an earlier run's pace says little about this one's
 
-    def account(self, record: ExecutionRecord, e: EndpointState, q: int) -> bool:
-        """Count a terminal record in the counters and its endpoint's tally.
+    def account(self, record: ExecutionRecord, e: EndpointState, slot: int) -> bool:
+        """Count a terminal record (of ``slot`` on ``e``) in the counters and its endpoint's tally.
 
         Returns:
-            Whether it was the last execution of its question to end.
+            Whether it was the last execution of its question (every sample) to end.
         """
+        q = slot // self.samples
         status = record.status
         self.counts[status] += 1
         self.question_done[q] += 1
@@ -204,8 +208,8 @@ class Ledger:
     # -- summaries --------------------------------------------------------------------------
 
     def tally(self) -> Tally:
-        """Per-region counts, as the status policy sees them."""
-        n_q = self.plan.n_questions
+        """Per-region counts of executions (every sample), as the status policy sees them."""
+        n_q = self.plan.n_slots
         sums: dict[str, list[int]] = {}
         for e in self.plan.endpoints:
             slot = sums.setdefault(e.region.name, [0, 0, 0, 0, 0])
@@ -263,7 +267,7 @@ class Ledger:
         )
 
     def _by_question(self) -> dict[str, Counter]:
-        n_eps = len(self.plan.endpoints)
+        n_eps = len(self.plan.endpoints) * self.samples
         return {
             qid: Counter(
                 done - self.question_cancelled[i] - self.question_skipped[i],
@@ -279,7 +283,7 @@ class Ledger:
 
     def _sums(self, slice_of: Callable[[EndpointState], str]) -> dict[str, Counter]:
         """Counters of the slices ``slice_of`` puts the endpoints in, summed over endpoints."""
-        n_q = self.plan.n_questions
+        n_q = self.plan.n_slots
         sums: dict[str, list[int]] = {}
         for e in self.plan.endpoints:
             t = e.tally

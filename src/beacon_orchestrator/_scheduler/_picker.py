@@ -1,9 +1,10 @@
 """The picker: which execution may start next, under the strategy's gates and the limits.
 
 Plain synchronous code, driven by the runner's workers and, in the tests, directly. Endpoints
-wait in a ready queue; picking pops them until one may start: it has a question left, its group
-(if any) is on that question, and its endpoint and region have a free slot. An endpoint whose
-region is full is parked on the region and queued again when a slot there frees.
+wait in a ready queue; picking pops them until one may start: it has a slot (a sample of
+a question) left, its group (if any) is on that slot, and its endpoint and region have
+room. An endpoint whose region is full is parked on the region and queued again when room
+there frees.
 """
 
 from __future__ import annotations
@@ -39,18 +40,18 @@ class Picker:
 
     def enqueue(self, e: EndpointState) -> None:
         """Make ``e`` a candidate for the next pick, if it has anything left to start."""
-        if not e.queued and e.cursor < self.plan.n_questions:
+        if not e.queued and e.cursor < self.plan.n_slots:
             e.queued = True
             self.ready.append(e)
 
     def pick(self) -> EndpointState | None:
-        """The next endpoint that may start its cursor's question, or ``None`` if none may.
+        """The next endpoint that may start its cursor's slot, or ``None`` if none may.
 
         Endpoints that may not start are dropped from the queue; whatever unblocks them later
         (a slot freeing, a group advancing) queues them again.
         """
         ready = self.ready
-        n_q = self.plan.n_questions
+        n_q = self.plan.n_slots
         per_region = self.per_region
         while ready:
             e = ready.popleft()
@@ -71,17 +72,17 @@ class Picker:
         return None
 
     def start(self, e: EndpointState) -> int:
-        """Take the question at ``e``'s cursor: count it in flight and return its index."""
+        """Take the slot at ``e``'s cursor: count it in flight and return its index."""
         q = e.cursor
         plan = self.plan
         # Skipping stored keys only matters on resume; a fresh job just moves on.
-        e.cursor = plan.next_question(e, q + 1) if plan.done else q + 1
+        e.cursor = plan.next_slot(e, q + 1) if plan.done else q + 1
         e.in_flight += 1
         e.region.in_flight += 1
         self.in_flight += 1
         self.unstarted -= 1
         if e.group is None and e.in_flight < self.per_endpoint:
-            # It may start its next question at once (per_endpoint > 1).
+            # It may start its next slot at once (per_endpoint > 1).
             self.enqueue(e)
         return q
 
@@ -107,10 +108,10 @@ class Picker:
         self.enqueue(e)
 
     def finished(self, e: EndpointState, q: int) -> None:
-        """Note that ``e``'s execution of question ``q`` is terminal and stored.
+        """Note that ``e``'s execution of slot ``q`` is terminal and stored.
 
         Under ``region``/``lockstep`` this is what opens the gate: once every member's execution
-        of the group's question is terminal, the group moves on and its members are queued.
+        of the group's slot is terminal, the group moves on and its members are queued.
         """
         g = e.group
         if g is None or q != g.current:

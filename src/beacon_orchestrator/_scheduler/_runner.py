@@ -258,6 +258,8 @@ class RegionQueue(Stopping):
             write=self._store_and_account,
         )
         log.started(plan.size, unstarted, ledger.kept, opts.strategy)
+        if spec.samples > 1 and spec.params.get("temperature") == 0:
+            log.samples_at_temperature_zero(spec.samples)
         self._emit_safely(JobStarted(spec.id, self._t0, plan.size, unstarted, opts.strategy))
 
     def _attempt_loop(self) -> AttemptLoop:
@@ -332,7 +334,8 @@ class RegionQueue(Stopping):
         once per execution of the job, and a coroutine per execution is measurable.
         """
         picker, attempts, store = self._picker, self._attempts, self.store
-        question_ids, prompts = self._plan.question_ids, self._plan.prompts
+        plan = self._plan
+        prompts, samples = plan.prompts, plan.samples
         job_id, unwritten = self.spec.id, self._unwritten
         deadline = self._job_deadline
         # Raises if the caller's scope is cancelled; never yields otherwise, so nothing can
@@ -350,10 +353,10 @@ class RegionQueue(Stopping):
                     return
                 await self._idle_wait()
                 continue
-            q = self._start(e)
-            key = ExecutionKey(question_ids[q], e.model, e.region.name)
+            q = self._start(e)  # the slot: sample q % samples of question q // samples
+            key = plan.key(e, q)
             try:
-                record = await attempts.run(key, prompts[q])
+                record = await attempts.run(key, prompts[q // samples])
             except BaseException:  # cancelled, or a bug; the attempt loop noted the execution
                 picker.release(e, requeue=False)
                 raise
@@ -375,9 +378,10 @@ class RegionQueue(Stopping):
             await self._checkpoint()
 
     def _start(self, e: EndpointState) -> int:
-        """Take ``e``'s next question; returns its index."""
+        """Take ``e``'s next slot; returns its index."""
         started = self._ledger.question_started
-        q = e.cursor
+        slot = e.cursor
+        q = slot // self._plan.samples
         if not started[q]:
             started[q] = True
             if self._emit is not None:  # before the picker takes it: a raise leaves it unstarted
@@ -386,7 +390,7 @@ class RegionQueue(Stopping):
         self._picker.start(e)
         if self._picker.unstarted == 0 and self._idle:
             self._wake_idle()  # nothing left to pick: let the idle workers end
-        return q
+        return slot
 
     async def _idle_wait(self) -> None:
         """Wait until a slot frees or a group advances (or the job stops)."""
@@ -406,19 +410,20 @@ class RegionQueue(Stopping):
         if self._idle and picker.ready:
             self._wake_idle()
 
-    def _finished(self, record: ExecutionRecord, e: EndpointState, q: int) -> None:
+    def _finished(self, record: ExecutionRecord, e: EndpointState, slot: int) -> None:
         """Bookkeeping once a record is stored: counts, events, gates, early stop."""
         ledger = self._ledger
-        last_of_question = ledger.account(record, e, q)
+        last_of_question = ledger.account(record, e, slot)
         if self._log.debug:  # asked once per job: nothing per execution unless on
             self._log.execution(record)
         if self._emit is not None:
             self._emit_safely(ExecutionFinished(self.spec.id, record, self._now()))
             if last_of_question:
+                q = self._plan.question_of(slot)
                 qid = self._plan.question_ids[q]
                 self._emit_safely(QuestionFinished(self.spec.id, qid, q, self._now()))
         if e.group is not None:
-            self._picker.finished(e, q)
+            self._picker.finished(e, slot)
             if self._idle and self._picker.ready:
                 self._wake_idle()
         if self.options.early_stop and not self._stopping:

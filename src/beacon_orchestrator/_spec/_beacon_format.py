@@ -25,6 +25,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any, Final
 
+from .._checks import is_int
 from .._errors import SpecError, SpecProblem
 from ._beacon_catalogue import beacon_questions, read_catalogue
 from ._beacon_constraints import apply_wrapper, read_constraints
@@ -42,11 +43,12 @@ from ._documents import (
     take,
 )
 from ._prompts import BEACON_SYSTEM_PROMPT
+from ._validate import samples_problem
 from ._values import SpecFields
 
 __all__ = ["fields_from_beacon", "looks_like_beacon"]
 
-_MAPPED: Final = ("id", "jobspec_id", "questions", "models", "constraints", "metadata")
+_MAPPED: Final = ("id", "jobspec_id", "questions", "models", "constraints", "metadata", "runs")
 _HINT_FIELDS: Final = frozenset(
     {"jobspec", "jobspec_id", "constraints", "benchmark", "signature", "public_key", "wallet_auth"}
 )
@@ -99,6 +101,7 @@ def fields_from_beacon(obj: object, *, questions: object, regions: object = None
         constraints.wrapper_defaults(wrapper, {r for m in models for r in m.regions})
     if not isinstance(metadata, Invalid):
         _keep_unmapped(metadata, inner, wrapper, constraints.extras, model_extras)
+    samples = _runs(inner, base, problems)
     return finish(
         problems,
         {
@@ -110,8 +113,22 @@ def fields_from_beacon(obj: object, *, questions: object, regions: object = None
             "policy": constraints.policy(),
             "metadata": metadata,
             "system_prompt": BEACON_SYSTEM_PROMPT,
+            "samples": samples,
         },
     )
+
+
+def _runs(inner: Mapping[str, Any], base: str, problems: Problems) -> int | Invalid:
+    """The samples per cell: Beacon's ``runs``, 1 when missing, null or 0 (Go's zero value)."""
+    runs = inner.get("runs")
+    if runs is None or (is_int(runs) and runs == 0):
+        return 1
+    problem = samples_problem(runs, join(base, "runs"))
+    if problem is not None:
+        problems.append(problem)
+        return INVALID
+    result: int = runs
+    return result
 
 
 def _check_documents(obj: object, questions: object) -> None:

@@ -63,6 +63,9 @@ class JobSpec:
         display_names: Region → the name ``{place}`` gives it (default: ``the US``,
             ``Europe``, ``Asia`` by the region's prefix, as Beacon names them; else the
             region's own name).
+        samples: How many times each cell (question x model x region) is executed (Beacon's
+            ``runs``); each execution is one sample, numbered from 0 in its key. One sample
+            (the default) executes each cell once, with the keys of a job without samples.
     """
 
     id: str
@@ -72,6 +75,7 @@ class JobSpec:
     limits: Limits = field(factory=Limits)
     policy: MinSuccessRate = field(factory=MinSuccessRate)
     metadata: Mapping[str, Any] = field(factory=dict, converter=_dict)
+    samples: int = 1
     system_prompt: str | None = field(default=None, kw_only=True)
     system_prompts: Mapping[str, str] = field(factory=dict, converter=_dict, kw_only=True)
     display_names: Mapping[str, str] = field(factory=dict, converter=_dict, kw_only=True)
@@ -96,19 +100,27 @@ class JobSpec:
         return tuple(Endpoint(m.id, r) for m in self.models for r in m.regions)
 
     @property
-    def size(self) -> int:
-        """How many executions the job plans."""
+    def cells(self) -> int:
+        """How many cells (question x model x region) the job has."""
         return len(self.questions) * sum(len(m.regions) for m in self.models)
+
+    @property
+    def size(self) -> int:
+        """How many executions the job plans: every sample of every cell."""
+        return self.cells * self.samples
 
     def plan(self) -> Iterator[ExecutionKey]:
         """The planned execution keys, question by question, lazily.
 
-        The iterator holds no list of keys, so a million-execution plan costs no memory.
+        Within a question, endpoint by endpoint, and each cell's samples in order. The
+        iterator holds no list of keys, so a million-execution plan costs no memory.
         """
         endpoints = self.endpoints
+        samples = range(self.samples)
         for q in self.questions:
             for e in endpoints:
-                yield ExecutionKey(q.id, e.model_id, e.region)
+                for s in samples:
+                    yield ExecutionKey(q.id, e.model_id, e.region, s)
 
     def system_prompt_for(self, region: str) -> str | None:
         """The system prompt sent to ``region``, its placeholders filled; ``None`` for none."""

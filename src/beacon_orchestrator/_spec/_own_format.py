@@ -33,7 +33,7 @@ from ._documents import (
 )
 from ._prompts import declared_regions, read_prompts, read_regions
 from ._regions import RegionTable
-from ._validate import params_problems, policy_problems
+from ._validate import params_problems, policy_problems, samples_problem
 from ._values import LIMIT_RULES, Limits, ModelTarget, Question, SpecFields, limit_problems
 
 if TYPE_CHECKING:
@@ -41,7 +41,16 @@ if TYPE_CHECKING:
 
 __all__ = ["fields_from_dict", "spec_to_dict"]
 
-_OWN_FIELDS: Final = ("id", "questions", "models", "params", "limits", "policy", "metadata")
+_OWN_FIELDS: Final = (
+    "id",
+    "questions",
+    "models",
+    "params",
+    "limits",
+    "policy",
+    "metadata",
+    "samples",
+)
 # Regions a document declares and the system prompts it sends (see ``_prompts``).
 _PROMPT_FIELDS: Final = ("regions", "system_prompt", "system_prompts")
 # The fields of a question and of a model object: the first two are required.
@@ -84,6 +93,7 @@ def fields_from_dict(obj: object, regions: object = None) -> SpecFields:
     policy = _policy(obj.get("policy"), "policy", problems)
     # Its keys and values were checked with the whole document (check_document).
     metadata = optional_mapping(obj, "metadata", "", problems)
+    samples = take(obj, "samples", "", problems, samples_problem, required=False, default=1)
     return finish(
         problems,
         {
@@ -97,6 +107,7 @@ def fields_from_dict(obj: object, regions: object = None) -> SpecFields:
             "system_prompt": system_prompt,
             "system_prompts": system_prompts,
             "display_names": display_names,
+            "samples": samples,
         },
     )
 
@@ -130,6 +141,9 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
         },
         "metadata": copy.deepcopy(dict(spec.metadata)),
     }
+    if spec.samples != 1:
+        # Left out at its default, so a job of one sample is stored as it always was.
+        document["samples"] = spec.samples
     _write_prompts(spec, document)
     return document
 

@@ -167,3 +167,4 @@ class SpecFields(TypedDict):
     system_prompt: NotRequired[str | None]
     system_prompts: NotRequired[Mapping[str, str]]
     display_names: NotRequired[Mapping[str, str]]
+    samples: int

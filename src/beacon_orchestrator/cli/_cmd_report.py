@@ -11,7 +11,7 @@ from ._classifier import load_classifier
 from ._options import store_option
 from ._runner import EXIT_OK
 from ._shell import exits_with_code
-from ._stored import read_stored_job
+from ._stored import one_sample_per_cell, read_stored_job
 
 __all__ = ["report"]
 
@@ -45,6 +45,7 @@ def report(job_id: str, output: Path, store_path: Path, classifier_path: str | N
 
     classifier = None if classifier_path is None else load_classifier(classifier_path)
     spec, records, info = read_stored_job(store_path, job_id)
+    one_sample_per_cell(spec, "report")
     try:
         count = write_report(spec, records, output, classifier=classifier, result=info)
     except OSError as exc:

@@ -26,7 +26,7 @@ from ._options import store_option
 from ._render import Glyphs
 from ._runner import EXIT_OK
 from ._shell import consoles, exits_with_code
-from ._stored import existing, read_stored_job
+from ._stored import existing, one_sample_per_cell, read_stored_job
 
 __all__ = ["JSON_SCHEMA", "show"]
 
@@ -105,6 +105,7 @@ def _job(
     path: Path, job_id: str, questions: Sequence[str], models: Sequence[str], classifier: Classifier
 ) -> _Job:
     spec, records, info = read_stored_job(path, job_id)
+    one_sample_per_cell(spec, "show")
     kept_q = _pick("question", questions, [q.id for q in spec.questions], job_id)
     kept_m = _pick("model", models, [m.id for m in spec.models], job_id)
     kept = [r for r in records if r.key.question_id in kept_q and r.key.model_id in kept_m]

@@ -25,7 +25,7 @@ from ._options import json_option, store_option
 from ._render import Glyphs, jobs_table, legend, status_matrix, verdict_style, verdict_table
 from ._runner import EXIT_OK, print_json_to
 from ._shell import consoles, exits_with_code, run_async
-from ._stored import existing, load_stored_spec, read_stored_job
+from ._stored import existing, load_stored_spec, one_sample_per_cell, read_stored_job
 
 __all__ = [
     "CodeCount",
@@ -63,13 +63,17 @@ class CodeCount:
 
 
 def failures(spec: JobSpec, records: Sequence[ExecutionRecord]) -> list[ExecutionRecord]:
-    """The failed and timed-out records, in the job's order (question, then endpoint)."""
+    """The failed and timed-out records, in the job's order (question, endpoint, sample)."""
     questions = {q.id: i for i, q in enumerate(spec.questions)}
     endpoints = {e: i for i, e in enumerate(spec.endpoints)}
     found = [r for r in records if r.status in _FAILURES]
     # A store lists records in the order they were written, which a resume reshuffles.
     found.sort(
-        key=lambda r: (questions.get(r.key.question_id, -1), endpoints.get(r.key.endpoint, -1))
+        key=lambda r: (
+            questions.get(r.key.question_id, -1),
+            endpoints.get(r.key.endpoint, -1),
+            r.key.sample,
+        )
     )
     return found
 
@@ -109,8 +113,9 @@ def failures_table(failed: Sequence[ExecutionRecord]) -> Table:
     table.add_column("attempts", justify="right", no_wrap=True)
     table.add_column("message", no_wrap=True, overflow="ellipsis")
     for r in failed:
+        sample = f" #{r.key.sample}" if r.key.sample else ""
         table.add_row(
-            Text(r.key.question_id),
+            Text(r.key.question_id + sample),
             Text(str(r.key.endpoint)),
             Text(r.status.value, style="red"),
             Text(r.error_code or _NO_CODE),
@@ -130,6 +135,7 @@ def _endpoint_rows(spec: JobSpec, records: Sequence[ExecutionRecord]) -> list[di
             tally[r.status.value] += 1
             tally["empty"] += r.status is ExecutionStatus.COMPLETED and r.empty
     rows = []
+    planned = len(spec.questions) * spec.samples  # every sample of each question
     for endpoint, tally in counts.items():
         recorded = sum(tally[s.value] for s in ExecutionStatus)
         rows.append(
@@ -137,10 +143,10 @@ def _endpoint_rows(spec: JobSpec, records: Sequence[ExecutionRecord]) -> list[di
                 "endpoint": str(endpoint),
                 "model_id": endpoint.model_id,
                 "region": endpoint.region,
-                "planned": len(spec.questions),
+                "planned": planned,
                 **{s.value: tally[s.value] for s in ExecutionStatus},
                 "empty": tally["empty"],
-                "missing": len(spec.questions) - recorded,
+                "missing": planned - recorded,
             }
         )
     return rows
@@ -151,6 +157,7 @@ def _record_json(r: ExecutionRecord) -> dict[str, Any]:
         "question_id": r.key.question_id,
         "model_id": r.key.model_id,
         "region": r.key.region,
+        "sample": r.key.sample,
         "status": r.status.value,
         "error_code": r.error_code,
         "error_message": r.error_message,
@@ -169,6 +176,7 @@ def status_json(
         "status": None if info.status is None else info.status.value,
         "reason": info.reason,
         "planned": spec.size,
+        "samples": spec.samples,
         "recorded": len(records),
         "missing": spec.size - len(records),
         "counts": {s.value: by_status[s] for s in ExecutionStatus},
@@ -195,7 +203,7 @@ def _print_status(
         f"[bold]{escape(spec.id)}[/]: [{verdict_style(info.status)}]{verdict}[/]{reason}",
         soft_wrap=True,
     )
-    out.print(f"{len(records)} of {spec.size} executions have a record.")
+    out.print(f"{len(records)} of {spec.size} executions have a record{_of_samples(spec)}.")
     out.print(
         status_matrix(
             spec,
@@ -223,6 +231,13 @@ def _print_status(
             soft_wrap=True,
             highlight=False,
         )
+
+
+def _of_samples(spec: JobSpec) -> str:
+    """`` (3 samples of each of 12 cells)`` for a job of several samples, else nothing."""
+    if spec.samples == 1:
+        return ""
+    return f" ({spec.samples} samples of each of {spec.cells} cells)"
 
 
 @click.command(short_help="Show a job: matrix, counts, failures by error code.")
@@ -302,7 +317,9 @@ def export(
 
     async def main() -> list[ExecutionRecord]:
         async with SQLiteStore(path) as store:
-            await load_stored_spec(store, job_id, path)
+            spec = await load_stored_spec(store, job_id, path)
+            if labels:
+                one_sample_per_cell(spec, "export --labels")
             return await store.records(job_id)
 
     records = run_async("asyncio", main)

@@ -25,7 +25,7 @@ from .._status import JobResult, JobStatus
 from .._types import ExecutionRecord, ExecutionStatus
 from ..stores import Store
 from ._live import JobView, ProgressMode, resolve_mode
-from ._render import Glyphs, format_seconds, verdict_style, verdict_table
+from ._render import Glyphs, format_seconds, samples_factor, verdict_style, verdict_table
 
 __all__ = [
     "EXIT_CANCELLED",
@@ -222,7 +222,9 @@ async def run_cli_job(
 
 def start_line(spec: JobSpec, options: CommandRun, before: _Before) -> str:
     """What a run is about to do: a new job, or the rest of one the store holds."""
-    shape = f"({len(spec.questions)} questions x {len(spec.endpoints)} endpoints)"
+    shape = (
+        f"({len(spec.questions)} questions x {len(spec.endpoints)} endpoints{samples_factor(spec)})"
+    )
     where = f"strategy {options.run.strategy}, store {options.store_path}"
     if not before.completed and not before.kept:
         return f"Running job {spec.id}: {spec.size} executions {shape}, {where}"

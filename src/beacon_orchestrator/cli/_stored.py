@@ -33,6 +33,23 @@ async def load_stored_spec(store: Store, job_id: str, path: Path) -> JobSpec:
         raise UsageError(f"no job {job_id!r} in {str(path)!r}{hint}") from None
 
 
+def one_sample_per_cell(spec: JobSpec, command: str) -> None:
+    """Refuse a job of several samples per cell in a command that compares regions.
+
+    Comparing regions takes one answer per region of a cell; which of several samples to
+    compare, or how to pool them, is the study's choice, not the command's.
+
+    Raises:
+        UsageError: The job has several samples per cell.
+    """
+    if spec.samples > 1:
+        raise UsageError(
+            f"job {spec.id!r} has {spec.samples} samples of each cell; {command} compares one "
+            f"answer per region and cannot take several yet: use 'beacon status {spec.id}' "
+            "for its counts and 'beacon export' (without --labels) for its answers"
+        )
+
+
 def read_stored_job(path: Path, job_id: str) -> tuple[JobSpec, list[ExecutionRecord], JobInfo]:
     """Job ``job_id`` of the store at ``path`` (which must exist): spec, records and info."""
     from ..stores import SQLiteStore

@@ -71,11 +71,13 @@ _MODELS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("m1", ("us-east", "eu-west")),
     ("m2", ("asia-pacific",)),
 )
+_SAMPLES = 2  # so a store must keep the samples of a cell apart
 _KEYS = tuple(
-    ExecutionKey(q, model, region)
+    ExecutionKey(q, model, region, sample)
     for q in _QUESTIONS
     for model, regions in _MODELS
     for region in regions
+    for sample in range(_SAMPLES)
 )
 
 
@@ -89,6 +91,7 @@ def _spec(job_id: str, variant: int) -> JobSpec:
         models=models,
         params={"temperature": 0.1 * (variant + 1), "max_tokens": 100},
         metadata={"variant": variant},
+        samples=_SAMPLES,
     )
 
 
@@ -399,7 +402,8 @@ class StoreStateMachine(LeaseRules, RuleBasedStateMachine):
             ):
                 want: dict[str, dict[ExecutionStatus, int]] = {}
                 for r in records:
-                    slot = want.setdefault(r.key[index], {})
+                    group: str = r.key[index]  # type: ignore[assignment]  # not the sample
+                    slot = want.setdefault(group, {})
                     slot[r.status] = slot.get(r.status, 0) + 1
                 assert _nonzero_by(groups) == want, f"{job_id}: progress.{name}"
 

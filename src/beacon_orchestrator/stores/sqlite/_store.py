@@ -16,7 +16,7 @@ How it stays correct:
   not an SQLite file, a corrupt one, another application's database (SQLite's
   ``application_id``) or a schema newer than this library knows all raise
   :class:`~beacon_orchestrator.StoreError` and leave the file untouched (``_schema``).
-- **No duplicates.** Records are keyed by ``(job_id, question_id, model_id, region)``; the
+- **No duplicates.** Records are keyed by ``(job_id, question_id, model_id, region, sample)``; the
   write rule of :func:`~beacon_orchestrator.stores.should_replace` is one SQL upsert whose
   ``WHERE`` keeps ``COMPLETED`` rows (``_rows``, whose columns come from the record codec).
 - **One run per job.** A job's lease is granted in one ``BEGIN IMMEDIATE`` transaction that
@@ -359,11 +359,11 @@ class SQLiteStore:
 
         def read(conn: sqlite3.Connection) -> frozenset[ExecutionKey]:
             rows = conn.execute(
-                "SELECT question_id, model_id, region FROM records "
+                "SELECT question_id, model_id, region, sample FROM records "
                 "WHERE job_id = ? AND status = 'completed'",
                 (job_id,),
             )
-            return frozenset(ExecutionKey(q, m, r) for q, m, r in rows)
+            return frozenset(ExecutionKey._make(row) for row in rows)
 
         return await self._call(read)
 
