@@ -9,6 +9,7 @@ import anyio
 from attrs import field, frozen
 
 from ._types import ExecutionKey
+from ._usage import Usage
 
 __all__ = [
     "ExecutionRequest",
@@ -70,12 +71,14 @@ class Response:
         provider: Which provider or endpoint answered, if known.
         metadata: Anything worth keeping (inference time, tokens, reported region).
         receipt: The provider's execution receipt, if any.
+        usage: What the provider reported the execution used (tokens, seconds, its cost).
     """
 
     text: str
     provider: str | None = None
     metadata: Mapping[str, Any] = field(factory=dict)
     receipt: Mapping[str, Any] | None = None
+    usage: Usage | None = None
 
 
 @runtime_checkable

@@ -13,6 +13,7 @@ from typing import Any, Final, NamedTuple
 from attrs import field, frozen
 
 from ._record_codec import EPOCH_SECONDS, RecordCodec, encoded, enum_value, flattened, json_object
+from ._usage import USAGE_ENCODING, Usage
 
 __all__ = [
     "RECORD_CODEC",
@@ -101,6 +102,8 @@ class ExecutionRecord:
         provider: Which provider answered, if the executor said.
         metadata: Executor-supplied details (latency, tokens, region reported by the GPU app).
         receipt: The provider's execution receipt, if any.
+        usage: What the provider reported the execution used (tokens, seconds, its cost).
+        cost: What the execution cost under the run's cost model (``None``: no cost model).
     """
 
     key: ExecutionKey = field(metadata=encoded(flattened(ExecutionKey)))
@@ -117,6 +120,8 @@ class ExecutionRecord:
     receipt: Mapping[str, Any] | None = field(
         default=None, metadata=encoded(json_object(optional=True))
     )
+    usage: Usage | None = field(default=None, metadata=encoded(USAGE_ENCODING))
+    cost: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (the key flattened into its three fields)."""

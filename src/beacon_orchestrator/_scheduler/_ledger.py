@@ -153,6 +153,7 @@ class Ledger:
             provider=response.provider,
             metadata=response.metadata,
             receipt=response.receipt,
+            usage=response.usage,
         )
 
     def failed(

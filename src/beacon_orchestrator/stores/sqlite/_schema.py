@@ -94,6 +94,11 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )
         """,
     ),
+    # 3: what each execution used and cost (ExecutionRecord.usage, .cost).
+    (
+        "ALTER TABLE records ADD COLUMN usage TEXT",
+        "ALTER TABLE records ADD COLUMN cost REAL",
+    ),
 )
 
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
@@ -102,6 +107,7 @@ SCHEMA_VERSION: Final = len(_MIGRATIONS)
 # The tables a file of each schema version must have (index: version - 1).
 _TABLES: Final = (
     frozenset({"jobs", "records"}),
+    frozenset({"jobs", "records", "leases"}),
     frozenset({"jobs", "records", "leases"}),
 )
 _CORRUPT: Final = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
