@@ -34,6 +34,7 @@ attaches a ``NullHandler``, so nothing is printed until the application configur
 
 import logging as _logging
 
+from ._cost import CostModel, Price
 from ._errors import (
     BeaconError,
     ExecutionError,
@@ -51,6 +52,7 @@ from ._errors import (
 from ._events import (
     CancelSource,
     Counter,
+    EndpointChanged,
     Event,
     EventHandler,
     ExecutionFinished,
@@ -65,6 +67,10 @@ from ._events import (
 from ._executor import ExecutionRequest, Executor, FunctionExecutor, Response, SupportsPreflight
 from ._retry import RetryPolicy
 from ._scheduler import (
+    ENDPOINT_DOWN,
+    AdaptiveConcurrency,
+    BreakerState,
+    CircuitBreaker,
     JobHandle,
     RegionQueue,
     RunOptions,
@@ -92,6 +98,7 @@ from ._status import (
     Verdict,
 )
 from ._types import Endpoint, ExecutionKey, ExecutionRecord, ExecutionStatus
+from ._usage import Usage
 from .stores import (
     Holder,
     JobInfo,
@@ -113,10 +120,16 @@ __version__ = "0.1.0.dev0"
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 __all__ = [
+    "ENDPOINT_DOWN",
+    "AdaptiveConcurrency",
     "BeaconError",
+    "BreakerState",
     "CancelSource",
+    "CircuitBreaker",
+    "CostModel",
     "Counter",
     "Endpoint",
+    "EndpointChanged",
     "Event",
     "EventHandler",
     "ExecutionError",
@@ -147,6 +160,7 @@ __all__ = [
     "ModelTarget",
     "PermanentError",
     "PreflightError",
+    "Price",
     "Progress",
     "Question",
     "QuestionFinished",
@@ -168,6 +182,7 @@ __all__ = [
     "SupportsPreflight",
     "Tally",
     "TransientError",
+    "Usage",
     "UsageError",
     "Verdict",
     "__version__",

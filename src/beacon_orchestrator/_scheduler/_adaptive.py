@@ -46,7 +46,9 @@ def is_overload(error: BaseException) -> bool:
 
 
 _POSITIVE = Rule(lambda v: is_number(v) and v > 0, "expected a positive number", ceiling=1e6)
-_FRACTION = Rule(lambda v: is_number(v) and 0 < v < 1, "expected a number between 0 and 1, both excluded")
+_FRACTION = Rule(
+    lambda v: is_number(v) and 0 < v < 1, "expected a number between 0 and 1, both excluded"
+)
 _FACTOR = Rule(lambda v: is_number(v) and v > 1, "expected a number > 1", ceiling=1e6)
 
 

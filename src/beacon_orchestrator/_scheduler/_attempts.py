@@ -20,6 +20,7 @@ from .._events import EventHandler, ExecutionStarted
 from .._executor import ExecutionRequest, Executor
 from .._retry import RetryPolicy
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
+from ._fleet import Fleet
 from ._journal import JobLog
 from ._ledger import AttemptTimeout, Ledger, StopReason, error_code
 
@@ -71,6 +72,8 @@ class AttemptLoop:
         now: The event loop's clock.
         emit: Receives an ``ExecutionStarted`` event per attempt.
         log: Where retries are logged.
+        fleet: The endpoints' guards (adaptive limits, breakers, cold starts, cost), if the
+            run uses any; its executions then take :meth:`_guarded`.
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class AttemptLoop:
         now: Callable[[], float],
         emit: EventHandler | None,
         log: JobLog,
+        fleet: Fleet | None = None,
     ) -> None:
         self.job_id = job_id
         self.executor = executor
@@ -104,6 +108,7 @@ class AttemptLoop:
         self.now = now
         self.emit = emit
         self.log = log
+        self.fleet = fleet
         self.interrupted: list[Interrupted] = []
         # One scope per backoff in progress, so cancellation can cut every one short at once.
         self.sleepers: set[anyio.CancelScope] = set()
@@ -123,6 +128,8 @@ class AttemptLoop:
                 (or any other code outside the executor) raised, after noting the execution as
                 interrupted, with the attempts the executor was called for.
         """
+        if self.fleet is not None:
+            return await self._guarded(key, prompt, self.fleet)
         execute = self.executor.execute
         timeout = self.attempt_timeout
         hard = self.hard_deadline
@@ -164,6 +171,66 @@ class AttemptLoop:
         except BaseException:
             # Cancelled mid-attempt or mid-backoff, or something outside the executor raised:
             # the job records this execution when it finishes.
+            self.interrupted.append(Interrupted(key, err, calls, started, self.now()))
+            raise
+
+    async def _guarded(self, key: ExecutionKey, prompt: str, fleet: Fleet) -> ExecutionRecord:
+        """:meth:`run` for a run with fleet guards: each attempt asks the guard, then tells it.
+
+        The same steps as :meth:`run`, plus: an attempt the endpoint's breaker refuses is not
+        sent; an attempt sent before the endpoint first answered gets the cold-start timeout;
+        every outcome goes to the guard; the record gets its cost.
+        """
+        e = fleet.endpoint(key)
+        hard = self.hard_deadline
+        attempt = 1
+        calls = 0
+        busy = 0.0  # seconds the attempts took, the backoffs excluded (what per-second prices)
+        started = now = self.now()
+        err: BaseException | None = None
+        try:
+            while True:
+                refused = fleet.refusal(e, attempt)
+                if refused is not None:
+                    first = attempt == 1
+                    rec = self._failed(key, FAILED, refused if first else err, calls, started)
+                    return fleet.priced(e, rec, busy)
+                timeout = fleet.timeout(e, self.attempt_timeout)
+                deadline = None if timeout is None else now + timeout
+                if hard is not None:
+                    deadline = hard if deadline is None else min(deadline, hard)
+                request = ExecutionRequest(self.job_id, key, prompt, self.params, attempt, deadline)
+                if self.emit is not None:
+                    self.emit(ExecutionStarted(self.job_id, key, attempt, now))
+                calls = attempt
+                try:
+                    # The job's hard deadline is the workers' scope's (a cut there is CANCELLED).
+                    cut = float("inf") if timeout is None else now + timeout
+                    with anyio.CancelScope(deadline=cut) as scope:
+                        response = await self.executor.execute(request)
+                    if scope.cancelled_caught:
+                        raise AttemptTimeout(timeout or 0.0)  # noqa: TRY301
+                except Exception as exc:
+                    err = exc
+                    ended = self.now()
+                    busy += ended - now
+                    fleet.failed(e, exc, now, ended)
+                else:
+                    ended = self.now()
+                    fleet.answered(e, now, ended)
+                    rec = self.ledger.completed(key, response, attempt, started, ended)
+                    return fleet.priced(e, rec, busy + ended - now)
+                wait = self._retry_wait(err, attempt)
+                if wait is None:
+                    status = TIMEOUT if isinstance(err, AttemptTimeout) else FAILED
+                    return fleet.priced(e, self._failed(key, status, err, attempt, started), busy)
+                if not await self._backoff(key, err, attempt, wait):
+                    return fleet.priced(
+                        e, self._failed(key, CANCELLED, err, attempt, started), busy
+                    )
+                attempt += 1
+                now = self.now()
+        except BaseException:
             self.interrupted.append(Interrupted(key, err, calls, started, self.now()))
             raise
 

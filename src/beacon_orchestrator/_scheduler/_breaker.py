@@ -85,13 +85,18 @@ class EndpointBreaker:
 
         An open breaker whose cool-down has passed turns ``half_open`` here.
         """
-        state = self.state
-        if state is CLOSED:
+        if self.state is CLOSED:
             return True
-        if state is OPEN and now >= self.reopens_at:
-            self.state = state = HALF_OPEN
-        if state is HALF_OPEN and not self.probing:
+        self.cooled(now)
+        if self.state is HALF_OPEN and not self.probing:
             self.probing = True
+            return True
+        return False
+
+    def cooled(self, now: float) -> bool:
+        """Turn ``half_open`` if open and the cool-down has passed at ``now``; whether it did."""
+        if self.state is OPEN and now >= self.reopens_at:
+            self.state = HALF_OPEN
             return True
         return False
 

@@ -303,6 +303,8 @@ class Ledger:
             return Verdict(
                 verdict.status, f"The job deadline of {job_timeout:g} s passed; {verdict.reason}"
             )
+        if stop.source == "budget":
+            return Verdict(verdict.status, f"{verdict.reason} Stopped early: {stop.reason}.")
         if stop.source == "early_stop":
             return Verdict(
                 verdict.status,

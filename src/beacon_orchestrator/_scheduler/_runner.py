@@ -34,8 +34,10 @@ from .._status import JobResult
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from ..stores import MemoryStore, Store
 from ._attempts import AttemptLoop
+from ._budget import Budget
 from ._ending import Accounted, JobEnd
 from ._eta import EtaEstimator
+from ._fleet import Fleet
 from ._journal import JobLog
 from ._lease import LeaseKeeper
 from ._ledger import Ledger, StopReason
@@ -85,6 +87,8 @@ class RegionQueue(Stopping):
         self.options = opts = resolve_options(options, overrides)
         self.limits = spec.limits if opts.limits is None else opts.limits
         self.policy = spec.policy if opts.policy is None else opts.policy
+        if self.limits.max_cost is not None and opts.cost_model is None:
+            Budget.for_run(spec, self.limits, None, endpoints=[], attempts=1)  # raises
         self._ran = False
         self._stopping = False
         self._stop = StopReason()
@@ -149,13 +153,14 @@ class RegionQueue(Stopping):
         else:
             # Once the job stops, what is left is interrupting, not running: no estimate.
             eta = None if self._stopping else self._eta.eta(self._now() - self._t0)
-        return self._ledger.progress(
+        progress = self._ledger.progress(
             self.spec.id,
             elapsed=self._now() - self._t0,
             unstarted=self._picker.unstarted,
             waiting=self._attempts.waiting,
             eta=eta,
         )
+        return progress if self._fleet is None else self._fleet.annotate(progress)
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[RegionQueue] = anyio.TASK_STATUS_IGNORED
@@ -230,8 +235,29 @@ class RegionQueue(Stopping):
             ledger.keep(record)
         per_endpoint = limits.per_endpoint if opts.strategy == "endpoint" else 1
         unstarted = plan.size - ledger.kept
+        budget = Budget.for_run(
+            spec, limits, opts.cost_model, endpoints=plan.endpoints, attempts=opts.retry.attempts
+        )
+        if budget is not None:
+            budget.spent = sum(r.cost or 0.0 for r in prior)  # the job's budget, not the run's
         self._picker = Picker(
-            plan, per_endpoint=per_endpoint, per_region=limits.per_region, unstarted=unstarted
+            plan,
+            per_endpoint=per_endpoint,
+            per_region=limits.per_region,
+            unstarted=unstarted,
+            budget=budget,
+        )
+        self._fleet = Fleet.for_run(
+            spec.id,
+            opts,
+            limits,
+            plan,
+            self._picker,
+            per_endpoint,
+            budget,
+            self._now,
+            emit=self._emit_safely,
+            wake=self._wake_if_ready,
         )
         self._eta = EtaEstimator(
             plan,
@@ -276,6 +302,7 @@ class RegionQueue(Stopping):
             now=self._now,
             emit=self._emit,
             log=self._log,
+            fleet=self._fleet,
         )
 
     async def _prior_records(self) -> list[ExecutionRecord]:
@@ -298,6 +325,8 @@ class RegionQueue(Stopping):
             if self._job_deadline is not None:
                 outer.start_soon(self._deadline_watch, self._job_deadline)
             outer.start_soon(self._lease.heartbeat)
+            if self._fleet is not None:
+                outer.start_soon(self._fleet.watch)
             with anyio.CancelScope() as workers_scope:
                 self._workers_scope = workers_scope
                 if self._stopping:  # cancelled before the workers existed
@@ -346,6 +375,10 @@ class RegionQueue(Stopping):
             if e is None:
                 if picker.unstarted == 0:
                     return
+                if picker.over_budget:
+                    assert picker.budget is not None
+                    self._request_cancel("budget", picker.budget.reason())
+                    return
                 await self._idle_wait()
                 continue
             q = self._start(e)
@@ -385,6 +418,11 @@ class RegionQueue(Stopping):
         if self._picker.unstarted == 0 and self._idle:
             self._wake_idle()  # nothing left to pick: let the idle workers end
         return q
+
+    def _wake_if_ready(self) -> None:
+        """Wake an idle worker if something may start (an endpoint's limit grew)."""
+        if self._idle and self._picker.ready:
+            self._wake_idle()
 
     async def _idle_wait(self) -> None:
         """Wait until a slot frees or a group advances (or the job stops)."""
