@@ -23,6 +23,7 @@ from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from ._fleet import Fleet
 from ._journal import JobLog
 from ._ledger import AttemptTimeout, Ledger, StopReason, error_code
+from ._plan import EndpointState
 
 __all__ = ["AttemptLoop", "Interrupted"]
 
@@ -190,6 +191,8 @@ class AttemptLoop:
         err: BaseException | None = None
         try:
             while True:
+                if attempt > 1 and fleet.full(e) and not await self._slot(fleet, e):
+                    return fleet.priced(e, self._failed(key, CANCELLED, err, calls, started), busy)
                 refused = fleet.refusal(e, attempt)
                 if refused is not None:
                     first = attempt == 1
@@ -203,6 +206,7 @@ class AttemptLoop:
                 if self.emit is not None:
                     self.emit(ExecutionStarted(self.job_id, key, attempt, now))
                 calls = attempt
+                fleet.sending(e)
                 try:
                     # The job's hard deadline is the workers' scope's (a cut there is CANCELLED).
                     cut = float("inf") if timeout is None else now + timeout
@@ -217,7 +221,7 @@ class AttemptLoop:
                     fleet.failed(e, exc, now, ended)
                 else:
                     ended = self.now()
-                    fleet.answered(e, now, ended)
+                    fleet.answered(e, now, ended, response.usage)
                     rec = self.ledger.completed(key, response, attempt, started, ended)
                     return fleet.priced(e, rec, busy + ended - now)
                 wait = self._retry_wait(err, attempt)
@@ -233,6 +237,24 @@ class AttemptLoop:
         except BaseException:
             self.interrupted.append(Interrupted(key, err, calls, started, self.now()))
             raise
+
+    async def _slot(self, fleet: Fleet, e: EndpointState) -> bool:
+        """Wait until ``e`` has room for a retry; whether it may start then (not cancelled)."""
+        self.waiting += 1
+        try:
+            while fleet.full(e):
+                with anyio.CancelScope() as scope:
+                    self.sleepers.add(scope)  # cancellation cuts this wait short too
+                    try:
+                        await fleet.slot_freed()
+                    finally:
+                        self.sleepers.discard(scope)
+                await checkpoint_if_cancelled()
+                if not self.may_start():
+                    return False
+        finally:
+            self.waiting -= 1
+        return True
 
     def _failed(
         self,

@@ -19,6 +19,7 @@ from .._errors import PermanentError
 from .._events import EndpointChanged, Event, Progress
 from .._spec import Limits
 from .._types import Endpoint, ExecutionKey, ExecutionRecord
+from .._usage import Usage
 from ._adaptive import AdaptiveConcurrency, AimdLimit, is_overload
 from ._breaker import ENDPOINT_DOWN, BreakerState, CircuitBreaker, EndpointBreaker
 from ._budget import Budget
@@ -82,6 +83,10 @@ class Fleet:
         self.breakers = {e: EndpointBreaker(breaker) for e in plan.endpoints} if breaker else None
         self.warm: set[EndpointState] = set()
         self._spent = 0.0
+        # Attempts in flight per endpoint: a retry waits for one below the limit, because an
+        # execution waiting out a backoff may outnumber a limit that came down meanwhile.
+        self.active: dict[EndpointState, int] = dict.fromkeys(plan.endpoints, 0)
+        self._slot_freed = anyio.Event()
         self._breaker_moved = anyio.Event()
         if self.aimd is not None:
             for e, aimd in self.aimd.items():
@@ -175,21 +180,43 @@ class Fleet:
             f"not sent: endpoint {e.label}'s circuit breaker is open", code="CIRCUIT_OPEN"
         )
 
+    def full(self, e: EndpointState) -> bool:
+        """Whether ``e`` has as many attempts in flight as its limit allows."""
+        return self.active[e] >= self.picker.limit[e]
+
+    async def slot_freed(self) -> None:
+        """Wait until an attempt ends or a limit changes anywhere (then check :meth:`full`)."""
+        await self._slot_freed.wait()
+
+    def sending(self, e: EndpointState) -> None:
+        """An attempt to ``e`` is about to be sent."""
+        self.active[e] += 1
+
+    def _freed(self, e: EndpointState) -> None:
+        self.active[e] -= 1
+        self._slot_freed.set()
+        self._slot_freed = anyio.Event()
+
     # -- after an attempt -------------------------------------------------------------------
 
-    def answered(self, e: EndpointState, started: float, ended: float) -> None:
+    def answered(
+        self, e: EndpointState, started: float, ended: float, usage: Usage | None = None
+    ) -> None:
         """An attempt on ``e`` that started at ``started`` answered at ``ended``."""
+        self._freed(e)
         self.warm.add(e)
         changed = False
         if self.breakers is not None:
             changed = self.breakers[e].succeeded()
         if self.aimd is not None:
-            changed = self.aimd[e].answered(started, ended, e.in_flight) or changed
+            served = None if usage is None else usage.inference_seconds
+            changed = self.aimd[e].answered(started, ended, e.in_flight, served) or changed
         if changed:
             self._apply(e, "answered")
 
     def failed(self, e: EndpointState, err: BaseException, started: float, ended: float) -> None:
         """An attempt on ``e`` that started at ``started`` failed with ``err`` at ``ended``."""
+        self._freed(e)
         overload = is_overload(err)
         changed = False
         if overload:
@@ -232,6 +259,9 @@ class Fleet:
         before = self.picker.limit[e]
         if self.picker.set_limit(e, limit):
             self.wake()
+        if limit > before:
+            self._slot_freed.set()
+            self._slot_freed = anyio.Event()
         breaker = None if self.breakers is None else self.breakers[e].state
         if breaker is OPEN:
             self._breaker_moved.set()
