@@ -1,4 +1,4 @@
-"""A simulated GPU fleet for the fleet benchmarks: endpoints with a capacity the client does not know.
+"""A simulated GPU fleet for the fleet benchmarks: endpoints whose capacity the client ignores.
 
 Each endpoint serves ``capacity`` requests at once and queues up to ``queue`` more (in arrival
 order, like a Modal app); beyond that it answers at once with an overload error (``HTTP_429``
