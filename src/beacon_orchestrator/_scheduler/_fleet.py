@@ -222,6 +222,9 @@ class Fleet:
         if overload:
             if self.aimd is not None:
                 changed = self.aimd[e].overloaded(started, ended)
+            if self.breakers is not None:
+                # A full endpoint is up: for the breaker, it answered (a probe closes it).
+                changed = self.breakers[e].succeeded() or changed
         elif self.breakers is not None:
             changed = self.breakers[e].failed(error_code(err), ended)
         if changed:
@@ -251,7 +254,8 @@ class Fleet:
             if state is OPEN or (state is HALF_OPEN and b.probing):
                 return 0
             if state is HALF_OPEN:
-                return e.in_flight + 1  # room for the probe only
+                # Room for the probe only (a retry may be it when the endpoint is full).
+                return min(self.ceiling, e.in_flight + 1)
         return self.ceiling if self.aimd is None else self.aimd[e].limit
 
     def _apply(self, e: EndpointState, reason: str) -> None:
