@@ -23,9 +23,9 @@ from beacon_orchestrator import (
     Price,
     RegionQueue,
     RetryPolicy,
+    RunOptions,
     Strategy,
 )
-from beacon_orchestrator._scheduler import RunOptionArgs
 from beacon_orchestrator.testing import (
     Call,
     CancelPlan,
@@ -116,15 +116,15 @@ def scenarios(
     return Scenario(spec, strategy, limits, retry, script, plan, resume_after, fleet, max_cost)
 
 
-def fleet_options(sc: Scenario) -> RunOptionArgs:
+def fleet_options(sc: Scenario) -> RunOptions | None:
     """The run options of a fleet scenario: quick to adapt, quick to trip, a per-request price."""
     if not sc.fleet:
-        return {}
-    return {
-        "adaptive": AdaptiveConcurrency(min_samples=2, patience=2.0),
-        "breaker": CircuitBreaker(failures=2, cool_down=1.0, probes=2),
-        "cost_model": CostModel(default=Price(per_request=0.25, per_second=0.01)),
-    }
+        return None
+    return RunOptions(
+        adaptive=AdaptiveConcurrency(min_samples=2, patience=2.0),
+        breaker=CircuitBreaker(failures=2, cool_down=1.0, probes=2),
+        cost_model=CostModel(default=Price(per_request=0.25, per_second=0.01)),
+    )
 
 
 class _Runner:
@@ -150,7 +150,7 @@ class _Runner:
             retry=sc.retry,
             on_event=events.append,
             early_stop=plan.source == "early_stop",
-            **fleet_options(sc),
+            options=fleet_options(sc),
         )
         with anyio.fail_after(SAFETY_LIMIT):
             if plan.source == "handle":
