@@ -157,8 +157,8 @@ class AimdLimit:
             if plateau is not None:
                 if before > plateau:
                     self.plateau = None  # it grew past the old overload: the endpoint did too
-                elif int(self._limit + step) >= plateau:
-                    step /= p.patience
+                elif before + 1 >= plateau:
+                    step /= p.patience  # the next step up is where it overloaded last
             self._limit += step
         self._limit = min(self._limit, float(self.ceiling))
         return self.limit != before

@@ -191,8 +191,11 @@ class AttemptLoop:
         err: BaseException | None = None
         try:
             while True:
-                if attempt > 1 and fleet.full(e) and not await self._slot(fleet, e):
-                    return fleet.priced(e, self._failed(key, CANCELLED, err, calls, started), busy)
+                if attempt > 1 and fleet.full(e):
+                    if not await self._slot(fleet, e):
+                        rec = self._failed(key, CANCELLED, err, calls, started)
+                        return fleet.priced(e, rec, busy)
+                    now = self.now()  # the attempt starts now: the wait is not its latency
                 refused = fleet.refusal(e, attempt)
                 if refused is not None:
                     first = attempt == 1
