@@ -15,7 +15,6 @@ from beacon_orchestrator import (
     JobSpec,
     Limits,
     ModelTarget,
-    PermanentError,
     Price,
     Question,
     SpecError,
@@ -88,7 +87,8 @@ def test_growth_back_to_the_last_overloads_limit_is_patience_times_slower() -> N
     assert answers >= 10  # not every other answer, as plain additive increase would
     for _ in range(200):
         aimd.answered(2.0, 3.0, in_flight=aimd.limit)
-    assert aimd.limit > 3 and aimd.plateau is None  # past the old overload: normal growth
+    assert aimd.limit > 3  # past the old overload: normal growth
+    assert aimd.plateau is None
 
 
 def test_an_idle_endpoint_does_not_grow_its_limit() -> None:
@@ -131,6 +131,11 @@ def test_adaptive_settings_out_of_range_name_the_field() -> None:
 # -- circuit breaker --------------------------------------------------------------------------
 
 
+def state(b: EndpointBreaker) -> BreakerState:
+    """Read afresh (mypy would narrow ``b.state`` across calls that change it)."""
+    return b.state
+
+
 def test_the_breaker_opens_after_a_run_of_the_same_failure_then_probes_once() -> None:
     b = EndpointBreaker(CircuitBreaker(failures=3, cool_down=10.0, probes=2))
     assert not b.failed("HTTP_500", 1.0)
@@ -138,13 +143,13 @@ def test_the_breaker_opens_after_a_run_of_the_same_failure_then_probes_once() ->
     assert not b.failed("HTTP_500", 3.0)
     assert not b.failed("HTTP_500", 4.0)
     assert b.failed("HTTP_500", 5.0)
-    assert b.state is BreakerState.OPEN
+    assert state(b) is BreakerState.OPEN
     assert not b.may_send(14.9)  # cooling down
     assert b.may_send(15.0)  # the probe
-    assert b.state is BreakerState.HALF_OPEN
+    assert state(b) is BreakerState.HALF_OPEN
     assert not b.may_send(15.0)  # one probe at a time
     assert b.succeeded()
-    assert b.state is BreakerState.CLOSED
+    assert state(b) is BreakerState.CLOSED
     assert b.may_send(16.0)
 
 
@@ -153,10 +158,10 @@ def test_the_breaker_gives_up_after_its_probes_fail() -> None:
     assert b.failed("HTTP_500", 0.0)
     assert b.may_send(5.0)
     assert b.failed("HTTP_500", 6.0)
-    assert b.state is BreakerState.OPEN
+    assert state(b) is BreakerState.OPEN
     assert b.may_send(11.0)
     assert b.failed("HTTP_500", 12.0)
-    assert b.state is BreakerState.DOWN
+    assert state(b) is BreakerState.DOWN
     assert not b.may_send(1e9)
     assert not b.failed("HTTP_500", 1e9)  # nothing changes a down endpoint
 
@@ -166,7 +171,7 @@ def test_a_success_resets_the_run_of_failures() -> None:
     b.failed("HTTP_500", 0.0)
     b.succeeded()
     assert not b.failed("HTTP_500", 1.0)
-    assert b.state is BreakerState.CLOSED
+    assert state(b) is BreakerState.CLOSED
 
 
 # -- cost model and budget --------------------------------------------------------------------

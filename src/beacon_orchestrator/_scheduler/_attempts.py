@@ -17,7 +17,7 @@ from anyio.lowlevel import checkpoint_if_cancelled
 
 from .._errors import ExecutionError
 from .._events import EventHandler, ExecutionStarted
-from .._executor import ExecutionRequest, Executor
+from .._executor import ExecutionRequest, Executor, Response
 from .._retry import RetryPolicy
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from ._fleet import Fleet
@@ -183,7 +183,6 @@ class AttemptLoop:
         every outcome goes to the guard; the record gets its cost.
         """
         e = fleet.endpoint(key)
-        hard = self.hard_deadline
         attempt = 1
         calls = 0
         busy = 0.0  # seconds the attempts took, the backoffs excluded (what per-second prices)
@@ -201,45 +200,58 @@ class AttemptLoop:
                     first = attempt == 1
                     rec = self._failed(key, FAILED, refused if first else err, calls, started)
                     return fleet.priced(e, rec, busy)
-                timeout = fleet.timeout(e, self.attempt_timeout)
-                deadline = None if timeout is None else now + timeout
-                if hard is not None:
-                    deadline = hard if deadline is None else min(deadline, hard)
-                request = ExecutionRequest(self.job_id, key, prompt, self.params, attempt, deadline)
-                if self.emit is not None:
-                    self.emit(ExecutionStarted(self.job_id, key, attempt, now))
                 calls = attempt
-                fleet.sending(e)
-                try:
-                    # The job's hard deadline is the workers' scope's (a cut there is CANCELLED).
-                    cut = float("inf") if timeout is None else now + timeout
-                    with anyio.CancelScope(deadline=cut) as scope:
-                        response = await self.executor.execute(request)
-                    if scope.cancelled_caught:
-                        raise AttemptTimeout(timeout or 0.0)  # noqa: TRY301
-                except Exception as exc:
-                    err = exc
-                    ended = self.now()
-                    busy += ended - now
-                    fleet.failed(e, exc, now, ended)
-                else:
-                    ended = self.now()
-                    fleet.answered(e, now, ended, response.usage)
-                    rec = self.ledger.completed(key, response, attempt, started, ended)
-                    return fleet.priced(e, rec, busy + ended - now)
+                outcome = await self._send(fleet, e, key, prompt, attempt, now)
+                ended = self.now()
+                busy += ended - now
+                if isinstance(outcome, Response):
+                    rec = self.ledger.completed(key, outcome, attempt, started, ended)
+                    return fleet.priced(e, rec, busy)
+                err = outcome
                 wait = self._retry_wait(err, attempt)
                 if wait is None:
                     status = TIMEOUT if isinstance(err, AttemptTimeout) else FAILED
                     return fleet.priced(e, self._failed(key, status, err, attempt, started), busy)
                 if not await self._backoff(key, err, attempt, wait):
-                    return fleet.priced(
-                        e, self._failed(key, CANCELLED, err, attempt, started), busy
-                    )
+                    rec = self._failed(key, CANCELLED, err, attempt, started)
+                    return fleet.priced(e, rec, busy)
                 attempt += 1
                 now = self.now()
         except BaseException:
             self.interrupted.append(Interrupted(key, err, calls, started, self.now()))
             raise
+
+    async def _send(
+        self,
+        fleet: Fleet,
+        e: EndpointState,
+        key: ExecutionKey,
+        prompt: str,
+        attempt: int,
+        now: float,
+    ) -> Response | Exception:
+        """Send one attempt with its timeout (maybe a cold start's); tell the guard how it went."""
+        timeout = fleet.timeout(e, self.attempt_timeout)
+        deadline = None if timeout is None else now + timeout
+        hard = self.hard_deadline
+        if hard is not None:
+            deadline = hard if deadline is None else min(deadline, hard)
+        request = ExecutionRequest(self.job_id, key, prompt, self.params, attempt, deadline)
+        if self.emit is not None:
+            self.emit(ExecutionStarted(self.job_id, key, attempt, now))
+        fleet.sending(e)
+        try:
+            # The job's hard deadline is the workers' scope's (a cut there is CANCELLED).
+            cut = float("inf") if timeout is None else now + timeout
+            with anyio.CancelScope(deadline=cut) as scope:
+                response = await self.executor.execute(request)
+            if scope.cancelled_caught:
+                raise AttemptTimeout(timeout or 0.0)  # noqa: TRY301
+        except Exception as exc:
+            fleet.failed(e, exc, now, self.now())
+            return exc
+        fleet.answered(e, now, self.now(), response.usage)
+        return response
 
     async def _slot(self, fleet: Fleet, e: EndpointState) -> bool:
         """Wait until ``e`` has room for a retry; whether it may start then (not cancelled)."""
