@@ -46,6 +46,7 @@ from ._decoding import (
 from ._params import generation_params, trace_id
 from ._secrets import Scrubber, Secret, env_secret_factory, to_secret
 from ._text import display_url
+from ._usage import router_usage
 
 __all__ = ["ROUTER_API_KEY_ENV", "HybridRouterExecutor", "RouterHealth", "RouterProvider"]
 
@@ -306,6 +307,7 @@ def _interpret(
                 ("legacy_error_code", _EMPTY_LEGACY if error_code == _EMPTY_LEGACY else None),
             ],
             receipt=meta.get("receipt"),
+            usage=router_usage(data),
             scrubber=scrubber,
         )
     if success is not False:
