@@ -145,6 +145,7 @@ def test_an_export_row_holds_every_field(record: ExecutionRecord) -> None:
             back[name] = expected  # ISO-8601 keeps microseconds only
     back["metadata"] = json.loads(row["metadata"])
     back["receipt"] = None if row["receipt"] is None else json.loads(row["receipt"])
+    back["usage"] = None if row["usage"] is None else json.loads(row["usage"])
     del back["duration"]
     assert ExecutionRecord.from_dict(back) == record
 
