@@ -225,3 +225,17 @@ async def test_usage_and_cost_reach_the_records_progress_and_the_sqlite_store(
     assert {r.usage for r in stored} == {Usage(tokens_in=10, tokens_out=100, inference_seconds=0.0)}
     assert [r.cost for r in stored] == pytest.approx([0.21] * 3)
     assert stored == list(result.records)
+
+
+@pytest.mark.anyio
+async def test_without_guards_progress_has_no_limits_and_no_spend_and_records_no_cost() -> None:
+    spec = _spec(3)
+    queue = RegionQueue(spec, _Priced(latency=0.0))
+    result = await queue.run()
+    progress = queue.progress()
+    assert progress.endpoint_limits == {}
+    assert progress.spent is None
+    assert {r.cost for r in result.records} == {None}
+    assert {r.usage for r in result.records} == {
+        Usage(tokens_in=10, tokens_out=100, inference_seconds=0.0)
+    }
