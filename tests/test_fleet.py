@@ -70,7 +70,7 @@ class _Priced:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_an_endpoint_failing_everything_gets_few_requests_and_its_records_say_endpoint_down(
-    backend: str,
+    backend: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     spec = _spec(100, models=10)  # 1,000 executions, one endpoint broken
 
@@ -94,7 +94,12 @@ def test_an_endpoint_failing_everything_gets_few_requests_and_its_records_say_en
         assert states[-1] == "down"
         check_invariants(spec, events, result.records, limits=Limits(per_endpoint=2))
 
+    caplog.set_level("INFO", logger="beacon_orchestrator")
     run_virtual(main, backend=backend)
+    said = [r.getMessage() for r in caplog.records if "endpoint m3@us-east" in r.getMessage()]
+    assert "circuit breaker open (HTTP_500); one probe in 30 s" in said[0]
+    assert "is down: its remaining executions end ENDPOINT_DOWN" in said[-1]
+    assert len(said) == 4  # opened, opened again after each of two failed probes, down
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

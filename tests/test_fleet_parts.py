@@ -124,6 +124,8 @@ def test_adaptive_settings_out_of_range_name_the_field() -> None:
         AdaptiveConcurrency(decrease=1.0)
     with pytest.raises(SpecError, match="initial"):
         AdaptiveConcurrency(initial=0)
+    with pytest.raises(SpecError, match="rate"):
+        CircuitBreaker(rate=0.0)
     with pytest.raises(SpecError, match="latency_factor"):
         AdaptiveConcurrency(latency_factor=math.nan)
 
@@ -164,6 +166,17 @@ def test_the_breaker_gives_up_after_its_probes_fail() -> None:
     assert state(b) is BreakerState.DOWN
     assert not b.may_send(1e9)
     assert not b.failed("HTTP_500", 1e9)  # nothing changes a down endpoint
+
+
+def test_a_failure_rate_over_the_window_opens_it_whatever_the_codes() -> None:
+    b = EndpointBreaker(CircuitBreaker(failures=100, rate=0.5, window=4))
+    assert not b.failed("HTTP_500", 0.0)
+    assert not b.succeeded()
+    assert not b.failed("TIMEOUT", 1.0)  # 2 of 3: the window is not full yet
+    assert b.failed("HTTP_502", 2.0)  # 3 of the last 4 failed
+    assert state(b) is BreakerState.OPEN
+    never = EndpointBreaker(CircuitBreaker(failures=100))
+    assert not any(never.failed(f"E{i % 3}", float(i)) for i in range(50))
 
 
 def test_a_success_resets_the_run_of_failures() -> None:

@@ -2,7 +2,8 @@
 
 Plain synchronous code: a state machine per endpoint, driven by the attempts' outcomes and the
 clock's readings that the caller passes in. ``closed``: requests go; a run of ``failures``
-consecutive failed attempts with the same error code opens it. ``open``: nothing is sent until
+consecutive failed attempts with the same error code opens it, and so does (when set) a
+failure rate of at least ``rate`` over the last ``window`` attempts. ``open``: nothing is sent until
 the cool-down has passed; then ``half_open``: one request (the probe) is sent. The probe's
 success closes the breaker; its failure opens it again, and after ``probes`` failed probes in a
 row the endpoint is ``down`` for the rest of the run: its remaining executions end ``FAILED``
@@ -15,13 +16,16 @@ one, and adaptive concurrency and the retry policy's waits deal with it.
 from __future__ import annotations
 
 import enum
+from collections import deque
 from typing import Final
 
 from attrs import field, frozen
 
-from .._checks import POSITIVE_INT, POSITIVE_SECONDS
+from .._checks import POSITIVE_INT, POSITIVE_SECONDS, Rule, is_number
 
 __all__ = ["ENDPOINT_DOWN", "BreakerState", "CircuitBreaker", "EndpointBreaker"]
+
+_RATE: Final = Rule(lambda v: is_number(v) and 0 < v <= 1, "expected a number above 0, at most 1")
 
 ENDPOINT_DOWN: Final = "ENDPOINT_DOWN"
 """The error code of an execution not sent because its endpoint's breaker gave up."""
@@ -37,6 +41,10 @@ class CircuitBreaker:
         probes: Failed probes in a row after which the endpoint counts as down for the rest
             of the run (at most ``failures + probes`` requests, plus those already in flight
             when it opened, reach an endpoint that fails everything).
+        rate: Also open it when at least this fraction of the last ``window`` attempts
+            failed, whatever their codes (``None``: only runs of the same failure count). For
+            an endpoint that fails often but not always, or in several ways.
+        window: The attempts ``rate`` is measured over (it only counts once that many ended).
 
     Raises:
         SpecError: For a value out of range; the message names the field.
@@ -45,6 +53,8 @@ class CircuitBreaker:
     failures: int = field(default=5, validator=POSITIVE_INT.validator())
     cool_down: float = field(default=30.0, validator=POSITIVE_SECONDS.validator())
     probes: int = field(default=3, validator=POSITIVE_INT.validator())
+    rate: float | None = field(default=None, validator=_RATE.or_none().validator())
+    window: int = field(default=20, validator=POSITIVE_INT.validator())
 
 
 class BreakerState(enum.StrEnum):
@@ -69,7 +79,16 @@ class EndpointBreaker:
         policy: When it opens, for how long, and when it gives up.
     """
 
-    __slots__ = ("code", "failed_probes", "policy", "probing", "reopens_at", "state", "streak")
+    __slots__ = (
+        "code",
+        "failed_probes",
+        "outcomes",
+        "policy",
+        "probing",
+        "reopens_at",
+        "state",
+        "streak",
+    )
 
     def __init__(self, policy: CircuitBreaker) -> None:
         self.policy = policy
@@ -79,6 +98,10 @@ class EndpointBreaker:
         self.failed_probes = 0
         self.reopens_at = 0.0  # when an open breaker lets a probe through
         self.probing = False  # the probe was sent and has not answered
+        # The last attempts' outcomes (True: failed), for the failure rate; only if it is set.
+        self.outcomes: deque[bool] | None = (
+            None if policy.rate is None else deque(maxlen=policy.window)
+        )
 
     def may_send(self, now: float) -> bool:
         """Whether a request may go to the endpoint now; a yes in ``half_open`` is the probe.
@@ -102,6 +125,8 @@ class EndpointBreaker:
 
     def succeeded(self) -> bool:
         """An attempt answered; whether the state changed (a probe's success closes it)."""
+        if self.outcomes is not None:
+            self.outcomes.append(False)
         self.streak = 0
         self.code = None
         if self.state is HALF_OPEN and self.probing:
@@ -128,12 +153,23 @@ class EndpointBreaker:
             self.streak += 1
         else:
             self.code, self.streak = code, 1
-        if self.streak >= self.policy.failures:
+        if self.streak >= self.policy.failures or self._rate_reached():
             self._open(now)
             return True
         return False
 
+    def _rate_reached(self) -> bool:
+        outcomes = self.outcomes
+        if outcomes is None:
+            return False
+        outcomes.append(True)
+        rate = self.policy.rate
+        assert rate is not None
+        return len(outcomes) == outcomes.maxlen and sum(outcomes) >= rate * len(outcomes)
+
     def _open(self, now: float) -> None:
         self.state = OPEN
         self.streak = 0
+        if self.outcomes is not None:
+            self.outcomes.clear()  # after a probe's success, the rate starts afresh
         self.reopens_at = now + self.policy.cool_down

@@ -9,6 +9,7 @@ of these, so a run without them takes no extra step per execution.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import anyio
@@ -30,6 +31,9 @@ from ._plan import EndpointState, Plan
 
 __all__ = ["Fleet"]
 
+_log = logging.getLogger(__name__)
+
+CLOSED = BreakerState.CLOSED
 OPEN = BreakerState.OPEN
 HALF_OPEN = BreakerState.HALF_OPEN
 DOWN = BreakerState.DOWN
@@ -88,6 +92,7 @@ class Fleet:
         self.active: dict[EndpointState, int] = dict.fromkeys(plan.endpoints, 0)
         self._slot_freed = anyio.Event()
         self._breaker_moved = anyio.Event()
+        self._told: dict[EndpointState, BreakerState] = {}  # the states logged so far
         if self.aimd is not None:
             for e, aimd in self.aimd.items():
                 picker.set_limit(e, aimd.limit)
@@ -269,6 +274,9 @@ class Fleet:
         breaker = None if self.breakers is None else self.breakers[e].state
         if breaker is OPEN:
             self._breaker_moved.set()
+        if breaker is not None and breaker is not self._told.get(e, CLOSED):
+            self._told[e] = breaker
+            self._log_breaker(e, breaker, reason)
         if limit != before or reason != "answered":
             self.emit(
                 EndpointChanged(
@@ -280,6 +288,27 @@ class Fleet:
                     self.now(),
                 )
             )
+
+    def _log_breaker(self, e: EndpointState, state: BreakerState, reason: str) -> None:
+        job, label = self.job_id, e.label
+        if state is OPEN:
+            cool = 0.0 if self.breakers is None else self.breakers[e].policy.cool_down
+            _log.warning(
+                "job %s: endpoint %s: circuit breaker open (%s); one probe in %g s",
+                job,
+                label,
+                reason,
+                cool,
+            )
+        elif state is DOWN:
+            _log.warning(
+                "job %s: endpoint %s is down: its remaining executions end %s without a request",
+                job,
+                label,
+                ENDPOINT_DOWN,
+            )
+        elif state is CLOSED:
+            _log.info("job %s: endpoint %s answered its probe: circuit breaker closed", job, label)
 
     async def watch(self) -> None:
         """Let each open breaker's probe through once its cool-down has passed (runs for ever)."""
