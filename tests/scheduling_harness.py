@@ -122,7 +122,7 @@ def fleet_options(sc: Scenario) -> RunOptions | None:
         return None
     return RunOptions(
         adaptive=AdaptiveConcurrency(min_samples=2, patience=2.0),
-        breaker=CircuitBreaker(failures=2, cool_down=1.0, probes=2),
+        breaker=CircuitBreaker(failures=2, cool_down=1.0, probes=2, rate=0.5, window=4),
         cost_model=CostModel(default=Price(per_request=0.25, per_second=0.01)),
     )
 
