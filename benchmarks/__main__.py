@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, str] = {
     "sqlite": "benchmarks.bench_sqlite",
     "http": "benchmarks.bench_http",
     "report": "benchmarks.bench_report",
+    "fleet": "benchmarks.bench_fleet",
 }
 """Benchmark name -> module exposing ``run(quick: bool) -> list[dict[str, object]]``."""
 

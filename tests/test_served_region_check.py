@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from beacon_orchestrator import (
+    ExecutionKey,
     ExecutionRecord,
     ExecutionRequest,
     ExecutionStatus,
@@ -248,8 +249,8 @@ async def test_the_new_record_fields_survive_sqlite(tmp_path: Path) -> None:
     assert {r.system_prompt for r in stored} == {"In the US.", "In Europe.", "In Asia."}
 
 
-def _key(record: ExecutionRecord) -> tuple[str, ...]:
-    return tuple(record.key)
+def _key(record: ExecutionRecord) -> ExecutionKey:
+    return record.key
 
 
 async def test_nothing_is_stored_when_the_static_check_refuses() -> None:

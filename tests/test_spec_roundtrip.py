@@ -135,6 +135,8 @@ def test_to_dict_shape() -> None:
         "attempt_timeout": 600.0,
         "job_timeout": None,
         "cancel_grace": 0.0,
+        "max_cost": None,
+        "cold_start_timeout": None,
     }
     assert doc["policy"] == {
         "min_success_rate": 0.67,

@@ -34,6 +34,7 @@ attaches a ``NullHandler``, so nothing is printed until the application configur
 
 import logging as _logging
 
+from ._cost import CostModel, Price
 from ._errors import (
     BeaconError,
     ExecutionError,
@@ -52,6 +53,7 @@ from ._errors import (
 from ._events import (
     CancelSource,
     Counter,
+    EndpointChanged,
     Event,
     EventHandler,
     ExecutionFinished,
@@ -74,6 +76,10 @@ from ._executor import (
 )
 from ._retry import RetryPolicy
 from ._scheduler import (
+    ENDPOINT_DOWN,
+    AdaptiveConcurrency,
+    BreakerState,
+    CircuitBreaker,
     JobHandle,
     RegionQueue,
     RunOptions,
@@ -102,6 +108,7 @@ from ._status import (
     Verdict,
 )
 from ._types import Endpoint, ExecutionKey, ExecutionRecord, ExecutionStatus
+from ._usage import Usage
 from .stores import (
     Holder,
     JobInfo,
@@ -124,10 +131,16 @@ _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 __all__ = [
     "BEACON_SYSTEM_PROMPT",
+    "ENDPOINT_DOWN",
+    "AdaptiveConcurrency",
     "BeaconError",
+    "BreakerState",
     "CancelSource",
+    "CircuitBreaker",
+    "CostModel",
     "Counter",
     "Endpoint",
+    "EndpointChanged",
     "Event",
     "EventHandler",
     "ExecutionError",
@@ -158,6 +171,7 @@ __all__ = [
     "ModelTarget",
     "PermanentError",
     "PreflightError",
+    "Price",
     "Progress",
     "Question",
     "QuestionFinished",
@@ -180,6 +194,7 @@ __all__ = [
     "SupportsRegions",
     "Tally",
     "TransientError",
+    "Usage",
     "UsageError",
     "Verdict",
     "WrongRegionError",

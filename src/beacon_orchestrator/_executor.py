@@ -12,6 +12,7 @@ from attrs import field, frozen
 
 from ._errors import PreflightError
 from ._types import ExecutionKey
+from ._usage import Usage
 
 __all__ = [
     "ExecutionRequest",
@@ -87,6 +88,7 @@ class Response:
         system_prompt: The system prompt that was sent, if any (kept in the record).
         request_sha256: :func:`request_sha256` of the request body that was sent, if the
             executor computes it (kept in the record).
+        usage: What the provider reported the execution used (tokens, seconds, its cost).
     """
 
     text: str
@@ -96,6 +98,7 @@ class Response:
     served_region: str | None = None
     system_prompt: str | None = None
     request_sha256: str | None = None
+    usage: Usage | None = None
 
 
 @runtime_checkable

@@ -13,6 +13,7 @@ from typing import Any, Final, NamedTuple
 from attrs import field, frozen
 
 from ._record_codec import EPOCH_SECONDS, RecordCodec, encoded, enum_value, flattened, json_object
+from ._usage import USAGE_ENCODING, Usage
 
 __all__ = [
     "RECORD_CODEC",
@@ -121,6 +122,8 @@ class ExecutionRecord:
         system_prompt: The system prompt the executor sent, if any.
         request_sha256: SHA-256 (hex) of the request body as the executor sent it (canonical
             JSON, credentials excluded), so a study can show what each region was asked.
+        usage: What the provider reported the execution used (tokens, seconds, its cost).
+        cost: What the execution cost under the run's cost model (``None``: no cost model).
     """
 
     key: ExecutionKey = field(metadata=encoded(flattened(ExecutionKey)))
@@ -140,6 +143,8 @@ class ExecutionRecord:
     served_region: str | None = None
     system_prompt: str | None = None
     request_sha256: str | None = None
+    usage: Usage | None = field(default=None, metadata=encoded(USAGE_ENCODING))
+    cost: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (the key flattened into its fields, ``sample`` included)."""

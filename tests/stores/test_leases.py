@@ -214,12 +214,11 @@ async def test_a_version_1_file_opens_and_is_migrated_in_place_keeping_everythin
         await store.write("interrupted-job", record(list(spec.plan())[-1]))
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
-        # Later versions add columns (the sample of version 3); version 1's are kept as they were.
+        # Later versions add columns; version 1's are kept as they were, and are sample 0.
         after = conn.execute(f"SELECT {columns} FROM records ORDER BY rowid").fetchall()
         assert conn.execute("SELECT * FROM jobs ORDER BY rowid").fetchall() == jobs_before
-        width = len(before[0])  # later versions add columns, empty for the rows before them
-        assert [row[:width] for row in after[: len(before)]] == before
-        assert {row[width:] for row in after[: len(before)]} <= {(None,) * (len(after[0]) - width)}
+        assert after[: len(before)] == before
+        assert {s for (s,) in conn.execute("SELECT sample FROM records")} == {0}
         assert len(after) == len(before) + 1
         assert conn.execute("SELECT owner, token FROM leases").fetchall() == [("run-a", 1)]
     async with SQLiteStore(path) as store:  # and it opens again, as the current version

@@ -87,19 +87,19 @@ def test_a_field_that_is_not_a_plain_scalar_must_declare_its_encoding() -> None:
 
 
 @frozen(kw_only=True)
-class _WithCost(ExecutionRecord):
-    cost: float | None = None
+class _WithTip(ExecutionRecord):
+    tip: float | None = None
 
 
 def test_a_new_plain_field_reaches_every_form_without_more_code() -> None:
-    codec = RecordCodec(_WithCost)
-    record = _WithCost(key=KEY, status=ExecutionStatus.FAILED, attempts=2, cost=0.25)
-    assert codec.columns == (*RECORD_CODEC.columns, "cost")
-    assert codec.to_dict(record)["cost"] == 0.25
+    codec = RecordCodec(_WithTip)
+    record = _WithTip(key=KEY, status=ExecutionStatus.FAILED, attempts=2, tip=0.25)
+    assert codec.columns == (*RECORD_CODEC.columns, "tip")
+    assert codec.to_dict(record)["tip"] == 0.25
     assert codec.from_dict(codec.to_dict(record)) == record
     assert codec.to_sql(record)[-1] == 0.25
     assert codec.sql_reader(codec.columns)(codec.to_sql(record)) == record
-    assert codec.to_export(record)["cost"] == 0.25
+    assert codec.to_export(record)["tip"] == 0.25
 
 
 # -- round trips ----------------------------------------------------------------------------
@@ -145,6 +145,7 @@ def test_an_export_row_holds_every_field(record: ExecutionRecord) -> None:
             back[name] = expected  # ISO-8601 keeps microseconds only
     back["metadata"] = json.loads(row["metadata"])
     back["receipt"] = None if row["receipt"] is None else json.loads(row["receipt"])
+    back["usage"] = None if row["usage"] is None else json.loads(row["usage"])
     del back["duration"]
     assert ExecutionRecord.from_dict(back) == record
 

@@ -161,6 +161,7 @@ class Ledger:
             served_region=None if response.served_region is None else key.region,
             system_prompt=response.system_prompt,
             request_sha256=response.request_sha256,
+            usage=response.usage,
         )
 
     def failed(
@@ -315,6 +316,8 @@ class Ledger:
             return Verdict(
                 verdict.status, f"The job deadline of {job_timeout:g} s passed; {verdict.reason}"
             )
+        if stop.source == "budget":
+            return Verdict(verdict.status, f"{verdict.reason} Stopped early: {stop.reason}.")
         if stop.source == "early_stop":
             return Verdict(
                 verdict.status,

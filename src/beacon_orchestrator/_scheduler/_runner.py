@@ -34,8 +34,10 @@ from .._status import JobResult
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from ..stores import MemoryStore, Store
 from ._attempts import AttemptLoop
+from ._budget import Budget
 from ._ending import Accounted, JobEnd
 from ._eta import EtaEstimator
+from ._fleet import Fleet
 from ._journal import JobLog
 from ._lease import LeaseKeeper
 from ._ledger import Ledger, StopReason
@@ -85,6 +87,8 @@ class RegionQueue(Stopping):
         self.options = opts = resolve_options(options, overrides)
         self.limits = spec.limits if opts.limits is None else opts.limits
         self.policy = spec.policy if opts.policy is None else opts.policy
+        if self.limits.max_cost is not None and opts.cost_model is None:
+            Budget.for_run(spec, self.limits, None, endpoints=[], attempts=1)  # raises
         self._ran = False
         self._stopping = False
         self._stop = StopReason()
@@ -112,34 +116,6 @@ class RegionQueue(Stopping):
         """The result once the job has finished, else ``None``."""
         return self._result
 
-    def cancel(self, reason: str | None = None) -> None:
-        """Request cancellation. When this returns, no execution or retry will start.
-
-        Raises:
-            UsageError: The job has not started, or this is not the thread running the job's
-                event loop (nothing is changed then; use :meth:`cancel_threadsafe`).
-        """
-        self._started_loop().check("cancel()", "cancel_threadsafe()")
-        self._request_cancel("handle", reason or "cancelled by the caller")
-
-    def cancel_threadsafe(self, reason: str | None = None) -> None:
-        """:meth:`cancel` from any thread: returns once the event loop has applied it.
-
-        Blocks until the event loop gets to it; cancelling a job that has ended does nothing.
-
-        Raises:
-            UsageError: The job has not started.
-        """
-        self._started_loop().call(
-            lambda: self._request_cancel("handle", reason or "cancelled by the caller"),
-            ended=lambda: self._finished_event is not None and self._finished_event.is_set(),
-        )
-
-    def _started_loop(self) -> LoopThread:
-        if self._loop is None:
-            raise UsageError("the job has not started yet; there is nothing to cancel")
-        return self._loop
-
     def progress(self) -> Progress:
         """A snapshot of the job's progress (see :class:`Progress` for what each count means)."""
         if not self._ran:
@@ -149,13 +125,14 @@ class RegionQueue(Stopping):
         else:
             # Once the job stops, what is left is interrupting, not running: no estimate.
             eta = None if self._stopping else self._eta.eta(self._now() - self._t0)
-        return self._ledger.progress(
+        progress = self._ledger.progress(
             self.spec.id,
             elapsed=self._now() - self._t0,
             unstarted=self._picker.unstarted,
             waiting=self._attempts.waiting,
             eta=eta,
         )
+        return progress if self._fleet is None else self._fleet.annotate(progress)
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[RegionQueue] = anyio.TASK_STATUS_IGNORED
@@ -231,8 +208,29 @@ class RegionQueue(Stopping):
             ledger.keep(record)
         per_endpoint = limits.per_endpoint if opts.strategy == "endpoint" else 1
         unstarted = plan.size - ledger.kept
+        budget = Budget.for_run(
+            spec, limits, opts.cost_model, endpoints=plan.endpoints, attempts=opts.retry.attempts
+        )
+        if budget is not None:  # the job's budget, not the run's: earlier runs spent some
+            budget.spent = sum(r.cost or 0.0 for r in prior)
         self._picker = Picker(
-            plan, per_endpoint=per_endpoint, per_region=limits.per_region, unstarted=unstarted
+            plan,
+            per_endpoint=per_endpoint,
+            per_region=limits.per_region,
+            unstarted=unstarted,
+            budget=budget,
+        )
+        self._fleet = Fleet.for_run(
+            spec.id,
+            opts,
+            limits,
+            plan,
+            self._picker,
+            per_endpoint,
+            budget,
+            self._now,
+            emit=self._emit_safely,
+            wake=self._wake_if_ready,
         )
         self._eta = EtaEstimator(
             plan,
@@ -258,8 +256,7 @@ class RegionQueue(Stopping):
             write=self._store_and_account,
         )
         log.started(plan.size, unstarted, ledger.kept, opts.strategy)
-        if spec.samples > 1 and spec.params.get("temperature") == 0:
-            log.samples_at_temperature_zero(spec.samples)
+        log.warn_if_samples_alike(spec.samples, spec.params)
         self._emit_safely(JobStarted(spec.id, self._t0, plan.size, unstarted, opts.strategy))
 
     def _attempt_loop(self) -> AttemptLoop:
@@ -280,6 +277,7 @@ class RegionQueue(Stopping):
             emit=self._emit,
             log=self._log,
             system_prompts={r: self.spec.system_prompt_for(r) for r in self.spec.regions},
+            fleet=self._fleet,
         )
 
     async def _prior_records(self) -> list[ExecutionRecord]:
@@ -302,6 +300,8 @@ class RegionQueue(Stopping):
             if self._job_deadline is not None:
                 outer.start_soon(self._deadline_watch, self._job_deadline)
             outer.start_soon(self._lease.heartbeat)
+            if self._fleet is not None:
+                outer.start_soon(self._fleet.watch)
             with anyio.CancelScope() as workers_scope:
                 self._workers_scope = workers_scope
                 if self._stopping:  # cancelled before the workers existed
@@ -351,6 +351,10 @@ class RegionQueue(Stopping):
             if e is None:
                 if picker.unstarted == 0:
                     return
+                if picker.over_budget:
+                    assert picker.budget is not None
+                    self._request_cancel("budget", picker.budget.reason())
+                    return
                 await self._idle_wait()
                 continue
             q = self._start(e)  # the slot: sample q % samples of question q // samples
@@ -392,6 +396,11 @@ class RegionQueue(Stopping):
             self._wake_idle()  # nothing left to pick: let the idle workers end
         return slot
 
+    def _wake_if_ready(self) -> None:
+        """Wake an idle worker if something may start (a slot freed, a limit grew)."""
+        if self._idle and self._picker.ready:
+            self._wake_idle()
+
     async def _idle_wait(self) -> None:
         """Wait until a slot frees or a group advances (or the job stops)."""
         self._idle += 1
@@ -405,10 +414,8 @@ class RegionQueue(Stopping):
 
     def _release(self, e: EndpointState) -> None:
         """Free an execution's slots; wake an idle worker if that made work startable."""
-        picker = self._picker
-        picker.release(e, requeue=not self._stopping)
-        if self._idle and picker.ready:
-            self._wake_idle()
+        self._picker.release(e, requeue=not self._stopping)
+        self._wake_if_ready()
 
     def _finished(self, record: ExecutionRecord, e: EndpointState, slot: int) -> None:
         """Bookkeeping once a record is stored: counts, events, gates, early stop."""
@@ -424,8 +431,7 @@ class RegionQueue(Stopping):
                 self._emit_safely(QuestionFinished(self.spec.id, qid, q, self._now()))
         if e.group is not None:
             self._picker.finished(e, slot)
-            if self._idle and self._picker.ready:
-                self._wake_idle()
+            self._wake_if_ready()
         if self.options.early_stop and not self._stopping:
             verdict = self.policy.decided(ledger.tally())
             if verdict is not None:

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from attrs import define, field
 
-from .._checks import MAX_SECONDS, NON_NEGATIVE_INT, RATE, Rule, is_int
+from .._checks import MAX_SECONDS, NON_NEGATIVE_INT, NON_NEGATIVE_NUMBER, RATE, Rule, is_int
 from .._errors import SpecProblem
 from .._status import MinSuccessRate
 from ._documents import INVALID, Invalid, Problems, is_list, join, region_list
@@ -24,7 +24,7 @@ from ._values import Limits
 __all__ = ["Constraints", "apply_wrapper", "read_constraints"]
 
 _CONSTRAINT_FIELDS: Final = ("regions", "min_regions", "min_success_rate", "timeout")
-_CONSTRAINT_FIELDS_ALL: Final = (*_CONSTRAINT_FIELDS, "provider_timeout")
+_CONSTRAINT_FIELDS_ALL: Final = (*_CONSTRAINT_FIELDS, "provider_timeout", "max_cost")
 _NS_PER_S: Final = 1_000_000_000
 _JOB_TIMEOUT_S: Final = 600.0
 _PROVIDER_TIMEOUT_S: Final = 300.0
@@ -46,6 +46,7 @@ class Constraints:
         rate: The policy's minimum success rate.
         job_timeout: Seconds the whole job may take.
         attempt_timeout: Seconds one attempt may take (Beacon's ``provider_timeout``).
+        max_cost: The job's spending budget (``None``: none; Beacon's 0 means none).
         extras: Constraint fields the library does not map, kept for the metadata.
     """
 
@@ -54,13 +55,20 @@ class Constraints:
     rate: float | Invalid = _MIN_SUCCESS_RATE
     job_timeout: float | Invalid = _JOB_TIMEOUT_S
     attempt_timeout: float | Invalid = _PROVIDER_TIMEOUT_S
+    max_cost: float | Invalid | None = None
     extras: dict[str, Any] = field(factory=dict)
 
     def limits(self) -> Limits | Invalid:
         """The job's limits: its timeouts."""
         if isinstance(self.job_timeout, Invalid) or isinstance(self.attempt_timeout, Invalid):
             return INVALID
-        return Limits(attempt_timeout=self.attempt_timeout, job_timeout=self.job_timeout)
+        if isinstance(self.max_cost, Invalid):
+            return INVALID
+        return Limits(
+            attempt_timeout=self.attempt_timeout,
+            job_timeout=self.job_timeout,
+            max_cost=None if self.max_cost is None else float(self.max_cost),
+        )
 
     def wrapper_defaults(self, wrapper: Mapping[str, Any], regions: set[str]) -> None:
         """Beacon's cross-region defaults for the policy fields a submission omits.
@@ -102,6 +110,9 @@ def read_constraints(raw: Any, base: str, table: RegionTable, problems: Problems
     attempt = _nanoseconds(raw.get("provider_timeout"), join(path, "provider_timeout"), problems)
     if attempt is not None:
         result.attempt_timeout = attempt
+    result.max_cost = _given(
+        raw.get("max_cost"), join(path, "max_cost"), NON_NEGATIVE_NUMBER, problems
+    )
     return result
 
 

@@ -18,6 +18,7 @@ import httpx
 
 from .._errors import PermanentError, TransientError
 from .._executor import Response
+from .._usage import Usage
 from ._secrets import Scrubber
 from ._text import display_url, excerpt, trim
 from ._transport import raise_for_status
@@ -94,17 +95,19 @@ def answer(
     metadata: Iterable[tuple[str, Any]],
     scrubber: Scrubber,
     receipt: Any = None,
+    usage: Usage | None = None,
 ) -> Response:
     """A :class:`~beacon_orchestrator.Response` whose metadata and receipt hold no secret.
 
     Metadata pairs whose value is ``None`` are left out; a receipt that is not a JSON object
-    is dropped.
+    is dropped. ``usage`` is what the service reported the execution used (``_usage``).
     """
     return Response(
         text=text,
         provider=provider,
         metadata=scrubber.value(drop_none(metadata)),
         receipt=scrubber.value(receipt) if isinstance(receipt, dict) else None,
+        usage=usage,
     )
 
 

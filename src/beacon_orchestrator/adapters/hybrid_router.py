@@ -49,6 +49,7 @@ from ._params import generation_params, trace_id
 from ._regions import beacon_prompt, flag, normalised_keys, region_table, served_region
 from ._secrets import Scrubber, Secret, env_secret_factory, to_secret
 from ._text import display_url
+from ._usage import router_usage
 
 __all__ = ["ROUTER_API_KEY_ENV", "HybridRouterExecutor", "RouterHealth", "RouterProvider"]
 
@@ -362,6 +363,7 @@ def _interpret(
                 ("legacy_error_code", _EMPTY_LEGACY if error_code == _EMPTY_LEGACY else None),
             ],
             receipt=meta.get("receipt"),
+            usage=router_usage(data),
             scrubber=scrubber,
         )
     if success is not False:

@@ -56,6 +56,7 @@ from ._regions import beacon_prompt, flag, normalised_keys, region_table, served
 from ._secrets import Scrubber, Secret, env_secret_factory, same_origin, to_secret
 from ._text import display_url, trim
 from ._transport import Call, logger, send
+from ._usage import modal_usage
 
 __all__ = ["MODAL_TOKEN_ENV", "ModalEndpoint", "ModalExecutor", "ModalHealth"]
 
@@ -425,6 +426,7 @@ def _interpret(
                 ("polls", polls),
             ],
             receipt=data.get("receipt"),
+            usage=modal_usage(data),
             scrubber=scrubber,
         )
     error = optional_str(data.get("error")) or "no error message"

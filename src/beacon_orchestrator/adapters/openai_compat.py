@@ -29,6 +29,7 @@ from ._preflight import check_regions
 from ._regions import normalised_keys, region_table
 from ._secrets import Scrubber, Secret, env_secret_factory, to_secret
 from ._text import trim
+from ._usage import openai_usage
 
 __all__ = ["OPENAI_API_KEY_ENV", "OpenAICompatExecutor"]
 
@@ -300,5 +301,6 @@ def _interpret(
             ("finish_reason", optional_str(choice.get("finish_reason"))),
             ("usage", usage if isinstance(usage, dict) else None),
         ],
+        usage=openai_usage(data),
         scrubber=scrubber,
     )

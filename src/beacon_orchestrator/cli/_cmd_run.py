@@ -13,6 +13,7 @@ import click
 from attrs import evolve
 from rich.markup import escape
 
+from .._cost import CostModel, Price
 from .._errors import JobConflictError, SpecError, StoreError, UsageError
 from .._executor import Executor
 from .._scheduler import RunOptions
@@ -113,6 +114,9 @@ def _run_args(kw: Mapping[str, Any]) -> list[str]:
             args += [flag_of(name), f"{kw[name]:g}"]
     if kw["early_stop"]:
         args.append("--early-stop")
+    args += [flag for flag in ("--adaptive", "--breaker") if kw.get(flag[2:])]
+    if kw.get("cost_per_second") is not None:
+        args += ["--cost-per-second", f"{kw['cost_per_second']:g}"]
     if not kw["rerun_failed"]:
         args.append("--keep-failed")
     return args
@@ -140,6 +144,10 @@ async def check_stored_spec(store: Store, spec: JobSpec, path: Path) -> bool:
     )
 
 
+def _prices(per_second: float | None) -> CostModel | None:
+    return None if per_second is None else CostModel(default=Price(per_second=per_second))
+
+
 def _run_options_from(
     spec: JobSpec, executor: ExecutorOptions, kw: Mapping[str, Any]
 ) -> CommandRun:
@@ -151,6 +159,9 @@ def _run_options_from(
         early_stop=kw["early_stop"],
         rerun_failed=kw["rerun_failed"],
         preflight=kw["preflight"],
+        adaptive=kw.get("adaptive", False),  # the demo has no fleet options
+        breaker=kw.get("breaker", False),
+        cost_model=_prices(kw.get("cost_per_second")),
     )
     return CommandRun(
         store_path=kw["store_path"],

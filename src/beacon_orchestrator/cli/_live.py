@@ -74,6 +74,8 @@ def run_counts(progress: Progress) -> list[str]:
     ):
         if n:
             counts.append(f"{n} {what}")
+    if p.spent is not None:
+        counts.append(f"spent {p.spent:.4g}")
     return counts
 
 

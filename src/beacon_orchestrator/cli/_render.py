@@ -286,11 +286,14 @@ def verdict_table(spec: JobSpec, records: Sequence[ExecutionRecord], *, width: i
     for e in spec.endpoints:
         name = str(e) if by_endpoint else e.region
         groups.setdefault(name, _Counter())["planned"] += len(spec.questions) * spec.samples
+    spent: dict[str, float] = {}
     for r in records:
         name = str(r.key.endpoint) if by_endpoint else r.key.region
         if name in groups:
             empty = r.status is ExecutionStatus.COMPLETED and r.empty
             groups[name]["empty" if empty else r.status.value] += 1
+            if r.cost is not None:
+                spent[name] = spent.get(name, 0.0) + r.cost
     totals: _Counter[str] = _Counter()
     for counts in groups.values():
         recorded = sum(n for column, n in counts.items() if column != "planned")
@@ -322,8 +325,12 @@ def verdict_table(spec: JobSpec, records: Sequence[ExecutionRecord], *, width: i
             footer=str(totals[column]),
             no_wrap=True,
         )
+    if spent:  # the run had a cost model: what each endpoint (or region) cost
+        total = f"{sum(spent.values()):.4g}"
+        table.add_column("cost", justify="right", footer=total, no_wrap=True)
     for name, counts in groups.items():
-        table.add_row(Text(name), *(str(counts[c]) for c in columns))
+        cost = [f"{spent.get(name, 0.0):.4g}"] if spent else []
+        table.add_row(Text(name), *(str(counts[c]) for c in columns), *cost)
     return table
 
 

@@ -47,6 +47,7 @@ from .._errors import JobConflictError, StoreError
 from .._spec import JobSpec, ModelTarget, Question
 from .._status import JobResult, JobStatus
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
+from .._usage import Usage
 from ..stores._protocol import JobInfo, Store, StoredProgress, should_replace
 from ._lease_conformance import LeaseRules, WallClock
 
@@ -135,7 +136,18 @@ def conformance_records(
         provider=st.none() | st.sampled_from(["modal", "runpod"]),
         metadata=_json_objects,
         receipt=st.none() | _json_objects,
+        usage=st.none() | _usages,
+        cost=st.none() | st.floats(0, 1e6, allow_nan=False),
     )
+
+
+_usages = st.builds(
+    Usage,
+    tokens_in=st.none() | st.integers(0, 10**9),
+    tokens_out=st.none() | st.integers(0, 10**9),
+    inference_seconds=st.none() | st.floats(0, 1e6, allow_nan=False),
+    provider_cost=st.none() | st.floats(0, 1e6, allow_nan=False),
+)
 
 
 def _nonzero(counts: Mapping[ExecutionStatus, int]) -> dict[ExecutionStatus, int]:

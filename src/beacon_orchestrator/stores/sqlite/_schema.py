@@ -154,6 +154,11 @@ _MIGRATIONS: Final[tuple[tuple[Step, ...], ...]] = (
     # 4: samples per cell. The execution key gains its sample index, and so does the primary
     # key; a table rebuild, since SQLite cannot change a primary key in place.
     (_key_with_sample,),
+    # 5: what each execution used and cost (ExecutionRecord.usage, .cost).
+    (
+        "ALTER TABLE records ADD COLUMN usage TEXT",
+        "ALTER TABLE records ADD COLUMN cost REAL",
+    ),
 )
 
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
@@ -162,6 +167,7 @@ SCHEMA_VERSION: Final = len(_MIGRATIONS)
 # The tables a file of each schema version must have (index: version - 1).
 _TABLES: Final = (
     frozenset({"jobs", "records"}),
+    frozenset({"jobs", "records", "leases"}),
     frozenset({"jobs", "records", "leases"}),
     frozenset({"jobs", "records", "leases"}),
     frozenset({"jobs", "records", "leases"}),
