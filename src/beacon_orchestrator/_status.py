@@ -36,7 +36,7 @@ class RegionTally:
     """Counts of one region's executions, as the policy sees them.
 
     Attributes:
-        planned: Executions the job plans in this region.
+        planned: Executions the job plans in this region (every sample of every cell).
         completed: Completed with a non-empty answer.
         empty: Completed with an empty answer.
         failed: Failed or timed out.
@@ -138,6 +138,11 @@ class MinSuccessRate:
 
     The job is ``COMPLETED`` when at least ``rate`` of all planned executions succeeded and at
     least ``min_regions`` regions had a success; otherwise ``FAILED``.
+
+    The rate counts executions, not cells: with ``samples`` per cell, each sample is one
+    planned execution and one success or not, so a cell whose samples succeed two times in
+    three adds two successes of three. This is Beacon's count for ``runs``, and a failed
+    sample is as much a failure of the service as a failed cell.
 
     Attributes:
         rate: Required fraction of planned executions that succeed, in [0, 1].

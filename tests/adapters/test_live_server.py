@@ -167,7 +167,9 @@ async def test_modal_chain_ends_at_the_deadline_with_one_post(
             make_request("forever", region="us-east", deadline=deadline)
         )
     assert info.value.code == "DEADLINE_EXCEEDED"
-    assert anyio.current_time() >= deadline
+    # It gives up when the next poll could not start before the deadline: at most one poll
+    # interval early (asserting the deadline itself made this test flaky).
+    assert anyio.current_time() >= deadline - 0.002
     methods = [s.method for s in server.log.snapshot()]
     assert methods.count("POST") == 1
 

@@ -166,6 +166,7 @@ def test_status_json_with_and_without_each_failure(tmp_path: Path, db: Path) -> 
             "question_id": "greatest_leader",
             "model_id": "qwen2.5-1.5b",
             "region": "us-east",
+            "sample": 0,
             "status": "failed",
             "error_code": "SIMULATED_PERMANENT",
             "error_message": "simulated failure at qwen2.5-1.5b@us-east",

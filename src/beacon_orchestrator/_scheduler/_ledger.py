@@ -10,7 +10,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 
-from .._errors import ExecutionError
+from .._errors import ExecutionError, WrongRegionError
 from .._events import CancelSource, Counter, Progress
 from .._executor import Response
 from .._status import JobStatus, RegionTally, StatusPolicy, Tally, Verdict
@@ -74,8 +74,10 @@ class Ledger:
         self.wall_offset = wall_offset
         self.counts: dict[ExecutionStatus, int] = dict.fromkeys(ExecutionStatus, 0)
         n_q = plan.n_questions
+        self.samples = plan.samples
         self.question_done = [0] * n_q
-        self.question_remaining = [len(plan.endpoints)] * n_q
+        # Every sample of a question on every endpoint: a question ends with its last one.
+        self.question_remaining = [len(plan.endpoints) * plan.samples] * n_q
         self.question_started = [False] * n_q
         self.kept = 0  # records of an earlier run this run keeps
         # Counted when asked or off the hot path: kept records, cancelled and skipped ones.
@@ -91,11 +93,11 @@ class Ledger:
         """Count every kept record at once (a resume), endpoint by endpoint, in bulk.
 
         A kept record is finished (completed, failed or timed out): what a resumed run keeps.
-        The per-question counts are column sums over the endpoints' rows, so a resumed job of
-        500,000 cells is counted without a Python step per cell.
+        The per-slot counts are column sums over the endpoints' rows, and a question's count
+        the sum of its slots (``slot // samples``), so a resumed job of 500,000 executions is
+        counted without a Python step per execution.
         """
-        n_q = self.plan.n_questions
-        per_question = [0] * n_q
+        per_slot = [0] * self.plan.n_slots
         for model, region, row in kept.rows():
             e = self.plan.endpoint(model, region)
             if e is None:
@@ -111,20 +113,23 @@ class Ledger:
             for status in (COMPLETED, FAILED, TIMEOUT):
                 self.counts[status] += found[status]
             self.counts[COMPLETED] += found["empty"]
-            per_question = list(map(operator.add, per_question, kept.present(row)))
-        for q, n in enumerate(per_question):
+            per_slot = list(map(operator.add, per_slot, kept.present(row)))
+        samples = self.samples
+        for q in range(self.plan.n_questions):
+            n = sum(per_slot[q * samples : (q + 1) * samples])
             if n:
                 self.question_started[q] = True
                 self.question_kept[q] += n
                 self.question_done[q] += n
                 self.question_remaining[q] -= n
 
-    def account(self, record: ExecutionRecord, e: EndpointState, q: int) -> bool:
-        """Count a terminal record in the counters and its endpoint's tally.
+    def account(self, record: ExecutionRecord, e: EndpointState, slot: int) -> bool:
+        """Count a terminal record (of ``slot`` on ``e``) in the counters and its endpoint's tally.
 
         Returns:
-            Whether it was the last execution of its question to end.
+            Whether it was the last execution of its question (every sample) to end.
         """
+        q = slot // self.samples
         status = record.status
         self.counts[status] += 1
         self.question_done[q] += 1
@@ -173,6 +178,11 @@ class Ledger:
             provider=response.provider,
             metadata=response.metadata,
             receipt=response.receipt,
+            # Verified before this record was built: when reported, it is the key's region.
+            served_region=None if response.served_region is None else key.region,
+            system_prompt=response.system_prompt,
+            request_sha256=response.request_sha256,
+            usage=response.usage,
         )
 
     def failed(
@@ -192,6 +202,8 @@ class Ledger:
             why = stop.reason or "cancelled"
             message = f"interrupted: {why}" + (f" (last failure: {message})" if message else "")
         off = self.wall_offset
+        # An answer from the wrong region: what was asked, and where it was answered.
+        wrong = err if isinstance(err, WrongRegionError) else None
         return ExecutionRecord(
             key=key,
             status=status,
@@ -200,6 +212,9 @@ class Ledger:
             attempts=attempts,
             started_at=started + off,
             finished_at=ended + off,
+            served_region=None if wrong is None else wrong.served,
+            system_prompt=None if wrong is None else wrong.system_prompt,
+            request_sha256=None if wrong is None else wrong.request_sha256,
         )
 
     def skipped(self, key: ExecutionKey, reason: str, at: float) -> ExecutionRecord:
@@ -215,8 +230,8 @@ class Ledger:
     # -- summaries --------------------------------------------------------------------------
 
     def tally(self) -> Tally:
-        """Per-region counts, as the status policy sees them."""
-        n_q = self.plan.n_questions
+        """Per-region counts of executions (every sample), as the status policy sees them."""
+        n_q = self.plan.n_slots
         sums: dict[str, list[int]] = {}
         for e in self.plan.endpoints:
             slot = sums.setdefault(e.region.name, [0, 0, 0, 0, 0])
@@ -274,7 +289,7 @@ class Ledger:
         )
 
     def _by_question(self) -> dict[str, Counter]:
-        n_eps = len(self.plan.endpoints)
+        n_eps = len(self.plan.endpoints) * self.samples
         return {
             qid: Counter(
                 done - self.question_cancelled[i] - self.question_skipped[i],
@@ -290,7 +305,7 @@ class Ledger:
 
     def _sums(self, slice_of: Callable[[EndpointState], str]) -> dict[str, Counter]:
         """Counters of the slices ``slice_of`` puts the endpoints in, summed over endpoints."""
-        n_q = self.plan.n_questions
+        n_q = self.plan.n_slots
         sums: dict[str, list[int]] = {}
         for e in self.plan.endpoints:
             t = e.tally
@@ -322,6 +337,8 @@ class Ledger:
             return Verdict(
                 verdict.status, f"The job deadline of {job_timeout:g} s passed; {verdict.reason}"
             )
+        if stop.source == "budget":
+            return Verdict(verdict.status, f"{verdict.reason} Stopped early: {stop.reason}.")
         if stop.source == "early_stop":
             return Verdict(
                 verdict.status,

@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from .._errors import LeaseLostError
+from .._errors import LeaseLostError, UsageError
 from .._events import CancelSource, Event, EventHandler, JobCancelled
 from .._spec import JobSpec, Limits
 from .._status import JobResult
 from ._ledger import StopReason
+from ._threads import LoopThread
 
 if TYPE_CHECKING:
     from ._attempts import AttemptLoop
@@ -51,6 +52,36 @@ class Stopping:
     _wake: anyio.Event
     _interrupt: anyio.Event
     _gc_threshold: tuple[int, int, int] | None
+    _loop: LoopThread | None
+    _finished_event: anyio.Event | None
+
+    def cancel(self, reason: str | None = None) -> None:
+        """Request cancellation. When this returns, no execution or retry will start.
+
+        Raises:
+            UsageError: The job has not started, or this is not the thread running the job's
+                event loop (nothing is changed then; use :meth:`cancel_threadsafe`).
+        """
+        self._started_loop().check("cancel()", "cancel_threadsafe()")
+        self._request_cancel("handle", reason or "cancelled by the caller")
+
+    def cancel_threadsafe(self, reason: str | None = None) -> None:
+        """:meth:`cancel` from any thread: returns once the event loop has applied it.
+
+        Blocks until the event loop gets to it; cancelling a job that has ended does nothing.
+
+        Raises:
+            UsageError: The job has not started.
+        """
+        self._started_loop().call(
+            lambda: self._request_cancel("handle", reason or "cancelled by the caller"),
+            ended=lambda: self._finished_event is not None and self._finished_event.is_set(),
+        )
+
+    def _started_loop(self) -> LoopThread:
+        if self._loop is None:
+            raise UsageError("the job has not started yet; there is nothing to cancel")
+        return self._loop
 
     def _may_start(self) -> bool:
         """The check that precedes every start and every retry: has cancellation been asked?"""

@@ -26,7 +26,13 @@ from ._options import json_option, store_option
 from ._render import Glyphs, jobs_table, legend, status_matrix, verdict_style, verdict_table
 from ._runner import EXIT_OK, print_json_to
 from ._shell import consoles, exits_with_code, run_async
-from ._stored import StoredSummary, existing, load_stored_spec, read_stored_summary
+from ._stored import (
+    StoredSummary,
+    existing,
+    load_stored_spec,
+    one_sample_per_cell,
+    read_stored_summary,
+)
 
 __all__ = [
     "CodeCount",
@@ -64,13 +70,17 @@ class CodeCount:
 
 
 def failures(spec: JobSpec, records: Sequence[ExecutionRecord]) -> list[ExecutionRecord]:
-    """The failed and timed-out records, in the job's order (question, then endpoint)."""
+    """The failed and timed-out records, in the job's order (question, endpoint, sample)."""
     questions = {q.id: i for i, q in enumerate(spec.questions)}
     endpoints = {e: i for i, e in enumerate(spec.endpoints)}
     found = [r for r in records if r.status in _FAILURES]
     # A store lists records in the order they were written, which a resume reshuffles.
     found.sort(
-        key=lambda r: (questions.get(r.key.question_id, -1), endpoints.get(r.key.endpoint, -1))
+        key=lambda r: (
+            questions.get(r.key.question_id, -1),
+            endpoints.get(r.key.endpoint, -1),
+            r.key.sample,
+        )
     )
     return found
 
@@ -110,8 +120,9 @@ def failures_table(failed: Sequence[ExecutionRecord]) -> Table:
     table.add_column("attempts", justify="right", no_wrap=True)
     table.add_column("message", no_wrap=True, overflow="ellipsis")
     for r in failed:
+        sample = f" #{r.key.sample}" if r.key.sample else ""
         table.add_row(
-            Text(r.key.question_id),
+            Text(r.key.question_id + sample),
             Text(str(r.key.endpoint)),
             Text(r.status.value, style="red"),
             Text(r.error_code or _NO_CODE),
@@ -125,8 +136,8 @@ def failures_table(failed: Sequence[ExecutionRecord]) -> Table:
 
 
 def _endpoint_rows(summary: StoredSummary) -> list[dict[str, Any]]:
-    n_questions = len(summary.spec.questions)
     rows = []
+    planned = len(summary.spec.questions) * summary.spec.samples  # every sample of each question
     for endpoint in summary.spec.endpoints:
         tally = summary.counted.get(endpoint, Counter[str]())
         empty = tally["empty"]
@@ -137,10 +148,10 @@ def _endpoint_rows(summary: StoredSummary) -> list[dict[str, Any]]:
                 "endpoint": str(endpoint),
                 "model_id": endpoint.model_id,
                 "region": endpoint.region,
-                "planned": n_questions,
+                "planned": planned,
                 **counts,
                 "empty": empty,
-                "missing": n_questions - sum(counts.values()),
+                "missing": planned - sum(counts.values()),
             }
         )
     return rows
@@ -151,6 +162,7 @@ def _record_json(r: ExecutionRecord) -> dict[str, Any]:
         "question_id": r.key.question_id,
         "model_id": r.key.model_id,
         "region": r.key.region,
+        "sample": r.key.sample,
         "status": r.status.value,
         "error_code": r.error_code,
         "error_message": r.error_message,
@@ -169,6 +181,7 @@ def status_json(summary: StoredSummary, *, each: bool) -> dict[str, Any]:
         "status": None if info.status is None else info.status.value,
         "reason": info.reason,
         "planned": spec.size,
+        "samples": spec.samples,
         "recorded": recorded,
         "missing": spec.size - recorded,
         "counts": {s.value: sum(row[s.value] for row in endpoints) for s in ExecutionStatus},
@@ -194,7 +207,7 @@ def _print_status(out: Console, summary: StoredSummary, each: bool) -> None:
         f"[bold]{escape(spec.id)}[/]: [{verdict_style(info.status)}]{verdict}[/]{reason}",
         soft_wrap=True,
     )
-    out.print(f"{summary.recorded} of {spec.size} executions have a record.")
+    out.print(f"{summary.recorded} of {spec.size} executions have a record{_of_samples(spec)}.")
     out.print(
         status_matrix(
             spec,
@@ -214,7 +227,9 @@ def _print_status(out: Console, summary: StoredSummary, each: bool) -> None:
             highlight=False,
         )
     out.print(legend(glyphs))
-    out.print(verdict_table(spec, width=out.size.width, counted=summary.counted))
+    out.print(
+        verdict_table(spec, width=out.size.width, counted=summary.counted, spent=summary.spent)
+    )
     failed = failures(spec, summary.failed)
     codes = failure_codes(failed)
     if not codes:
@@ -231,6 +246,13 @@ def _print_status(out: Console, summary: StoredSummary, each: bool) -> None:
             soft_wrap=True,
             highlight=False,
         )
+
+
+def _of_samples(spec: JobSpec) -> str:
+    """`` (3 samples of each of 12 cells)`` for a job of several samples, else nothing."""
+    if spec.samples == 1:
+        return ""
+    return f" ({spec.samples} samples of each of {spec.cells} cells)"
 
 
 @click.command(short_help="Show a job: matrix, counts, failures by error code.")
@@ -310,7 +332,9 @@ def export(
 
     async def main() -> SQLiteStore:
         async with SQLiteStore(path) as store:
-            await load_stored_spec(store, job_id, path)
+            spec = await load_stored_spec(store, job_id, path)
+            if labels:
+                one_sample_per_cell(spec, "export --labels")
         return store
 
     store = run_async("asyncio", main)
@@ -321,7 +345,7 @@ def export(
     extra = None
     if labels:
         from ..analysis import label_columns
-        from ._cmd_report import load_classifier
+        from ._classifier import load_classifier
 
         # Labels compare each answer with the other regions' answers: they need every record.
         records = list(records)

@@ -26,7 +26,7 @@ from .._types import Endpoint, ExecutionRecord, ExecutionStatus
 from ..stores import Store
 from ._counts import endpoint_counts
 from ._live import JobView, ProgressMode, resolve_mode
-from ._render import Glyphs, format_seconds, verdict_style, verdict_table
+from ._render import Glyphs, format_seconds, samples_factor, verdict_style, verdict_table
 
 __all__ = [
     "EXIT_CANCELLED",
@@ -218,14 +218,16 @@ async def run_cli_job(
         await _report_abort(spec, store, options, before, out=out, err=err)
         return EXIT_CANCELLED
     # Counted from the store's keys, not by reading every record of a large job again.
-    counted = await endpoint_counts(store, spec.id)
-    _report(spec, result, options, before, counted, out=out, err=err)
+    counted, spent = await endpoint_counts(store, spec.id)
+    _report(spec, result, options, before, counted, spent, out=out, err=err)
     return _EXIT_CODES[result.status]
 
 
 def start_line(spec: JobSpec, options: CommandRun, before: _Before) -> str:
     """What a run is about to do: a new job, or the rest of one the store holds."""
-    shape = f"({len(spec.questions)} questions x {len(spec.endpoints)} endpoints)"
+    shape = (
+        f"({len(spec.questions)} questions x {len(spec.endpoints)} endpoints{samples_factor(spec)})"
+    )
     where = f"strategy {options.run.strategy}, store {options.store_path}"
     if not before.completed and not before.kept:
         return f"Running job {spec.id}: {spec.size} executions {shape}, {where}"
@@ -271,6 +273,7 @@ def _report(
     options: CommandRun,
     before: _Before,
     counted: Mapping[Endpoint, Mapping[str, int]],
+    spent: Mapping[Endpoint, float],
     *,
     out: Console,
     err: Console,
@@ -285,7 +288,7 @@ def _report(
             _print_resume(err, spec.id, options)
         print_json_to(out, doc)
         return
-    out.print(verdict_table(spec, width=out.size.width, counted=counted))
+    out.print(verdict_table(spec, width=out.size.width, counted=counted, spent=spent))
     style = verdict_style(result.status)
     out.print(
         f"[{style}]{result.status.value.upper()}[/]: {escape(result.reason)} "

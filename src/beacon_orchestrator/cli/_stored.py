@@ -11,7 +11,7 @@ from .._errors import StoreError, UsageError
 from .._spec import JobSpec
 from .._types import Endpoint, ExecutionKey, ExecutionRecord, ExecutionStatus
 from ..stores import JobInfo, Store
-from ._counts import tally_keys
+from ._counts import costs, tally_keys
 from ._shell import run_async
 
 __all__ = [
@@ -42,6 +42,23 @@ async def load_stored_spec(store: Store, job_id: str, path: Path) -> JobSpec:
         known = [j.job_id for j in await store.jobs()]
         hint = f"; jobs there: {', '.join(known[-5:])}" if known else "; it holds no jobs"
         raise UsageError(f"no job {job_id!r} in {str(path)!r}{hint}") from None
+
+
+def one_sample_per_cell(spec: JobSpec, command: str) -> None:
+    """Refuse a job of several samples per cell in a command that compares regions.
+
+    Comparing regions takes one answer per region of a cell; which of several samples to
+    compare, or how to pool them, is the study's choice, not the command's.
+
+    Raises:
+        UsageError: The job has several samples per cell.
+    """
+    if spec.samples > 1:
+        raise UsageError(
+            f"job {spec.id!r} has {spec.samples} samples of each cell; {command} compares one "
+            f"answer per region and cannot take several yet: use 'beacon status {spec.id}' "
+            "for its counts and 'beacon export' (without --labels) for its answers"
+        )
 
 
 def read_stored_job(path: Path, job_id: str) -> tuple[JobSpec, list[ExecutionRecord], JobInfo]:
@@ -78,6 +95,7 @@ class StoredSummary:
             a record.
         empties: Those of them whose answer is empty.
         failed: The failed and timed-out records (what ``--failures`` lists).
+        spent: What each endpoint's records cost (endpoints without a cost left out).
     """
 
     spec: JobSpec
@@ -86,6 +104,7 @@ class StoredSummary:
     cells: dict[ExecutionKey, ExecutionStatus]
     empties: list[ExecutionKey]
     failed: list[ExecutionRecord]
+    spent: dict[Endpoint, float]
 
     @property
     def recorded(self) -> int:
@@ -113,8 +132,9 @@ def read_stored_summary(path: Path, job_id: str) -> StoredSummary:
             spec = await load_stored_spec(store, job_id, where)
             info = next(j for j in await store.jobs() if j.job_id == job_id)
             shown = frozenset(q.id for q in spec.questions[:MATRIX_QUESTIONS])
-            counted, cells, empties = tally_keys([e async for e in store.keys(job_id)], shown)
+            found = [e async for e in store.keys(job_id)]
+            counted, cells, empties = tally_keys(found, shown)
             failed = [r async for r in store.iter_records(job_id, status=_FAILED)]
-        return StoredSummary(spec, info, counted, cells, empties, failed)
+        return StoredSummary(spec, info, counted, cells, empties, failed, costs(found))
 
     return run_async("asyncio", main)

@@ -35,22 +35,28 @@ class EndpointKeys:
 
     What :meth:`Store.keys` yields: the least a resumed run needs to know about the records an
     earlier run left (which cells to skip and how to count them), without the records
-    themselves. The three tuples are parallel: ``question_ids[i]``'s record has status
-    ``statuses[i]`` and its answer is empty when ``empty[i]``.
+    themselves. The four tuples are parallel: the record of sample ``samples[i]`` of
+    ``question_ids[i]`` has status ``statuses[i]`` and its answer is empty when ``empty[i]``.
 
     Attributes:
         model_id: The model.
         region: The region.
-        question_ids: The questions of this endpoint that have a record (of the asked statuses).
+        question_ids: The question of each key of this endpoint that has a record (of the asked
+            statuses); a question appears once per sample that has one.
+        samples: Each key's sample index.
         statuses: Each one's status.
         empty: Whether each one is a completed, empty answer.
+        cost: What these records cost together (``None``: none of them has a cost), so that a
+            resumed run's budget and a job's summary count what earlier runs spent.
     """
 
     model_id: str
     region: str
     question_ids: tuple[str, ...]
+    samples: tuple[int, ...]
     statuses: tuple[ExecutionStatus, ...]
     empty: tuple[bool, ...]
+    cost: float | None = None
 
 
 def group_keys(
@@ -62,17 +68,32 @@ def group_keys(
     read in one pass); a database would rather group in its query.
     """
     wanted = None if status is None else frozenset(status)
-    found: dict[tuple[str, str], tuple[list[str], list[ExecutionStatus], list[bool]]] = {}
+    found: dict[
+        tuple[str, str], tuple[list[str], list[int], list[ExecutionStatus], list[bool]]
+    ] = {}
+    costs: dict[tuple[str, str], float] = {}
     for r in records:
         if wanted is None or r.status in wanted:
             key = r.key
-            qids, statuses, empty = found.setdefault((key.model_id, key.region), ([], [], []))
+            endpoint = (key.model_id, key.region)
+            qids, samples, statuses, empty = found.setdefault(endpoint, ([], [], [], []))
             qids.append(key.question_id)
+            samples.append(key.sample)
             statuses.append(r.status)
             empty.append(r.empty)
+            if r.cost is not None:
+                costs[endpoint] = costs.get(endpoint, 0.0) + r.cost
     return [
-        EndpointKeys(model, region, tuple(qids), tuple(statuses), tuple(empty))
-        for (model, region), (qids, statuses, empty) in found.items()
+        EndpointKeys(
+            model,
+            region,
+            tuple(qids),
+            tuple(samples),
+            tuple(statuses),
+            tuple(empty),
+            costs.get((model, region)),
+        )
+        for (model, region), (qids, samples, statuses, empty) in found.items()
     ]
 
 
@@ -201,7 +222,8 @@ class Store(Protocol):
         """Which keys have a record (of one of ``status``, if given), endpoint by endpoint.
 
         What a resumed run reads instead of every record: for each endpoint with such records,
-        its question ids, their statuses and whether each answer is empty (one
+        its keys' question ids and samples, their statuses, whether each answer is empty and
+        what they cost together (one
         :class:`EndpointKeys` per endpoint, each endpoint once, in no particular order).
         """
         ...

@@ -46,7 +46,8 @@ class _Job:
 def _by(records: Sequence[ExecutionRecord], index: int) -> dict[str, dict[ExecutionStatus, int]]:
     out: dict[str, dict[ExecutionStatus, int]] = {}
     for r in records:
-        slot = out.setdefault(r.key[index], {})
+        name: str = r.key[index]  # type: ignore[assignment]  # question, model or region
+        slot = out.setdefault(name, {})
         slot[r.status] = slot.get(r.status, 0) + 1
     return out
 

@@ -3,12 +3,14 @@
 :class:`ReadRules` is mixed into :class:`~beacon_orchestrator.testing.StoreStateMachine`. Its
 rules read a job with random filters and batch sizes (a batch of one or two pages through every
 record) and compare with the reference model: the same records as ``records()`` gives, in its
-order, each key once; and ``keys()`` lists each endpoint once with exactly its keys of the
-asked statuses. Nothing here depends on a backend: the model is plain dicts.
+order, each key once; and ``keys()`` lists each endpoint once with exactly its keys (each
+sample apart) of the asked statuses, and what their records cost. Nothing here depends on a
+backend: the model is plain dicts.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
@@ -92,25 +94,42 @@ class ReadRules:
     def keys_group_the_records_by_endpoint(
         self, data: st.DataObject, statuses: frozenset[ExecutionStatus] | None
     ) -> None:
-        """keys() lists each endpoint once, with exactly its keys of the asked statuses."""
+        """keys() lists each endpoint once, with its keys of the asked statuses and their cost."""
         job_id = data.draw(st.sampled_from(sorted(self.model)))
         found = self.call(self._keys, job_id, statuses)
         endpoints = [(e.model_id, e.region) for e in found]
         assert len(endpoints) == len(set(endpoints)), f"{job_id}: keys() repeats an endpoint"
         got: dict[ExecutionKey, tuple[ExecutionStatus, bool]] = {}
         for e in found:
-            sizes = {len(e.question_ids), len(e.statuses), len(e.empty)}
+            sizes = {len(e.question_ids), len(e.samples), len(e.statuses), len(e.empty)}
             assert len(sizes) == 1, f"{job_id}: keys() of {e.model_id}@{e.region}: uneven"
-            for qid, status, empty in zip(e.question_ids, e.statuses, e.empty, strict=True):
-                key = ExecutionKey(qid, e.model_id, e.region)
+            for qid, sample, status, empty in zip(
+                e.question_ids, e.samples, e.statuses, e.empty, strict=True
+            ):
+                key = ExecutionKey(qid, e.model_id, e.region, sample)
                 assert key not in got, f"{job_id}: keys() gives {key} twice"
                 got[key] = (ExecutionStatus(status), bool(empty))
-        want = {
-            k: (r.status, r.empty)
-            for k, r in self.model[job_id].items()
-            if statuses is None or r.status in statuses
+        wanted = {
+            k: r for k, r in self.model[job_id].items() if statuses is None or r.status in statuses
         }
+        want = {k: (r.status, r.empty) for k, r in wanted.items()}
         assert got == want, f"{job_id}: keys(status={statuses!r}) gave {got!r}, want {want!r}"
+        for e in found:
+            self._check_cost(
+                job_id, e, [r for r in wanted.values() if r.key.endpoint == (e.model_id, e.region)]
+            )
+
+    @staticmethod
+    def _check_cost(job_id: str, e: EndpointKeys, records: list[ExecutionRecord]) -> None:
+        """An endpoint's cost is the sum of its records' (``None`` when none has a cost)."""
+        costs = [r.cost for r in records if r.cost is not None]
+        want = math.fsum(costs) if costs else None
+        ok = (
+            e.cost is None
+            if want is None
+            else e.cost is not None and math.isclose(e.cost, want, rel_tol=1e-9, abs_tol=1e-9)
+        )
+        assert ok, f"{job_id}: keys() of {e.model_id}@{e.region}: cost {e.cost!r}, want {want!r}"
 
     @rule(job_id=st.sampled_from(("no-such-job",)))
     def bulk_reads_of_unknown_jobs_are_errors(self, job_id: str) -> None:

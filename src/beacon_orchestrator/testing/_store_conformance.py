@@ -48,6 +48,7 @@ from .._errors import JobConflictError, StoreError
 from .._spec import JobSpec, ModelTarget, Question
 from .._status import JobResult, JobStatus
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
+from .._usage import Usage
 from ..stores._protocol import JobInfo, Store, StoredProgress, should_replace
 from ._lease_conformance import LeaseRules, WallClock
 from ._read_conformance import ReadRules
@@ -74,11 +75,13 @@ _MODELS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("m2", ("asia-pacific",)),
 )
 _REGIONS = tuple(sorted({r for _, regions in _MODELS for r in regions}))
+_SAMPLES = 2  # so a store must keep the samples of a cell apart
 _KEYS = tuple(
-    ExecutionKey(q, model, region)
+    ExecutionKey(q, model, region, sample)
     for q in _QUESTIONS
     for model, regions in _MODELS
     for region in regions
+    for sample in range(_SAMPLES)
 )
 
 
@@ -92,6 +95,7 @@ def _spec(job_id: str, variant: int) -> JobSpec:
         models=models,
         params={"temperature": 0.1 * (variant + 1), "max_tokens": 100},
         metadata={"variant": variant},
+        samples=_SAMPLES,
     )
 
 
@@ -135,7 +139,18 @@ def conformance_records(
         provider=st.none() | st.sampled_from(["modal", "runpod"]),
         metadata=_json_objects,
         receipt=st.none() | _json_objects,
+        usage=st.none() | _usages,
+        cost=st.none() | st.floats(0, 1e6, allow_nan=False),
     )
+
+
+_usages = st.builds(
+    Usage,
+    tokens_in=st.none() | st.integers(0, 10**9),
+    tokens_out=st.none() | st.integers(0, 10**9),
+    inference_seconds=st.none() | st.floats(0, 1e6, allow_nan=False),
+    provider_cost=st.none() | st.floats(0, 1e6, allow_nan=False),
+)
 
 
 def _nonzero(counts: Mapping[ExecutionStatus, int]) -> dict[ExecutionStatus, int]:
@@ -403,7 +418,8 @@ class StoreStateMachine(LeaseRules, ReadRules, RuleBasedStateMachine):
             ):
                 want: dict[str, dict[ExecutionStatus, int]] = {}
                 for r in records:
-                    slot = want.setdefault(r.key[index], {})
+                    group: str = r.key[index]  # type: ignore[assignment]  # not the sample
+                    slot = want.setdefault(group, {})
                     slot[r.status] = slot.get(r.status, 0) + 1
                 assert _nonzero_by(groups) == want, f"{job_id}: progress.{name}"
 

@@ -147,14 +147,15 @@ def read_keys(
 ) -> list[EndpointKeys]:
     """Which keys have a record of ``statuses``, endpoint by endpoint, from one grouped query.
 
-    The question ids, statuses and empty flags of an endpoint come as three concatenated
+    The question ids, samples, statuses and empty flags of an endpoint come as four concatenated
     strings (the aggregates visit the group's rows in one order), split here: a resumed run of
     a large job reads a few hundred rows rather than one per key.
     """
     where, params = _where(RecordFilter(None if statuses is None else frozenset(statuses)))
     rows = conn.execute(
         "SELECT model_id, region, group_concat(question_id, char(31)), "
-        "group_concat(status, char(31)), group_concat(empty, '') "
+        "group_concat(sample, char(31)), group_concat(status, char(31)), "
+        "group_concat(empty, ''), sum(cost) "
         f"FROM records WHERE job_id = ?{where} GROUP BY model_id, region",
         (job_id, *params),
     )
@@ -164,8 +165,10 @@ def read_keys(
             model_id=model,
             region=region,
             question_ids=tuple(qids.split(_SEP)),
+            samples=tuple(map(int, samples.split(_SEP))),
             statuses=tuple(map(status, codes.split(_SEP))),
             empty=tuple(c == "1" for c in empty),
+            cost=cost,
         )
-        for model, region, qids, codes, empty in rows
+        for model, region, qids, samples, codes, empty, cost in rows
     ]

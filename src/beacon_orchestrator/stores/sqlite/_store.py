@@ -16,7 +16,7 @@ How it stays correct:
   not an SQLite file, a corrupt one, another application's database (SQLite's
   ``application_id``) or a schema newer than this library knows all raise
   :class:`~beacon_orchestrator.StoreError` and leave the file untouched (``_schema``).
-- **No duplicates.** Records are keyed by ``(job_id, question_id, model_id, region)``; the
+- **No duplicates.** Records are keyed by ``(job_id, question_id, model_id, region, sample)``; the
   write rule of :func:`~beacon_orchestrator.stores.should_replace` is one SQL upsert whose
   ``WHERE`` keeps ``COMPLETED`` rows (``_rows``, whose columns come from the record codec).
 - **One run per job.** A job's lease is granted in one ``BEGIN IMMEDIATE`` transaction that
@@ -244,10 +244,12 @@ class SQLiteStore:
     @staticmethod
     def _same_spec(stored_json: str, spec: JobSpec) -> bool:
         # Byte-different JSON can still be the same spec (written by another library version).
-        from ..._spec import JobSpec
+        from ..._spec import JobSpec, RegionTable
 
         try:
-            return JobSpec.from_dict(json.loads(stored_json)) == spec
+            # Leniently: a spec stored by an earlier release may use regions it never declared.
+            lenient = RegionTable.default(strict=False)
+            return JobSpec.from_dict(json.loads(stored_json), regions=lenient) == spec
         except Exception:  # an unreadable stored spec is simply not this one
             return False
 
@@ -262,13 +264,15 @@ class SQLiteStore:
 
     async def load_spec(self, job_id: str) -> JobSpec:
         """The spec the job was opened with."""
-        from ..._spec import JobSpec
+        from ..._spec import JobSpec, RegionTable
 
         known = await self._require(job_id)
         if known.spec is None:
             stored_json = await self._call(partial(_jobs.read_spec, job_id=job_id))
             try:
-                known.spec = JobSpec.from_dict(json.loads(stored_json))
+                # Leniently, as above: the stored spec was checked when it was stored.
+                lenient = RegionTable.default(strict=False)
+                known.spec = JobSpec.from_dict(json.loads(stored_json), regions=lenient)
             except Exception as exc:
                 raise StoreError(
                     f"job {job_id!r} in {self._where()}: the stored spec cannot be loaded: {exc}"
@@ -359,11 +363,11 @@ class SQLiteStore:
 
         def read(conn: sqlite3.Connection) -> frozenset[ExecutionKey]:
             rows = conn.execute(
-                "SELECT question_id, model_id, region FROM records "
+                "SELECT question_id, model_id, region, sample FROM records "
                 "WHERE job_id = ? AND status = 'completed'",
                 (job_id,),
             )
-            return frozenset(ExecutionKey(q, m, r) for q, m, r in rows)
+            return frozenset(ExecutionKey._make(row) for row in rows)
 
         return await self._call(read)
 
