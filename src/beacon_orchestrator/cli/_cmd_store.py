@@ -338,6 +338,13 @@ def export(
         return store
 
     store = run_async("asyncio", main)
+    target = sys.stdout if output is None else output
+    if not labels:
+        # Straight from the stored rows: the bytes of the record path below, without records.
+        count = store.export_sync(job_id, "jsonl" if fmt == "jsonl" else "csv", target)
+        if output is not None:
+            click.echo(f"Wrote {count} records of {job_id} to {output}.", err=True)
+        return EXIT_OK
     # Streamed from the file through a read-only connection, a batch at a time: an export of
     # any size holds one batch of records.
     records: Iterable[ExecutionRecord] = store.iter_records_sync(job_id, RecordFilter())
@@ -351,7 +358,7 @@ def export(
         records = list(records)
         chosen = None if classifier is None else load_classifier(classifier)
         extra = label_columns(records, classifier=chosen)
-    count = writer(records, sys.stdout if output is None else output, extra=extra)
+    count = writer(records, target, extra=extra)
     if output is not None:
         click.echo(f"Wrote {count} records of {job_id} to {output}.", err=True)
     return EXIT_OK

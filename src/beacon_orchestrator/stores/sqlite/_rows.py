@@ -25,6 +25,7 @@ __all__ = [
     "Row",
     "read_batch",
     "read_keys",
+    "read_raw_batch",
     "read_records",
     "to_row",
     "write_rows",
@@ -136,6 +137,20 @@ def read_batch(
         return [], after
     read = RECORD_CODEC.sql_reader([d[0] for d in cursor.description[1:]])
     return [read(row[1:]) for row in rows], int(rows[-1][0])
+
+
+def read_raw_batch(
+    conn: sqlite3.Connection, job_id: str, after: int, limit: int
+) -> tuple[list[Row], int]:
+    """Up to ``limit`` rows of a job after row ``after`` as stored, and the last row id read.
+
+    A row is its row id, then the codec's columns: what a direct export converts.
+    """
+    cursor = conn.execute(
+        f"{_SELECT_BATCH}+job_id = ? AND rowid > ? ORDER BY rowid LIMIT ?", (job_id, after, limit)
+    )
+    rows = cursor.fetchall()
+    return rows, int(rows[-1][0]) if rows else after
 
 
 _SEP: Final = "\x1f"  # ids are printable text: a control character never occurs in one

@@ -25,6 +25,7 @@ How it stays correct:
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -43,10 +44,12 @@ from ..._errors import JobConflictError, StoreError, UsageError
 from ..._records import RecordFilter, Records, StatusArg
 from ..._status import JobResult
 from ..._types import ExecutionKey, ExecutionRecord, ExecutionStatus
+from .._export import Target
 from .._lease import Holder, Lease, holder_alive
 from .._protocol import READ_BATCH, EndpointKeys, JobInfo, StoredProgress
 from . import _jobs, _leases
 from ._commit import GroupCommit
+from ._export_rows import ExportFormat, export_rows, read_raw_batch
 from ._rows import SELECT_RECORDS, Row, read_batch, read_keys, read_records, to_row, write_rows
 from ._schema import connect, sqlite_failure
 
@@ -56,6 +59,7 @@ if TYPE_CHECKING:
 __all__ = ["SQLiteStore", "Synchronous"]
 
 _T = TypeVar("_T")
+EXPORT_BATCH: Final = 5_000  # rows per query of a direct export: few queries, little memory
 
 _SYNCHRONOUS: Final = ("normal", "full", "extra")
 Synchronous: TypeAlias = Literal["normal", "full", "extra"]
@@ -431,9 +435,30 @@ class SQLiteStore:
                 "a ':memory:' SQLiteStore is read asynchronously only: "
                 "use 'async for record in result.records(...)'"
             )
-        return self._iter_sync(job_id, filter, batch)
+        read = partial(read_batch, f=filter, limit=batch)
+        return itertools.chain.from_iterable(self._batches_sync(job_id, read, batch))
 
-    def _iter_sync(self, job_id: str, f: RecordFilter, batch: int) -> Iterator[ExecutionRecord]:
+    def export_sync(self, job_id: str, fmt: ExportFormat, target: Target) -> int:
+        """Write every record of job ``job_id`` as CSV or JSON Lines, converted row by row.
+
+        The bytes ``export_csv``/``export_jsonl`` write of :meth:`iter_records_sync`'s records,
+        without building them.
+
+        Returns:
+            How many records were written.
+
+        Raises:
+            UsageError: The store is ``":memory:"``.
+            StoreError: Unknown job id, or the file cannot be read or the target written.
+        """
+        self.iter_records_sync(job_id, RecordFilter())  # refuses ":memory:"
+        read = partial(read_raw_batch, limit=EXPORT_BATCH)
+        batches = self._batches_sync(job_id, read, EXPORT_BATCH)
+        return export_rows(batches, fmt, target)
+
+    def _batches_sync(
+        self, job_id: str, read: Callable[..., tuple[list[_T], int]], batch: int
+    ) -> Iterator[list[_T]]:
         try:
             conn = sqlite3.connect(
                 f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=self.busy_timeout
@@ -447,8 +472,8 @@ class SQLiteStore:
                 raise StoreError(f"unknown job id {job_id!r} in SQLite store {self._where()}")
             after = 0
             while True:
-                found, after = read_batch(conn, job_id, f, after, batch)
-                yield from found
+                found, after = read(conn, job_id=job_id, after=after)
+                yield found
                 if len(found) < batch:
                     return
         except sqlite3.Error as exc:
