@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import tempfile
 from pathlib import Path
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from beacon_orchestrator import ExecutionKey, ExecutionRecord, SQLiteStore, StoreError, UsageError
 from beacon_orchestrator.stores import RecordFilter, export_csv, export_jsonl
+from beacon_orchestrator.stores.sqlite._export_rows import iso_seconds
 from beacon_orchestrator.testing._store_conformance import conformance_records
 
 from .support import make_spec, record
@@ -71,3 +73,29 @@ def test_direct_export_of_a_memory_store_or_an_unknown_job_is_refused(tmp_path: 
     store = _stored(tmp_path / "s.db", [])
     with pytest.raises(StoreError, match="unknown job id 'nope'"):
         store.export_sync("nope", "jsonl", io.StringIO())
+
+
+_EDGES = [
+    0.0,
+    1.0,
+    0.5,
+    1e-7,
+    4.9999995e-7,
+    5e-7,
+    1.5e-6,
+    2.5e-6,
+    0.9999995,
+    0.99999949,
+    1699999999.9999996,
+]
+
+
+@given(epoch=st.floats(-1e10, 1e10, allow_nan=False) | st.sampled_from(_EDGES))
+def test_iso_seconds_is_the_codecs_iso_form(epoch: float) -> None:
+    """For any float timestamp (sub-microsecond and half-even rounding cases, before 1970),
+    the export's remembered ISO form equals the codec's ``datetime`` one."""
+    iso = iso_seconds()
+    expected = dt.datetime.fromtimestamp(epoch, tz=dt.UTC).isoformat()
+    assert iso(epoch) == expected
+    assert iso(epoch) == expected  # remembered, still the same
+    assert iso(None) is None

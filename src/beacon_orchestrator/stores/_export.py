@@ -259,18 +259,25 @@ def _csv_rows(
         yield row
 
 
-def write_csv_rows(fields: Sequence[str], rows: Iterable[Sequence[Any]], target: Target) -> int:
-    """Write a CSV header of ``fields``, then ``rows`` as they are; how many rows.
+def write_csv_rows(
+    fields: Sequence[str], rows: Iterable[str | Sequence[Any]], target: Target
+) -> int:
+    """Write a CSV header of ``fields``, then ``rows``; how many rows.
 
-    The writer of :func:`export_csv`, shared with a store's direct export so both write the
-    same bytes.
+    A row is a sequence of values (written by :func:`csv.writer`), or a ``str``: a line the
+    caller has already formatted as :func:`csv.writer` would, its line ending included. The writer
+    of :func:`export_csv`, shared with a store's direct export so both write the same bytes.
     """
     count = 0
     with _writer(target, newline="") as fp:
         # A list per row, not a dict: an export of 500,000 records streams at C speed.
         writer = csv.writer(fp)
         writer.writerow(fields)
+        write, writerow = fp.write, writer.writerow
         for row in rows:
-            writer.writerow(row)
+            if row.__class__ is str:
+                write(row)
+            else:
+                writerow(row)
             count += 1
     return count
