@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from attrs import frozen
 
@@ -19,8 +20,10 @@ __all__ = [
     "StoredSummary",
     "existing",
     "load_stored_spec",
+    "read_keys_summary",
     "read_stored_job",
     "read_stored_summary",
+    "tallied",
 ]
 
 
@@ -120,8 +123,8 @@ class StoredSummary:
 def read_stored_summary(path: Path, job_id: str) -> StoredSummary:
     """Job ``job_id`` of the store at ``path`` as ``beacon status`` shows it.
 
-    Reads which keys have a record and their statuses (``Store.keys``: a few hundred rows for
-    a job of 500,000 executions) and the failed records, never every record.
+    Reads counts per endpoint (one aggregate row each), the keys of the questions the matrix
+    draws and the failed records, never every record.
     """
     from ..stores import SQLiteStore
 
@@ -131,10 +134,59 @@ def read_stored_summary(path: Path, job_id: str) -> StoredSummary:
         async with SQLiteStore(where) as store:
             spec = await load_stored_spec(store, job_id, where)
             info = next(j for j in await store.jobs() if j.job_id == job_id)
-            shown = frozenset(q.id for q in spec.questions[:MATRIX_QUESTIONS])
-            found = [e async for e in store.keys(job_id)]
-            counted, cells, empties = tally_keys(found, shown)
+            shown = [q.id for q in spec.questions[:MATRIX_QUESTIONS]]
+            counted, cells, empties, spent = tallied(await store.tally(job_id, shown))
             failed = [r async for r in store.iter_records(job_id, status=_FAILED)]
-        return StoredSummary(spec, info, counted, cells, empties, failed, costs(found))
+        return StoredSummary(spec, info, counted, cells, empties, failed, spent)
 
     return run_async("asyncio", main)
+
+
+async def read_keys_summary(store: Store, job_id: str, path: Path) -> StoredSummary:
+    """What :func:`read_stored_summary` reads, from any store's keys (``Store.keys``)."""
+    spec = await load_stored_spec(store, job_id, path)
+    info = next(j for j in await store.jobs() if j.job_id == job_id)
+    shown = frozenset(q.id for q in spec.questions[:MATRIX_QUESTIONS])
+    found = [e async for e in store.keys(job_id)]
+    counted, cells, empties = tally_keys(found, shown)
+    failed = [r async for r in store.iter_records(job_id, status=_FAILED)]
+    return StoredSummary(spec, info, counted, cells, empties, failed, costs(found))
+
+
+_STATUSES = tuple(s.value for s in ExecutionStatus)
+_STATUS = {s.value: s for s in ExecutionStatus}
+
+
+def tallied(
+    tally: tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]],
+) -> tuple[
+    dict[Endpoint, Counter[str]],
+    dict[ExecutionKey, ExecutionStatus],
+    list[ExecutionKey],
+    dict[Endpoint, float],
+]:
+    """The counts, cells, empty cells and costs of ``SQLiteStore.tally``'s rows.
+
+    Counted as ``tally_keys`` and ``costs`` count them from a store's keys.
+    """
+    counts, rows = tally
+    counted: dict[Endpoint, Counter[str]] = {}
+    spent: dict[Endpoint, float] = {}
+    for model, region, cost, empty, *per_status in counts:
+        endpoint = Endpoint(model, region)
+        tally_ = counted[endpoint] = Counter(
+            {s: n for s, n in zip(_STATUSES, per_status, strict=True) if n}
+        )
+        if empty:
+            tally_["empty"] += empty
+            tally_["completed"] -= empty
+        if cost is not None:
+            spent[endpoint] = cost
+    cells: dict[ExecutionKey, ExecutionStatus] = {}
+    empties: list[ExecutionKey] = []
+    for qid, model, region, sample, status, flag in rows:
+        key = ExecutionKey(qid, model, region, sample)
+        cells[key] = _STATUS[status]
+        if flag:
+            empties.append(key)
+    return counted, cells, empties, spent

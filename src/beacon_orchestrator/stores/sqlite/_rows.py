@@ -23,10 +23,12 @@ __all__ = [
     "SELECT_RECORDS",
     "UPSERT",
     "Row",
+    "Tally",
     "read_batch",
     "read_keys",
     "read_raw_batch",
     "read_records",
+    "read_tally",
     "to_row",
     "write_rows",
 ]
@@ -151,6 +153,31 @@ def read_raw_batch(
     )
     rows = cursor.fetchall()
     return rows, int(rows[-1][0]) if rows else after
+
+
+_TALLY: Final = (
+    "SELECT model_id, region, sum(cost), sum(status = ? AND empty), "
+    + ", ".join("sum(status = ?)" for _ in ExecutionStatus)
+    + " FROM records WHERE job_id = ? GROUP BY model_id, region"
+)
+
+Tally = tuple[list[Row], list[Row]]
+"""Per endpoint: model, region, cost, completed empty answers, then a count per status (in the
+order of :class:`ExecutionStatus`); and the key, status and empty flag of each record of the
+questions asked for."""
+
+
+def read_tally(conn: sqlite3.Connection, job_id: str, questions: Collection[str]) -> Tally:
+    """What ``beacon status`` counts, from one aggregate row per endpoint (see :data:`Tally`)."""
+    statuses = [s.value for s in ExecutionStatus]
+    counts = conn.execute(_TALLY, (_COMPLETED, *statuses, job_id)).fetchall()
+    marks = ", ".join("?" for _ in questions)
+    cells = conn.execute(
+        "SELECT question_id, model_id, region, sample, status, empty FROM records "
+        f"WHERE job_id = ? AND question_id IN ({marks}) ORDER BY rowid",
+        (job_id, *questions),
+    ).fetchall()
+    return counts, cells
 
 
 _SEP: Final = "\x1f"  # ids are printable text: a control character never occurs in one

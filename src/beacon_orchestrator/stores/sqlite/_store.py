@@ -47,7 +47,7 @@ from ..._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from .._export import Target
 from .._lease import Holder, Lease, holder_alive
 from .._protocol import READ_BATCH, EndpointKeys, JobInfo, StoredProgress
-from . import _jobs, _leases
+from . import _jobs, _leases, _rows
 from ._commit import GroupCommit
 from ._export_rows import ExportFormat, export_rows, read_raw_batch
 from ._rows import SELECT_RECORDS, Row, read_batch, read_keys, read_records, to_row, write_rows
@@ -482,6 +482,13 @@ class SQLiteStore:
             ) from exc
         finally:
             conn.close()
+
+    async def tally(self, job_id: str, questions: Collection[str]) -> _rows.Tally:
+        """Counts per endpoint and the keys of ``questions``, in two queries (``beacon status``)."""
+        await self._require(job_id)
+        return await self._call(
+            partial(_rows.read_tally, job_id=job_id, questions=tuple(questions))
+        )
 
     async def keys(
         self, job_id: str, *, status: Collection[ExecutionStatus] | None = None
