@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import sqlite3
 import tempfile
 from pathlib import Path
 
@@ -12,9 +13,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beacon_orchestrator import ExecutionKey, ExecutionRecord, SQLiteStore, StoreError, UsageError
+from beacon_orchestrator import (
+    ExecutionKey,
+    ExecutionRecord,
+    ExecutionStatus,
+    SQLiteStore,
+    StoreError,
+    UsageError,
+)
 from beacon_orchestrator.stores import RecordFilter, export_csv, export_jsonl
-from beacon_orchestrator.stores.sqlite._export_rows import iso_seconds
+from beacon_orchestrator.stores.sqlite._export_rows import (
+    _csv_converter,
+    _jsonl_converter,
+    iso_seconds,
+    read_raw_batch,
+)
 from beacon_orchestrator.testing._store_conformance import conformance_records
 
 from .support import make_spec, record
@@ -99,3 +112,17 @@ def test_iso_seconds_is_the_codecs_iso_form(epoch: float) -> None:
     assert iso(epoch) == expected
     assert iso(epoch) == expected  # remembered, still the same
     assert iso(None) is None
+
+
+def test_stored_rows_convert_without_falling_back_to_records(tmp_path: Path) -> None:
+    """The compiled conversions take every ordinary stored row themselves: a row they cannot
+    convert goes to the record path (right, but several times slower), so none may here."""
+    statuses = list(ExecutionStatus)
+    keys = [ExecutionKey(f"q{i}", "m0", "us-east", i % 2) for i in range(len(statuses))]
+    _stored(tmp_path / "s.db", [record(k, s) for k, s in zip(keys, statuses, strict=True)])
+    conn = sqlite3.connect(tmp_path / "s.db")
+    rows, _ = read_raw_batch(conn, "job", 0, 10)
+    conn.close()
+    assert len(rows) == len(statuses)
+    for convert in (_csv_converter(), _jsonl_converter()):
+        assert all(isinstance(convert(row), str) for row in rows)  # raised: it fell back

@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from json.encoder import encode_basestring
 from typing import Any, Final, Literal
 
 from ..._record_codec import EPOCH_SECONDS, Convert, FieldCodec
@@ -126,8 +127,10 @@ def _values(
             convert = _compose(f.encoding.from_sql, second, then)
             value = f"row[{at}]"
             if convert is not None:
-                namespace[f"_{f.name}"] = convert
-                value = f"_{f.name}({value})"
+                # "_m_": remembered, so already ended with ``then``
+                name = f"_m_{f.name}" if f.encoding.from_sql and second else f"_{f.name}"
+                namespace[name] = convert
+                value = f"{name}({value})"
             values.append(value)
         at += len(f.columns)
     return values
@@ -164,7 +167,7 @@ def _csv_converter() -> Callable[[Raw], str]:
     fields = RECORD_CODEC.fields
     values = _values(fields, "to_export", namespace, then=_cell)
     by_column = dict(zip(RECORD_CODEC.columns, values, strict=True))
-    remembered = {c for c, v in by_column.items() if v.startswith("_")}
+    remembered = {c for c, v in by_column.items() if v.startswith("_m_")}
     at = {c: 1 + i for i, c in enumerate(RECORD_CODEC.columns)}
     started, finished = f"row[{at['started_at']}]", f"row[{at['finished_at']}]"
     by_column["duration"] = (
@@ -183,17 +186,52 @@ def _csv_converter() -> Callable[[Raw], str]:
     return _compile(f"def convert(row):\n    return ','.join(({body})) + '\\r\\n'\n", namespace)
 
 
+_INFINITIES: Final = (math.inf, -math.inf)
+
+
+def _json_scalar(value: Any) -> str:
+    """A value's JSON text as :data:`_jsonl` writes it, numbers without the encoder's call."""
+    if value is None:
+        return "null"
+    kind = value.__class__
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and value == value and value not in _INFINITIES:
+        return float.__repr__(value)
+    return _jsonl(value)  # booleans, NaN, infinities and anything else: the encoder itself
+
+
 def _jsonl_converter() -> Callable[[Raw], str]:
-    """``convert(row)``: the JSON Lines text of a row (without its newline)."""
-    namespace: dict[str, Any] = {"encode": _jsonl}
-    values = _values(RECORD_CODEC.fields, "to_plain", namespace)
-    pairs = ", ".join(f"{c!r}: {v}" for c, v in zip(RECORD_CODEC.columns, values, strict=True))
-    return _compile(f"def convert(row):\n    return encode({{{pairs}}})\n", namespace)
+    """``convert(row)``: the JSON Lines text of a row (without its newline).
+
+    The object's text is put together as ``json.dumps(record.to_dict(), ensure_ascii=False)``
+    writes it: strings through the encoder's own string function, JSON columns as the encoder
+    wrote them (remembered), numbers as their ``repr``.
+    """
+    namespace: dict[str, Any] = {"string": encode_basestring, "scalar": _json_scalar}
+    values = _values(RECORD_CODEC.fields, "to_plain", namespace, then=_jsonl)
+    remembered = {
+        c for c, v in zip(RECORD_CODEC.columns, values, strict=True) if v.startswith("_m_")
+    }
+    pieces: list[str] = []
+    for c, v in zip(RECORD_CODEC.columns, values, strict=True):
+        if c in remembered:
+            text = v
+        elif c in RECORD_CODEC.text_columns:
+            text = f'("null" if (s := {v}) is None else string(s))'
+        else:
+            text = f"scalar({v})"
+        separator = "{" if not pieces else ", "
+        pieces.extend((repr(separator + _jsonl(c) + ": "), text))
+    body = ", ".join(pieces)
+    return _compile(f"def convert(row):\n    return ''.join(({body}, '}}'))\n", namespace)
+
+
+_read = RECORD_CODEC.sql_reader(RECORD_CODEC.columns)
 
 
 def _record(row: Raw) -> ExecutionRecord:
-    read = RECORD_CODEC.sql_reader(RECORD_CODEC.columns)
-    return read(row[1:])
+    return _read(row[1:])
 
 
 def _csv_rows(batches: Iterable[Sequence[Raw]]) -> Iterator[str | list[Any]]:
