@@ -217,3 +217,36 @@ def test_a_store_without_the_bulk_reads_is_refused_before_the_job_starts() -> No
 
     with pytest.raises(UsageError, match=r"store OldStore lacks keys of the Store protocol"):
         RegionQueue(make_spec(), FakeExecutor(), store=OldStore())  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_a_key_of_a_later_sample_finds_its_own_record_not_its_cells_first(
+    kind: str, tmp_path: Path
+) -> None:
+    """A cell has a record per sample: ``records[key]`` and ``record(key)`` give the sample
+    the key names, and a filter by question, model and region gives every sample."""
+    from beacon_orchestrator import JobSpec, ModelTarget, Question
+
+    spec = JobSpec(
+        id="sampled",
+        questions=(Question("q0", "Why?"), Question("q1", "How?")),
+        models=(ModelTarget("m0", ("us-east",)),),
+        samples=3,
+    )
+    store = MemoryStore() if kind == "memory" else SQLiteStore(tmp_path / "s.db")
+    async with store:
+        result = await run_job(spec, FakeExecutor(), store=store)
+
+        def by_index(key: ExecutionKey) -> ExecutionRecord:
+            return result.records[key]  # plain indexing reads without an event loop
+
+        for key in spec.plan():
+            found = await result.record(key)
+            assert found is not None
+            assert found.key == key
+            assert (await anyio.to_thread.run_sync(by_index, key)).key == key
+        cell = [
+            r.key for r in await result.records(question="q1", model="m0", region="us-east").list()
+        ]
+        assert sorted(cell) == [ExecutionKey("q1", "m0", "us-east", s) for s in range(3)]

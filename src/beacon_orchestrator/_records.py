@@ -240,7 +240,8 @@ class Records:
         view = Records(self._source, self._job_id, filter=self._lookup(key))
         async with aclosing(view.__aiter__()) as found:
             async for record in found:
-                return record
+                if record.key == key:  # the filter names the cell; a cell has several samples
+                    return record
         return None
 
     def __getitem__(self, key: ExecutionKey) -> ExecutionRecord:
@@ -251,7 +252,8 @@ class Records:
         """
         view = Records(self._source, self._job_id, filter=self._lookup(key))
         for record in view:
-            return record
+            if record.key == key:  # the filter names the cell; a cell has several samples
+                return record
         raise KeyError(key)
 
     def __len__(self) -> int:

@@ -52,12 +52,6 @@ def _by(records: Sequence[ExecutionRecord], index: int) -> dict[str, dict[Execut
     return out
 
 
-def _key_of(f: RecordFilter) -> ExecutionKey | None:
-    if f.question is None or f.model is None or f.region is None:
-        return None
-    return ExecutionKey(f.question, f.model, f.region)
-
-
 @define
 class MemoryStore:
     """Keeps jobs and records in memory. Nothing survives the process.
@@ -150,11 +144,8 @@ class MemoryStore:
             StoreError: Unknown job id (at once, not when iteration starts).
         """
         records = self._job(job_id).records
-        key = _key_of(filter)
-        if key is not None:  # a lookup, not a scan
-            found = records.get(key)
-            return iter(() if found is None or not filter.matches(found) else (found,))
-        # A snapshot of the values: the job may go on writing while the caller iterates.
+        # A scan even for one cell (it has a record per sample), over a snapshot of the values:
+        # the job may go on writing while the caller iterates.
         return (r for r in list(records.values()) if filter.matches(r))
 
     async def keys(
