@@ -1,6 +1,7 @@
 """Stores: where jobs and their execution records live, and who runs each job.
 
-``MemoryStore`` keeps everything in the process; ``SQLiteStore`` is the durable default.
+``MemoryStore`` keeps everything in the process; ``SQLiteStore`` is the durable default;
+``PostgresStore`` (extra ``postgres``) is shared by many processes on many machines.
 Write your own by implementing :class:`Store` and running
 ``beacon_orchestrator.testing`` 's conformance suite on it; the lease rules
 (:func:`grant_lease`, :func:`renewed_lease`, :func:`is_current_lease`) and the write rule
@@ -11,6 +12,7 @@ from ._export import ROW_FIELDS, Extra, export_csv, export_jsonl, load_jsonl, re
 from ._lease import Holder, Lease, grant_lease, holder_alive, is_current_lease, renewed_lease
 from ._protocol import JobInfo, Store, StoredProgress, should_replace
 from .memory import MemoryStore
+from .postgres import PostgresStore
 from .sqlite import SQLiteStore
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "JobInfo",
     "Lease",
     "MemoryStore",
+    "PostgresStore",
     "SQLiteStore",
     "Store",
     "StoredProgress",
