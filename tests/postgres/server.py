@@ -15,6 +15,7 @@ import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
@@ -56,3 +57,22 @@ def fresh_schema() -> Iterator[str]:
         yield schema
     finally:
         drop_schema(schema)
+
+
+def database_dsn(name: str) -> str:
+    """The tests' server DSN, as a URL, pointing at database ``name``."""
+    parts = urlsplit(server_dsn())
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+@contextlib.contextmanager
+def fresh_database() -> Iterator[str]:
+    """A new database on the tests' server, as a URL DSN; dropped afterwards."""
+    name = new_schema()
+    with psycopg.connect(server_dsn(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield database_dsn(name)
+    finally:
+        with psycopg.connect(server_dsn(), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -13,6 +13,7 @@ from attrs import frozen
 
 from .._errors import BeaconError, UsageError
 from .._types import ExecutionRecord
+from ._locations import StoreLocation
 from ._options import store_option
 from ._runner import EXIT_OK
 from ._shell import exits_with_code
@@ -142,7 +143,9 @@ class _Guarded:
     "directory or the installed packages.",
 )
 @exits_with_code
-def report(job_id: str, output: Path, store_path: Path, classifier_path: str | None) -> int:
+def report(
+    job_id: str, output: Path, store_path: StoreLocation, classifier_path: str | None
+) -> int:
     """Write job JOB_ID as one HTML file that compares its regions.
 
     The regions' answers side by side, ranked by how much they differ, with counts per region

@@ -8,7 +8,6 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import click
@@ -24,6 +23,7 @@ from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from ..analysis import CellDivergence, Classification, Classifier, Label, RefusalClassifier
 from ..analysis import compare_regions as _compare_regions
 from ..stores import JobInfo
+from ._locations import StoreLocation
 from ._options import store_option
 from ._render import Glyphs
 from ._runner import EXIT_OK
@@ -154,7 +154,11 @@ def _pick(kind: str, asked: Sequence[str], known: Sequence[str], job_id: str) ->
 
 
 def _job(
-    path: Path, job_id: str, questions: Sequence[str], models: Sequence[str], classifier: Classifier
+    path: StoreLocation,
+    job_id: str,
+    questions: Sequence[str],
+    models: Sequence[str],
+    classifier: Classifier,
 ) -> _Job:
     spec, records, info = read_stored_job(path, job_id)
     kept_q = _pick("question", questions, [q.id for q in spec.questions], job_id)
@@ -432,7 +436,7 @@ def show(
     failures: bool,
     classifier_path: str | None,
     as_json: bool,
-    store_path: Path,
+    store_path: StoreLocation,
 ) -> int:
     """Show the answers of job JOB_ID: per question, a models x regions table.
 

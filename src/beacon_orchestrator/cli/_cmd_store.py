@@ -21,6 +21,7 @@ from .._errors import UsageError
 from .._spec import JobSpec
 from .._types import ExecutionRecord, ExecutionStatus
 from ..stores import JobInfo
+from ._locations import StoreLocation, open_store
 from ._options import json_option, store_option
 from ._render import Glyphs, jobs_table, legend, status_matrix, verdict_style, verdict_table
 from ._runner import EXIT_OK, print_json_to
@@ -236,7 +237,7 @@ def _print_status(
 )
 @json_option
 @exits_with_code
-def status(job_id: str, store_path: Path, each: bool, as_json: bool) -> int:
+def status(job_id: str, store_path: StoreLocation, each: bool, as_json: bool) -> int:
     """Show job JOB_ID: its matrix, counts per endpoint and failures by error code.
 
     The matrix has a row per question and a status glyph per model and region. Failed and
@@ -286,14 +287,14 @@ def status(job_id: str, store_path: Path, each: bool, as_json: bool) -> int:
 @exits_with_code
 def export(
     job_id: str,
-    store_path: Path,
+    store_path: StoreLocation,
     fmt: str,
     output: Path | None,
     labels: bool,
     classifier: str | None,
 ) -> int:
     """Write the records of job JOB_ID as JSON lines or CSV."""
-    from ..stores import SQLiteStore, export_csv, export_jsonl
+    from ..stores import export_csv, export_jsonl
 
     if classifier is not None and not labels:
         raise UsageError("--classifier labels answers: give it with --labels")
@@ -301,7 +302,7 @@ def export(
     path = existing(store_path)
 
     async def main() -> list[ExecutionRecord]:
-        async with SQLiteStore(path) as store:
+        async with open_store(path) as store:
             await load_stored_spec(store, job_id, path)
             return await store.records(job_id)
 
@@ -320,7 +321,7 @@ def export(
     return EXIT_OK
 
 
-def jobs_json(path: Path, found: Sequence[JobInfo]) -> dict[str, Any]:
+def jobs_json(path: StoreLocation, found: Sequence[JobInfo]) -> dict[str, Any]:
     """The ``--json`` document of ``beacon jobs``."""
     return {
         "store": str(path),
@@ -343,14 +344,12 @@ def jobs_json(path: Path, found: Sequence[JobInfo]) -> dict[str, Any]:
 @store_option
 @json_option
 @exits_with_code
-def jobs(store_path: Path, as_json: bool) -> int:
+def jobs(store_path: StoreLocation, as_json: bool) -> int:
     """List the jobs in the store, oldest first."""
-    from ..stores import SQLiteStore
-
     path = existing(store_path)
 
     async def main() -> list[JobInfo]:
-        async with SQLiteStore(path) as store:
+        async with open_store(path) as store:
             return await store.jobs()
 
     found = run_async("asyncio", main)
