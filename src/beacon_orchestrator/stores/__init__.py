@@ -8,6 +8,7 @@ Write your own by implementing :class:`Store` and running
 (:func:`should_replace`) are functions here, so every store applies the same ones.
 """
 
+from ._claims import Claim, ClaimStatus, SupportsClaims
 from ._export import ROW_FIELDS, Extra, export_csv, export_jsonl, load_jsonl, records_to_rows
 from ._lease import Holder, Lease, grant_lease, holder_alive, is_current_lease, renewed_lease
 from ._protocol import JobInfo, Store, StoredProgress, should_replace
@@ -17,6 +18,8 @@ from .sqlite import SQLiteStore
 
 __all__ = [
     "ROW_FIELDS",
+    "Claim",
+    "ClaimStatus",
     "Extra",
     "Holder",
     "JobInfo",
@@ -26,6 +29,7 @@ __all__ = [
     "SQLiteStore",
     "Store",
     "StoredProgress",
+    "SupportsClaims",
     "export_csv",
     "export_jsonl",
     "grant_lease",

@@ -84,6 +84,49 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )
         """,
     ),
+    # 2: many workers sharing one job (_claims.py): each endpoint's holder, lease and fence,
+    # and each cell's state. A cell is (endpoint, question index); at most one runs per
+    # endpoint at a time, which the partial unique index enforces whatever a worker does.
+    (
+        """
+        CREATE TABLE {s}.claim_jobs (
+            job_id        text PRIMARY KEY REFERENCES {s}.jobs(id),
+            state         text NOT NULL DEFAULT 'open',
+            cancelled_at  timestamptz,
+            cancel_reason text
+        )
+        """,
+        """
+        CREATE TABLE {s}.endpoints (
+            job_id      text NOT NULL REFERENCES {s}.claim_jobs(job_id),
+            model_id    text NOT NULL,
+            region      text NOT NULL,
+            ord         integer NOT NULL,
+            n_q         integer NOT NULL,
+            next_q      integer NOT NULL DEFAULT 0,
+            holder      text,
+            fence       bigint NOT NULL DEFAULT 0,
+            lease_until timestamptz,
+            done        boolean NOT NULL DEFAULT false,
+            PRIMARY KEY (job_id, model_id, region)
+        )
+        """,
+        """
+        CREATE TABLE {s}.cells (
+            job_id      text NOT NULL,
+            model_id    text NOT NULL,
+            region      text NOT NULL,
+            q           integer NOT NULL,
+            question_id text NOT NULL,
+            state       text NOT NULL DEFAULT 'pending',
+            fence       bigint,
+            runs        integer NOT NULL DEFAULT 0,
+            PRIMARY KEY (job_id, model_id, region, q),
+            FOREIGN KEY (job_id, model_id, region) REFERENCES {s}.endpoints
+        )
+        """,
+        "CREATE UNIQUE INDEX ON {s}.cells (job_id, model_id, region) WHERE state = 'running'",
+    ),
 )
 
 SCHEMA_VERSION: Final = len(_MIGRATIONS)

@@ -40,6 +40,7 @@ from ._commit import Batches
 from ._dsn import redact_dsn, scrub
 from ._rows import Row, Statements, record_reader, to_row
 from ._schema import check_schema_name, migrate
+from ._shared import SharedJobs
 
 if TYPE_CHECKING:
     import psycopg
@@ -104,7 +105,7 @@ class _Known:
 
 
 @define
-class PostgresStore:
+class PostgresStore(SharedJobs):
     """Jobs and records in a PostgreSQL database that many processes and machines share.
 
     Use it as an async context manager (``async with PostgresStore(dsn) as store:``), or call
