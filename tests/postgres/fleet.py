@@ -91,6 +91,24 @@ class FakeEndpoint:
             thread.join(5)
 
 
+_STARTED: list[subprocess.Popen[str]] = []
+
+
+@contextmanager
+def reaped() -> Iterator[None]:
+    """Kill and reap every worker started in the block that is still running at its end."""
+    before = len(_STARTED)
+    try:
+        yield
+    finally:
+        for w in _STARTED[before:]:
+            if w.returncode is None:
+                if w.poll() is None:
+                    w.kill()
+                w.communicate()
+        del _STARTED[before:]
+
+
 def start_worker(dsn: str, schema: str, url: str, **options: object) -> subprocess.Popen[str]:
     """A worker subprocess running the fleet job (options: questions, models, lease, ...)."""
     args = [sys.executable, "-m", "tests.postgres.fleet_worker", "--dsn", dsn]
@@ -98,23 +116,28 @@ def start_worker(dsn: str, schema: str, url: str, **options: object) -> subproce
     for name, value in options.items():
         args += [f"--{name}", str(value)]
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
-    return subprocess.Popen(
+    worker = subprocess.Popen(
         args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+    _STARTED.append(worker)
+    return worker
 
 
 def wait_all(workers: list[subprocess.Popen[str]], timeout: float) -> list[str]:
-    """Each worker's stdout once it exits (killed ones included)."""
+    """Each worker's output once it exits; all are killed if one outlives ``timeout``."""
     deadline = time.monotonic() + timeout
-    outs = []
+    outs: list[str] = []
+    late: list[str] = []
     for w in workers:
         try:
             out, err = w.communicate(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             w.kill()
             out, err = w.communicate()
-            raise AssertionError(f"worker {w.pid} did not finish: {err[-2000:]}") from None
+            late.append(f"worker {w.pid} did not finish: {err[-2000:]}")
         outs.append(out + err)
+    if late:
+        raise AssertionError("; ".join(late))
     return outs
 
 

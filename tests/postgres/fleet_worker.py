@@ -8,6 +8,7 @@ Options: the DSN, the schema, the job's size, the endpoint's URL, the lease (sec
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 
@@ -26,8 +27,52 @@ from beacon_orchestrator import (
     RunOptions,
     TransientError,
 )
+from beacon_orchestrator._scheduler import _shared
 from beacon_orchestrator._scheduler._shared import SharedOptions, run_shared
-from beacon_orchestrator.stores.postgres import PostgresStore
+from beacon_orchestrator.stores.postgres import PostgresStore, _claims
+
+# Mutants: one guarantee broken each, to show the scenario that checks it fails. Each is a text
+# edit of the function's source (asserted present, so a mutant cannot silently go stale).
+MUTANTS: dict[str, list[tuple[str, str, str]]] = {
+    # claim endpoints other workers hold
+    "storm": [("claim", "AND (e.holder IS NULL OR e.lease_until < clock_timestamp()) ", "")],
+    # never take over an expired endpoint
+    "kill": [("claim", " OR e.lease_until < clock_timestamp()", "")],
+    # store a result without checking the endpoint's current holder and lease
+    "zombie": [
+        (
+            "finish",
+            "\"AND x.q = %(q)s AND x.state = 'running' AND x.fence = %(fence)s \"",
+            '"AND x.q = %(q)s "',
+        ),
+        ("finish", '"AND e.fence = %(fence)s AND e.holder = %(worker)s "', '""'),
+        ("finish", '"AND e.lease_until > clock_timestamp() RETURNING e.n_q"', '"RETURNING e.n_q"'),
+    ],
+    # the start gate and the cancel ignore each other
+    "cancel": [
+        ("start", "\"AND state = 'open' AND cancelled_at IS NULL FOR SHARE), \"", '"), "'),
+        ("cancel_job", "AND state = 'pending' ", "AND false "),
+    ],
+}
+
+
+def apply_mutant(name: str) -> None:
+    """Replace functions of ``_claims`` by their mutated source."""
+    sources: dict[str, str] = {}
+    for function, old, new in MUTANTS[name]:
+        source = sources.get(function) or inspect.getsource(getattr(_claims, function))
+        assert old in source, f"mutant {name}: {old!r} not in {function}"
+        sources[function] = source.replace(old, new)
+    for source in sources.values():
+        exec(source, _claims.__dict__)
+    if name == "cancel":
+        _shared.SharedRun._on_cancel = lambda self, job_id: None  # type: ignore[method-assign]
+    if name == "zombie":  # and no heartbeat: nothing tells the zombie it lost its endpoints
+        _shared.SharedRun._heartbeat = _no_heartbeat  # type: ignore[method-assign]
+
+
+async def _no_heartbeat(self: object) -> None:
+    await anyio.sleep_forever()
 
 
 def fleet_spec(job_id: str, questions: int, models: int, regions: int) -> JobSpec:
@@ -58,10 +103,12 @@ async def main(args: argparse.Namespace) -> None:
                 )
             except httpx.HTTPError as exc:
                 raise TransientError(f"endpoint: {exc}") from None
-            return Response(text=reply.json()["text"])
+            return Response(text=f"{reply.json()['text']} for {pid}")
 
         options = RunOptions(retry=RetryPolicy(attempts=1))
-        shared = SharedOptions(lease=args.lease, poll=0.05, capacity=args.capacity)
+        # The zombie's mutant also turns self-fencing off, so its late write is attempted.
+        margin = -1e6 if args.mutant == "zombie" else None
+        shared = SharedOptions(lease=args.lease, poll=0.05, capacity=args.capacity, margin=margin)
         result = await run_shared(spec, FunctionExecutor(send), store, options, shared)
     print(f"RESULT {result.status.value}", flush=True)
 
@@ -77,5 +124,9 @@ if __name__ == "__main__":
     parser.add_argument("--regions", type=int, default=3)
     parser.add_argument("--lease", type=float, default=2.0)
     parser.add_argument("--capacity", type=int, default=8)
-    anyio.run(main, parser.parse_args())
+    parser.add_argument("--mutant", choices=sorted(MUTANTS), default=None)
+    parsed = parser.parse_args()
+    if parsed.mutant is not None:
+        apply_mutant(parsed.mutant)
+    anyio.run(main, parsed)
     sys.exit(0)

@@ -1,8 +1,10 @@
 """Many worker processes on one job: a real PostgreSQL, a loopback endpoint, signals.
 
-Each test starts worker subprocesses (``fleet_worker.py``) running ``run_job`` on a
+Each scenario starts worker subprocesses (``fleet_worker.py``) running ``run_job`` on a
 PostgresStore in the shared mode, all sending to one loopback fake endpoint that logs every
-request's arrival and end on the server side. The checks read that log and the store.
+request's arrival and end on the server side; the checks read that log and the store. The last
+test runs each scenario against a worker with the guarantee it checks broken (a mutant of the
+store's SQL) and shows that the scenario fails.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pytest
 from beacon_orchestrator import ExecutionStatus, JobStatus
 from beacon_orchestrator.stores.postgres import PostgresStore
 
-from .fleet import Arrival, FakeEndpoint, overlaps, start_worker, wait_all
+from .fleet import Arrival, FakeEndpoint, overlaps, reaped, start_worker, wait_all
 from .server import fresh_schema
 
 pytestmark = pytest.mark.slow
@@ -28,18 +30,18 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def schema(postgres_dsn: str) -> Iterator[str]:
-    with fresh_schema() as name:
+    """A fresh schema; every worker the test started is reaped at its end, however it ends."""
+    with fresh_schema() as name, reaped():
         yield name
 
 
-def _records(dsn: str, schema: str) -> list[tuple[str, str, str, str]]:
+def _records(dsn: str, schema: str) -> list[tuple[str, str, str, str, str | None]]:
     with psycopg.connect(dsn) as conn:
-        return [
-            tuple(r)
-            for r in conn.execute(
-                f"SELECT question_id, model_id, region, status FROM {schema}.records"
-            ).fetchall()
-        ]
+        rows = conn.execute(
+            f"SELECT question_id, model_id, region, status, convert_from(text, 'UTF8') "
+            f"FROM {schema}.records"
+        ).fetchall()
+    return [(q, m, r, s, t) for q, m, r, s, t in rows]
 
 
 def _verdict(dsn: str, schema: str) -> tuple[str | None, int]:
@@ -72,49 +74,55 @@ def _in_question_order(arrivals: list[Arrival]) -> bool:
     return all(qs == sorted(qs) for qs in firsts.values())
 
 
-def test_claim_storm_of_16_workers_starts_every_key_once_in_order(
-    postgres_dsn: str, schema: str
-) -> None:
+# -- the scenarios --------------------------------------------------------------------------
+
+
+def claim_storm(dsn: str, schema: str, mutant: str | None = None) -> None:
     """16 workers at once: every key arrives once, endpoints in question order, one at a time."""
-    size = {"questions": 5, "models": 4, "regions": 4}
+    size: dict[str, object] = {"questions": 5, "models": 4, "regions": 4, "capacity": 2}
+    if mutant:
+        size["mutant"] = mutant
     with FakeEndpoint(latency=0.03).running() as endpoint:
-        workers = [
-            start_worker(postgres_dsn, schema, endpoint.url, capacity=2, **size) for _ in range(16)
-        ]
+        workers = [start_worker(dsn, schema, endpoint.url, **size) for _ in range(16)]
         outs = wait_all(workers, timeout=120)
-    assert all("RESULT completed" in out for out in outs), outs
+    assert set(overlaps(endpoint.arrivals).values()) == {1}, "two requests at once on an endpoint"
     keys = Counter(a.key for a in endpoint.arrivals)
     assert len(keys) == 80
     assert max(keys.values()) == 1, "a key was started twice"
     assert _in_question_order(endpoint.arrivals)
-    assert set(overlaps(endpoint.arrivals).values()) == {1}
-    assert _verdict(postgres_dsn, schema) == ("completed", 1)
-    assert len(set(_records(postgres_dsn, schema))) == 80
+    assert all("RESULT completed" in out for out in outs), outs
+    assert _verdict(dsn, schema) == ("completed", 1)
+    assert len({r[:3] for r in _records(dsn, schema)}) == 80
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_sigkill_mid_attempt_is_taken_over_after_the_lease(
-    postgres_dsn: str, schema: str, seed: int
-) -> None:
-    """A worker killed mid-request: its endpoints resume after the lease, each key once stored,
-    only the interrupted key sent twice, never two requests at once on an endpoint."""
+def sigkill(dsn: str, schema: str, delay: float, mutant: str | None = None) -> None:
+    """A worker killed mid-request: its endpoints resume after the lease, each key stored once,
+    only the interrupted keys sent twice, never two requests at once on an endpoint."""
     lease = 2.0
-    size = {"questions": 6, "models": 2, "regions": 2, "lease": lease, "capacity": 2}
+    size: dict[str, object] = {"questions": 12, "models": 3, "regions": 2, "lease": lease}
+    size["capacity"] = 2
+    if mutant:
+        size["mutant"] = mutant
     with FakeEndpoint(latency=0.2).running() as endpoint:
-        victim = start_worker(postgres_dsn, schema, endpoint.url, **size)
+        victim = start_worker(dsn, schema, endpoint.url, **size)
         _wait_for(lambda: len(_in_flight(endpoint, victim.pid)) > 0)
-        time.sleep(0.05 * seed)
+        # The others are up (they sent a request) before the kill: the takeover time is then
+        # the lease's, not a process's start-up.
+        others = [start_worker(dsn, schema, endpoint.url, **size) for _ in range(2)]
+        pids = {str(o.pid) for o in others}
+        _wait_for(lambda: any(a.pid in pids for a in endpoint.arrivals))
+        time.sleep(delay)
         _wait_for(lambda: len(_in_flight(endpoint, victim.pid)) > 0)
         interrupted = {a.key for a in _in_flight(endpoint, victim.pid)}
         victim.send_signal(signal.SIGKILL)
         killed_at = time.time()
-        others = [start_worker(postgres_dsn, schema, endpoint.url, **size) for _ in range(2)]
-        outs = wait_all(others, timeout=120)
-        victim.communicate()
+        try:
+            outs = wait_all(others, timeout=20 if mutant else 120)
+        finally:
+            victim.communicate()
     assert all("RESULT completed" in out for out in outs), outs
-    records = _records(postgres_dsn, schema)
-    assert len(records) == 24
-    assert len({r[:3] for r in records}) == 24
+    records = _records(dsn, schema)
+    assert len({r[:3] for r in records}) == len(records) == 72
     sent = Counter(a.key for a in endpoint.arrivals)
     twice = {k for k, n in sent.items() if n > 1}
     assert twice <= interrupted, f"keys sent twice that were not in flight at the kill: {twice}"
@@ -123,67 +131,115 @@ def test_sigkill_mid_attempt_is_taken_over_after_the_lease(
     retakes = [a.arrived - killed_at for a in endpoint.arrivals if a.key in twice]
     late = [t for t in retakes if t > 0]
     assert late, "the interrupted key never ran again"
-    assert max(late) < lease + 2.0, f"takeover took {max(late):.2f} s after the kill"
+    assert max(late) < lease + 1.5, f"takeover took {max(late):.2f} s after the kill"
 
 
-def test_a_paused_worker_past_its_lease_changes_nothing(postgres_dsn: str, schema: str) -> None:
-    """SIGSTOP past the lease, then SIGCONT: its late writes are refused, the job completes,
+def zombie(dsn: str, schema: str, mutant: str | None = None) -> None:
+    """SIGSTOP past the lease, then SIGCONT: its late writes change nothing, the job completes,
     never two requests at once on one endpoint."""
     lease = 1.5
-    size = {"questions": 6, "models": 2, "regions": 1, "lease": lease, "capacity": 2}
+    size: dict[str, object] = {"questions": 6, "models": 2, "regions": 1, "lease": lease}
+    size["capacity"] = 2
+    if mutant:
+        size["mutant"] = mutant
     with FakeEndpoint(latency=0.2).running() as endpoint:
-        zombie = start_worker(postgres_dsn, schema, endpoint.url, **size)
-        _wait_for(lambda: len(_in_flight(endpoint, zombie.pid)) > 0)
-        paused = {a.key for a in _in_flight(endpoint, zombie.pid)}
-        zombie.send_signal(signal.SIGSTOP)
-        helper = start_worker(postgres_dsn, schema, endpoint.url, **size)
+        paused_worker = start_worker(dsn, schema, endpoint.url, **size)
+        _wait_for(lambda: len(_in_flight(endpoint, paused_worker.pid)) > 0)
+        paused = {a.key for a in _in_flight(endpoint, paused_worker.pid)}
+        paused_worker.send_signal(signal.SIGSTOP)
+        helper = start_worker(dsn, schema, endpoint.url, **size)
         time.sleep(2 * lease + 1.0)
-        zombie.send_signal(signal.SIGCONT)
-        outs = wait_all([helper, zombie], timeout=120)
+        paused_worker.send_signal(signal.SIGCONT)
+        outs = wait_all([helper, paused_worker], timeout=120)
     assert all("RESULT completed" in out for out in outs), outs
-    records = _records(postgres_dsn, schema)
-    assert len(records) == 12
-    assert len({r[:3] for r in records}) == 12
+    records = _records(dsn, schema)
+    assert len({r[:3] for r in records}) == len(records) == 12
     assert {r[3] for r in records} == {"completed"}
+    late = [r for r in records if r[:3] in paused and str(paused_worker.pid) in (r[4] or "")]
+    assert late == [], f"the paused worker's late results were stored: {late}"
     sent = Counter(a.key for a in endpoint.arrivals)
     assert {k for k, n in sent.items() if n > 1} <= paused
     assert set(overlaps(endpoint.arrivals).values()) == {1}
 
 
-def test_cancel_reaches_every_worker_stops_starts_and_interrupts_in_flight(
-    postgres_dsn: str, schema: str
-) -> None:
+def cancel(dsn: str, schema: str, mutant: str | None = None) -> None:
     """Cancel from outside while 4 workers run: no request after the cancel commits,
     in-flight executions interrupted (p99 under 50 ms), pending SKIPPED, running CANCELLED."""
-    size = {"questions": 8, "models": 2, "regions": 4, "capacity": 2, "lease": 5.0}
+    size: dict[str, object] = {"questions": 8, "models": 2, "regions": 4, "capacity": 2}
+    size["lease"] = 5.0
+    if mutant:
+        size["mutant"] = mutant
     with FakeEndpoint(latency=0.6).running() as endpoint:
-        workers = [start_worker(postgres_dsn, schema, endpoint.url, **size) for _ in range(4)]
+        workers = [start_worker(dsn, schema, endpoint.url, **size) for _ in range(4)]
         _wait_for(lambda: len(endpoint.arrivals) >= 12)
 
-        async def cancel() -> float:
-            async with PostgresStore(postgres_dsn, schema=schema) as store:
+        async def cancel_job() -> float:
+            async with PostgresStore(dsn, schema=schema) as store:
                 assert await store.cancel_job("fleet", "stopped by the test")
                 return time.time()
 
-        committed = anyio.run(cancel)
+        committed = anyio.run(cancel_job)
         outs = wait_all(workers, timeout=60)
-    assert all("RESULT cancelled" in out for out in outs), outs
     late = [a for a in endpoint.arrivals if a.arrived > committed]
     assert late == [], f"{len(late)} requests arrived after the cancel committed"
-    with psycopg.connect(postgres_dsn) as conn:
+    assert all("RESULT cancelled" in out for out in outs), outs
+    with psycopg.connect(dsn) as conn:
         rows = conn.execute(
             f"SELECT status, finished_at FROM {schema}.records WHERE job_id = 'fleet'"
         ).fetchall()
     counts = Counter(status for status, _ in rows)
     assert len(rows) == 64
     assert counts[ExecutionStatus.SKIPPED.value] > 0
-    # Requests the endpoint was still serving well after the commit were interrupted; one
-    # that ended within a few ms of it may have completed first.
+    # Requests the endpoint still served well after the commit were interrupted; one that
+    # ended within a few ms of it may have completed first.
     surely = [a for a in endpoint.arrivals if a.ended is not None and a.ended > committed + 0.05]
     maybe = [a for a in endpoint.arrivals if a.ended is not None and a.ended > committed]
-    assert len(surely) <= counts[ExecutionStatus.CANCELLED.value] <= len(maybe)
     assert surely, "nothing was in flight when the test cancelled"
+    assert len(surely) <= counts[ExecutionStatus.CANCELLED.value] <= len(maybe)
     delays = sorted(at - committed for status, at in rows if status == "cancelled")
     p99 = delays[-1] if len(delays) < 100 else statistics.quantiles(delays, n=100)[98]
     assert p99 < 0.05, f"in-flight executions interrupted after {delays}"
-    assert _verdict(postgres_dsn, schema)[0] == JobStatus.CANCELLED.value
+    assert _verdict(dsn, schema)[0] == JobStatus.CANCELLED.value
+
+
+# -- the tests ------------------------------------------------------------------------------
+
+
+def test_claim_storm_of_16_workers_starts_every_key_once_in_order(
+    postgres_dsn: str, schema: str
+) -> None:
+    claim_storm(postgres_dsn, schema)
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.25])
+def test_sigkill_mid_attempt_is_taken_over_after_the_lease(
+    postgres_dsn: str, schema: str, delay: float
+) -> None:
+    sigkill(postgres_dsn, schema, delay)
+
+
+def test_a_paused_worker_past_its_lease_changes_nothing(postgres_dsn: str, schema: str) -> None:
+    zombie(postgres_dsn, schema)
+
+
+def test_cancel_reaches_every_worker_and_nothing_starts_after_it(
+    postgres_dsn: str, schema: str
+) -> None:
+    cancel(postgres_dsn, schema)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "mutant"),
+    [
+        (claim_storm, "storm"),
+        (lambda dsn, schema, mutant: sigkill(dsn, schema, 0.0, mutant), "kill"),
+        (zombie, "zombie"),
+        (cancel, "cancel"),
+    ],
+    ids=["storm-claims-held-endpoints", "kill-never-takes-over", "zombie-unfenced", "cancel"],
+)
+def test_each_scenario_fails_when_its_guarantee_is_broken(
+    postgres_dsn: str, schema: str, scenario: Callable[..., None], mutant: str
+) -> None:
+    with pytest.raises(AssertionError):
+        scenario(postgres_dsn, schema, mutant=mutant)
