@@ -118,21 +118,30 @@ def _drop(dsn: str, schema: str) -> None:
 # -- the shared mode: worker subprocesses ---------------------------------------------------
 
 
-async def _worker(dsn: str, schema: str, size: list[int], capacity: int, latency: float) -> None:
+async def _worker(
+    dsn: str, schema: str, size: list[int], capacity: int, latency: float, start_at: float
+) -> None:
     async def answer(request: ExecutionRequest) -> Response:
         await anyio.sleep(latency)
         return Response(text=ANSWER)
 
     spec = _spec("shared", *size)
-    async with PostgresStore(dsn, schema=schema, pool_size=3) as store:
-        shared = SharedOptions(lease=10.0, poll=0.02, capacity=capacity)
+    # A connection per endpoint in flight: the shared mode's gate and fenced finish are a
+    # round trip each, and the pool must not be what the endpoints wait for.
+    async with PostgresStore(dsn, schema=schema, pool_size=capacity) as store:
+        await store.publish_job(spec)
+        # Every worker starts at once: process start-up is not what is measured.
+        await anyio.sleep(max(0.0, start_at - time.time()))
+        shared = SharedOptions(lease=10.0, poll=0.2, capacity=capacity)
         result = await run_shared(spec, FunctionExecutor(answer), store, RunOptions(), shared)
     assert result.counts[ExecutionStatus.COMPLETED] == spec.size, result.counts
 
 
 def _makespan(dsn: str, workers: int, size: list[int], capacity: int, latency: float) -> float:
     schema = f"bench_{uuid.uuid4().hex[:12]}"
-    args = [dsn, schema, ",".join(map(str, size)), str(capacity), str(latency)]
+    # Workers start together, once all have had time to import (a loaded machine is slow).
+    start_at = time.time() + 2.0 + 0.5 * workers
+    args = [dsn, schema, ",".join(map(str, size)), str(capacity), str(latency), str(start_at)]
     command = [sys.executable, "-m", "benchmarks.bench_postgres", "--worker", *args]
     env = {**os.environ, "PYTHONPATH": f"{REPO_ROOT / 'src'}{os.pathsep}{REPO_ROOT}"}
     try:
@@ -200,9 +209,9 @@ def run(quick: bool) -> list[dict[str, object]]:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--worker"]:
-        dsn, schema, size, capacity, latency = sys.argv[2:7]
+        dsn, schema, size, capacity, latency, start_at = sys.argv[2:8]
         sizes = [int(x) for x in size.split(",")]
-        anyio.run(_worker, dsn, schema, sizes, int(capacity), float(latency))
+        anyio.run(_worker, dsn, schema, sizes, int(capacity), float(latency), float(start_at))
     else:
         for r in run(quick="--quick" in sys.argv):
             print(json.dumps(r))

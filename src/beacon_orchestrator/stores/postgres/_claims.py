@@ -328,16 +328,17 @@ def try_finish(
     at: float,
 ) -> JobResult | None:
     """The verdict, stored by exactly one caller: the job locked, open, every cell done."""
+    # A look without a lock first: the job row's FOR UPDATE would hold up every start gate
+    # (FOR SHARE on it) each time an idle worker asks whether the job is over.
+    if _cells_left(conn, schema, job_id):
+        return None
     row = conn.execute(
         f"SELECT state, cancel_reason FROM {schema}.claim_jobs WHERE job_id = %s FOR UPDATE",
         (job_id,),
     ).fetchone()
     if row is None or row[0] != "open":
         return None
-    left = conn.execute(
-        f"SELECT 1 FROM {schema}.cells WHERE job_id = %s AND state <> 'done' LIMIT 1", (job_id,)
-    ).fetchone()
-    if left is not None:
+    if _cells_left(conn, schema, job_id):
         return None
     cursor = conn.execute(sql.select, (job_id,))
     read = record_reader([d.name for d in cursor.description or []])
@@ -346,3 +347,10 @@ def try_finish(
     _jobs.store_result(conn, schema, job_id, result, at)
     conn.execute(f"UPDATE {schema}.claim_jobs SET state = 'finished' WHERE job_id = %s", (job_id,))
     return result
+
+
+def _cells_left(conn: psycopg.Connection[Any], schema: str, job_id: str) -> bool:
+    left = conn.execute(
+        f"SELECT 1 FROM {schema}.cells WHERE job_id = %s AND state <> 'done' LIMIT 1", (job_id,)
+    ).fetchone()
+    return left is not None

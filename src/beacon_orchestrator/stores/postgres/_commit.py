@@ -1,9 +1,11 @@
 """Group commit: concurrent writers share transactions, and each returns once its rows commit.
 
-The same scheme as the SQLite store's (``stores/sqlite/_commit.py``, whose messages name
-SQLite): the writer that opens a batch commits it as soon as the commit running (if any)
-ends; later writers add their rows to the batch and wait for its commit. One transaction per
-batch is what lets one worker store thousands of records a second over a network round trip.
+The scheme of the SQLite store's (``stores/sqlite/_commit.py``, whose messages name SQLite),
+with one difference: a server takes several transactions at once, so up to ``parallel``
+batches commit at the same time, each on its own pooled connection. The writer that opens a
+batch commits it as soon as a commit slot is free; later writers add their rows to the batch
+and wait for its commit. Batches committing at once hold rows of writers that were all still
+waiting, so no write can overtake one that had already returned.
 """
 
 from __future__ import annotations
@@ -33,14 +35,17 @@ class Batches:
     """Batches the rows of concurrent writers into shared transactions.
 
     Args:
-        write: Commits a batch of rows in one transaction; called with one batch at a time.
+        write: Commits a batch of rows in one transaction.
         where: Names the store in error messages (its DSN without password).
+        parallel: Batches that may commit at once.
     """
 
     write: Callable[[list[_Row]], Awaitable[None]]
     where: str
+    parallel: int = 1
     _open_batch: _Batch | None = field(default=None, init=False)
-    _flushing: anyio.Event | None = field(default=None, init=False)
+    _flushing: int = field(default=0, init=False)
+    _slot_freed: anyio.Event = field(factory=anyio.Event, init=False)
 
     async def commit(self, rows: list[_Row]) -> None:
         """Add rows to the open batch and return once a committed transaction holds them.
@@ -56,8 +61,8 @@ class Batches:
             batch = self._open_batch = _Batch(rows)
             # Shielded: the other writers of this batch wait for its commit.
             with anyio.CancelScope(shield=True):
-                while self._flushing is not None:
-                    await self._flushing.wait()
+                while self._flushing >= self.parallel:
+                    await self._slot_freed.wait()
                 await self._flush(batch)
         if batch.error is not None:
             error = batch.error
@@ -69,8 +74,8 @@ class Batches:
     async def drain(self) -> None:
         """Wait until every row handed over so far is committed (or its commit failed)."""
         while True:
-            if self._flushing is not None:
-                await self._flushing.wait()
+            if self._flushing:
+                await self._slot_freed.wait()
             elif self._open_batch is not None:
                 await self._open_batch.committed.wait()
             else:
@@ -78,7 +83,7 @@ class Batches:
 
     async def _flush(self, batch: _Batch) -> None:
         self._open_batch = None
-        done = self._flushing = anyio.Event()
+        self._flushing += 1
         try:
             await self.write(batch.rows)
         except BaseException as exc:
@@ -86,6 +91,7 @@ class Batches:
             if not isinstance(exc, Exception):
                 raise
         finally:
-            self._flushing = None
+            self._flushing -= 1
             batch.committed.set()
-            done.set()
+            freed, self._slot_freed = self._slot_freed, anyio.Event()
+            freed.set()

@@ -152,7 +152,8 @@ class PostgresStore(SharedJobs):
 
     @_commits.default
     def _batches(self) -> Batches:
-        return Batches(self._write_batch, self.where)
+        # One connection stays free for reads and the claims' statements.
+        return Batches(self._write_batch, self.where, parallel=max(1, self.pool_size - 1))
 
     @property
     def where(self) -> str:
