@@ -171,6 +171,8 @@ class SharedRun:
                 result = await self._result_if_done(self.job_id)
                 if result is not None:
                     return result
+            else:
+                await self._finish_jobs()
             free = capacity - len(self._held)
             if free > 0:
                 claims = await self.store.claim(self.worker, free, self.shared.lease, self.job_id)
@@ -187,6 +189,17 @@ class SharedRun:
             return self.shared.capacity
         limits = self.options.limits
         return (limits.max_concurrency if limits is not None else None) or 8
+
+    async def _finish_jobs(self) -> None:
+        """Store the verdict of every job this worker ran and nobody finished yet."""
+        for job_id, job in list(self._jobs.items()):
+            if any(h.claim.job_id == job_id for h in self._held.values()):
+                continue
+            if (
+                await self.store.try_finish(job_id, _decider(job.spec, self.options)) is not None
+                or await self.store.load_result(job_id) is not None
+            ):
+                del self._jobs[job_id]
 
     async def _result_if_done(self, job_id: str) -> JobResult | None:
         job = self._jobs[job_id]

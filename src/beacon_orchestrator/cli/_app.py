@@ -16,6 +16,7 @@ from .. import __version__
 from ._cmd_plan import plan
 from ._cmd_report import report
 from ._cmd_run import demo, resume, run
+from ._cmd_shared import cancel, worker
 from ._cmd_show import show
 from ._cmd_store import export, jobs, status
 from ._shell import LOG_LEVELS, open_shell
@@ -47,7 +48,7 @@ def cli(ctx: click.Context, verbose: int, log_level: str | None) -> None:
     open_shell(ctx, verbose, log_level)
 
 
-for _command in (run, resume, plan, status, export, jobs, demo):
+for _command in (run, resume, plan, status, export, jobs, demo, worker, cancel):
     cli.add_command(_command)
 cli.add_command(show)
 cli.add_command(report)
