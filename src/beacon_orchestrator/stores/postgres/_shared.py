@@ -26,7 +26,10 @@ if TYPE_CHECKING:
     from ..._spec import JobSpec
     from ._rows import Statements
 
-__all__ = ["SharedJobs"]
+__all__ = ["LISTENER_NAME", "SharedJobs"]
+
+LISTENER_NAME = "beacon-listener"
+"""The ``application_name`` of the connections that listen for cancels."""
 
 _T = TypeVar("_T")
 _log = logging.getLogger(__name__)
@@ -153,7 +156,10 @@ class SharedJobs:
     def _listening_connection(self) -> psycopg.Connection[Any]:
         import psycopg
 
-        conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=5)
+        # Named, so an operator (or a test) can tell the listening connections apart.
+        conn = psycopg.connect(
+            self.dsn, autocommit=True, connect_timeout=5, application_name=LISTENER_NAME
+        )
         conn.execute(f"LISTEN {_claims.CANCEL_CHANNEL}")
         return conn
 
