@@ -79,7 +79,10 @@ def _in_question_order(arrivals: list[Arrival]) -> bool:
 
 def claim_storm(dsn: str, schema: str, mutant: str | None = None) -> None:
     """16 workers at once: every key arrives once, endpoints in question order, one at a time."""
+    # A long lease: 16 processes on a small machine must not lose endpoints to slow renewals
+    # (that is the SIGKILL and pause scenarios' subject, not this one's).
     size: dict[str, object] = {"questions": 5, "models": 4, "regions": 4, "capacity": 2}
+    size["lease"] = 15.0
     if mutant:
         size["mutant"] = mutant
     with FakeEndpoint(latency=0.03).running() as endpoint:

@@ -89,7 +89,10 @@ async def test_cancel_skips_pending_keys_and_interrupts_running_ones(
     assert result.status is JobStatus.CANCELLED
     counts = Counter(r.status for r in records)
     assert len(records) == spec.size
-    assert counts[ExecutionStatus.CANCELLED] == 3  # one per endpoint was in flight
+    # At most one per endpoint was in flight; one may have ended before the notice came.
+    assert 1 <= counts[ExecutionStatus.CANCELLED] <= 3
+    started = {c.key for c in fake.log if c.kind == "start" and c.at <= cancelled_at}
+    assert {r.key for r in records if r.status is ExecutionStatus.CANCELLED} <= started
     assert counts[ExecutionStatus.SKIPPED] > 0
     late = [c for c in fake.log if c.kind == "start" and c.at > cancelled_at]
     assert late == []

@@ -147,13 +147,11 @@ class SharedRun:
     _jobs: dict[str, _Job] = field(factory=dict, init=False)
     _cancelled: set[str] = field(factory=set, init=False)
     _wake: anyio.Event = field(factory=anyio.Event, init=False)
-    _renewed_at: float = field(default=0.0, init=False)
 
     # -- the loop ---------------------------------------------------------------------------
 
     async def run(self) -> JobResult | None:
         """Work until the job has its verdict (then return it), or until cancelled."""
-        self._renewed_at = anyio.current_time()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._heartbeat)
             tg.start_soon(self.store.listen, self._on_cancel)
@@ -164,25 +162,37 @@ class SharedRun:
         return result
 
     async def _claim_loop(self, endpoints: anyio.abc.TaskGroup) -> JobResult | None:
-        capacity = self._capacity()
         while True:
             self._wake = anyio.Event()
-            if self.job_id is not None:
-                result = await self._result_if_done(self.job_id)
-                if result is not None:
-                    return result
-            else:
-                await self._finish_jobs()
-            free = capacity - len(self._held)
-            if free > 0:
-                claims = await self.store.claim(self.worker, free, self.shared.lease, self.job_id)
-                for claim in claims:
-                    await self._prepare(claim.job_id)
-                    held = _Held(claim, anyio.CancelScope(deadline=self._fence_deadline()))
-                    self._held[(claim.job_id, claim.model_id, claim.region)] = held
-                    endpoints.start_soon(self._endpoint, held)
+            try:
+                result = await self._look_and_claim(endpoints)
+            except StoreError as exc:
+                # The database is away (restarting, partitioned): try again after a poll; the
+                # endpoints held meanwhile stop their own requests before their leases end.
+                _log.warning("worker %s: %s", self.worker, exc)
+                result = None
+            if result is not None:
+                return result
             with anyio.move_on_after(self.shared.poll):
                 await self._wake.wait()
+
+    async def _look_and_claim(self, endpoints: anyio.abc.TaskGroup) -> JobResult | None:
+        if self.job_id is not None:
+            result = await self._result_if_done(self.job_id)
+            if result is not None:
+                return result
+        else:
+            await self._finish_jobs()
+        free = self._capacity() - len(self._held)
+        if free > 0:
+            sent = anyio.current_time()  # the claim's lease runs from no earlier than this
+            claims = await self.store.claim(self.worker, free, self.shared.lease, self.job_id)
+            for claim in claims:
+                await self._prepare(claim.job_id)
+                held = _Held(claim, anyio.CancelScope(deadline=self._fence_deadline(sent)))
+                self._held[(claim.job_id, claim.model_id, claim.region)] = held
+                endpoints.start_soon(self._endpoint, held)
+        return None
 
     def _capacity(self) -> int:
         if self.shared.capacity is not None:
@@ -216,6 +226,10 @@ class SharedRun:
         try:
             with held.scope:
                 await self._questions(held, job)
+        except StoreError as exc:
+            # Nothing more starts here; what runs under this claim is re-run by its next holder.
+            _log.warning("%s: endpoint %s@%s stopped: %s", claim.job_id, claim.model_id,
+                         claim.region, exc)  # fmt: skip
         finally:
             with anyio.CancelScope(shield=True):
                 await self._after(held, job)
@@ -328,8 +342,9 @@ class SharedRun:
                 held.scope.cancel()
         self._wake.set()
 
-    def _fence_deadline(self) -> float:
-        return self._renewed_at + self.shared.lease - self.shared.fence_margin
+    def _fence_deadline(self, renewed_at: float) -> float:
+        """When a worker that renewed at ``renewed_at`` (send time) stops its own requests."""
+        return renewed_at + self.shared.lease - self.shared.fence_margin
 
     async def _heartbeat(self) -> None:
         while True:
@@ -341,11 +356,10 @@ class SharedRun:
             except StoreError as exc:
                 _log.warning("worker %s: could not renew its leases: %s", self.worker, exc)
                 continue  # the scopes keep their deadlines: self-fencing
-            self._renewed_at = sent
             for held in list(self._held.values()):
                 c = held.claim
                 if (c.job_id, c.model_id, c.region, c.fence) in status.held:
-                    held.scope.deadline = self._fence_deadline()
+                    held.scope.deadline = self._fence_deadline(sent)
                 elif held.why is None:
                     held.why = "lost"
                     held.scope.cancel()

@@ -211,6 +211,9 @@ class PostgresStore(SharedJobs):
                 max_size=self.pool_size,
                 timeout=self.connect_timeout,
                 kwargs={"connect_timeout": self._timeout()},
+                # A connection the server dropped (a restart, a failover) is replaced when it
+                # is taken, not found broken by the statement that needed it.
+                check=pool_module.ConnectionPool.check_connection,
                 open=False,
                 name="beacon-store",
             )
