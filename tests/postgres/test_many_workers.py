@@ -205,7 +205,40 @@ def cancel(dsn: str, schema: str, mutant: str | None = None) -> None:
     assert _verdict(dsn, schema)[0] == JobStatus.CANCELLED.value
 
 
+def fleet_killed(dsn: str, schema: str, delay: float) -> None:
+    """The whole fleet SIGKILLed at once, then started again: no stored record lost, no
+    COMPLETED key sent again, every key stored once."""
+    size: dict[str, object] = {"questions": 8, "models": 2, "regions": 2, "lease": 1.5}
+    size["capacity"] = 2
+    with FakeEndpoint(latency=0.1).running() as endpoint:
+        first = [start_worker(dsn, schema, endpoint.url, **size) for _ in range(3)]
+        _wait_for(lambda: len(endpoint.arrivals) >= 4)
+        time.sleep(delay)
+        for w in first:
+            w.send_signal(signal.SIGKILL)
+        for w in first:
+            w.communicate()
+        killed_at = time.time()
+        before = {r[:3]: r for r in _records(dsn, schema)}
+        second = [start_worker(dsn, schema, endpoint.url, **size) for _ in range(3)]
+        outs = wait_all(second, timeout=120)
+    assert all("RESULT completed" in out for out in outs), outs
+    after = {r[:3]: r for r in _records(dsn, schema)}
+    assert len(after) == 32
+    assert all(after[k][3] == "completed" for k in before if before[k][3] == "completed")
+    assert all(after[k][4] == before[k][4] for k in before), "a stored record was replaced"
+    rerun = {a.key for a in endpoint.arrivals if a.arrived > killed_at}
+    assert not rerun & {k for k, r in before.items() if r[3] == "completed"}
+
+
 # -- the tests ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.4])
+def test_the_whole_fleet_killed_and_restarted_loses_nothing_and_reruns_nothing_completed(
+    postgres_dsn: str, schema: str, delay: float
+) -> None:
+    fleet_killed(postgres_dsn, schema, delay)
 
 
 def test_claim_storm_of_16_workers_starts_every_key_once_in_order(
