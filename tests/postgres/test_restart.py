@@ -45,8 +45,8 @@ async def test_a_restart_longer_than_the_lease_stops_requests_and_the_job_comple
 ) -> None:
     # Each request takes longer than the lease: only the renewals keep the endpoints.
     spec = make_spec("restart", questions=2, models=1)
-    fake = FakeExecutor.random(seed=6, latency=(2.0, 2.0))
-    lease = 1.5
+    fake = FakeExecutor.random(seed=6, latency=(3.5, 3.5))
+    lease = 3.0
     dsn = str(own_server.get_uri())
     async with PostgresStore(dsn, schema="restart", connect_timeout=2) as store:
         results = []
@@ -57,7 +57,7 @@ async def test_a_restart_longer_than_the_lease_stops_requests_and_the_job_comple
                 results.append(await run_shared(spec, fake, store, RunOptions(), shared))
 
             tg.start_soon(run)
-            await anyio.sleep(0.7)
+            await anyio.sleep(1.0)
             await anyio.to_thread.run_sync(own_server._stop)
             down_at = anyio.current_time()
             await anyio.sleep(2 * lease)

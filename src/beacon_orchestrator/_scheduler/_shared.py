@@ -21,6 +21,7 @@ nothing for it. Its own guards:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
@@ -352,10 +353,11 @@ class SharedRun:
             sent = anyio.current_time()
             try:
                 status = await self.store.renew(self.worker, self.shared.lease)
-                await self.store.sweep()
             except StoreError as exc:
                 _log.warning("worker %s: could not renew its leases: %s", self.worker, exc)
                 continue  # the scopes keep their deadlines: self-fencing
+            with contextlib.suppress(StoreError):  # the next beat sweeps again
+                await self.store.sweep()
             for held in list(self._held.values()):
                 c = held.claim
                 if (c.job_id, c.model_id, c.region, c.fence) in status.held:
