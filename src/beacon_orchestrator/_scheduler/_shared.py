@@ -155,7 +155,9 @@ class SharedRun:
         """Work until the job has its verdict (then return it), or until cancelled."""
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._heartbeat)
-            tg.start_soon(self.store.listen, self._on_cancel)
+            # Nothing is claimed before the listener listens: a cancel reaches this worker
+            # from its first execution on.
+            await tg.start(self.store.listen, self._on_cancel)
             async with anyio.create_task_group() as endpoints:
                 result = await self._claim_loop(endpoints)
                 endpoints.cancel_scope.cancel()

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+import anyio
+import anyio.abc
 from attrs import frozen
 
 from .._status import JobResult
@@ -103,8 +105,16 @@ class SupportsClaims(Protocol):
         """Store the verdict if every key is terminal and nobody stored it; the result if so."""
         ...
 
-    async def listen(self, on_cancel: Callable[[str], None]) -> None:
-        """Call ``on_cancel(job_id)`` for every cancel notice until cancelled (reconnecting)."""
+    async def listen(
+        self,
+        on_cancel: Callable[[str], None],
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Call ``on_cancel(job_id)`` for every cancel notice until cancelled (reconnecting).
+
+        ``task_status.started()`` is called once it listens.
+        """
         ...
 
     async def load_result(self, job_id: str) -> JobResult | None:

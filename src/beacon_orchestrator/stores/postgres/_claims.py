@@ -95,8 +95,22 @@ def publish_job(conn: psycopg.Connection[Any], schema: str, spec: JobSpec) -> No
     _settle_endpoints(conn, schema, job)
 
 
+def _lock_endpoints(conn: psycopg.Connection[Any], schema: str, where: str, args: Any) -> None:
+    """Lock endpoint rows in key order before updating several of them.
+
+    Two statements that each update many endpoints (a cancel, a renewal) would otherwise
+    deadlock, each holding a row the other waits for.
+    """
+    conn.execute(
+        f"SELECT 1 FROM {schema}.endpoints WHERE {where} "
+        "ORDER BY job_id, model_id, region FOR UPDATE",
+        args,
+    )
+
+
 def _settle_endpoints(conn: psycopg.Connection[Any], schema: str, job: str) -> None:
     """Each endpoint's ``next_q`` at its first cell not done, and ``done`` when none is left."""
+    _lock_endpoints(conn, schema, "job_id = %s", (job,))
     conn.execute(
         f"UPDATE {schema}.endpoints e SET "
         f"next_q = coalesce((SELECT min(q) FROM {schema}.cells c WHERE c.job_id = e.job_id "
@@ -225,6 +239,7 @@ def finish(
 
 def renew(conn: psycopg.Connection[Any], schema: str, worker: str, lease: float) -> ClaimStatus:
     """Renew every unexpired lease of ``worker`` (an expired one is never renewed)."""
+    _lock_endpoints(conn, schema, "holder = %s AND NOT done", (worker,))
     rows = conn.execute(
         f"UPDATE {schema}.endpoints SET lease_until = clock_timestamp() + "
         "make_interval(secs => %s) WHERE holder = %s AND NOT done "

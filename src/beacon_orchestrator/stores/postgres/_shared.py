@@ -12,6 +12,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
+import anyio.abc
 import anyio.to_thread
 
 from ..._status import JobResult
@@ -122,15 +123,22 @@ class SharedJobs:
             )
         )
 
-    async def listen(self, on_cancel: Callable[[str], None]) -> None:
+    async def listen(
+        self,
+        on_cancel: Callable[[str], None],
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
         """Call ``on_cancel(job_id)`` for every cancel notice until cancelled (reconnecting).
 
         After every (re)connection it also reports every open job already cancelled: a notice
-        sent while it was disconnected is lost, the flag is not.
+        sent while it was disconnected is lost, the flag is not. ``task_status.started()`` is
+        called once it first listens.
         """
         import psycopg
 
         prefix = f"{self.schema}:"
+        started = False
         while True:
             try:
                 conn = await anyio.to_thread.run_sync(self._listening_connection)
@@ -141,6 +149,9 @@ class SharedJobs:
             try:
                 for (job,) in await anyio.to_thread.run_sync(self._cancelled_jobs, conn):
                     on_cancel(job)
+                if not started:
+                    started = True
+                    task_status.started()
                 while True:
                     await anyio.wait_readable(conn.fileno())
                     for notice in conn.notifies(timeout=0):
