@@ -34,6 +34,8 @@ BENCHMARKS: dict[str, str] = {
     "postgres": "benchmarks.bench_postgres",
     "http": "benchmarks.bench_http",
     "report": "benchmarks.bench_report",
+    "scale": "benchmarks.bench_scale",
+    "fleet": "benchmarks.bench_fleet",
 }
 """Benchmark name -> module exposing ``run(quick: bool) -> list[dict[str, object]]``."""
 

@@ -15,6 +15,10 @@ that anyio and the event loop set for delivering 1,000 cancellations.
 
 Target (DESIGN §8): under 10 ms with 1,000 in flight, on asyncio and on trio.
 
+The same with 10,000 in flight (100 models x 100 regions, one question each): the last end at
+most 1.5x the bare task group's (a ratio, so the machine's speed cancels out), and the verdict
+under 200 ms (issue 13).
+
 Run: ``python -m benchmarks.bench_cancel [--quick]``.
 """
 
@@ -94,12 +98,12 @@ async def bare_run(in_flight: int) -> float:
     return max(ended) - start
 
 
-def make_spec(models: int, regions: int) -> JobSpec:
-    """``QUESTIONS`` questions over ``models`` x ``regions`` endpoints."""
+def make_spec(models: int, regions: int, questions: int = QUESTIONS) -> JobSpec:
+    """``questions`` questions over ``models`` x ``regions`` endpoints."""
     region_names = tuple(f"region-{r}" for r in range(regions))
     return JobSpec(
         id="cancel",
-        questions=tuple(Question(f"q{i}", f"question {i}?") for i in range(QUESTIONS)),
+        questions=tuple(Question(f"q{i}", f"question {i}?") for i in range(questions)),
         models=tuple(ModelTarget(f"model-{m}", region_names) for m in range(models)),
     )
 
@@ -196,9 +200,69 @@ def measure(
     return rows
 
 
+LARGE_MODELS = LARGE_REGIONS = 100
+RATIO_TARGET = 1.5
+VERDICT_TARGET_MS = 200.0
+
+
+def measure_large(repeats: int, backends: Sequence[str] = BACKENDS) -> list[Row]:
+    """With 10,000 in flight: the last end against a bare task group's, and the verdict."""
+    # One question: every key is in flight, so the figure is the cost of what is in flight
+    # (keys that never started cost a SKIPPED record each, which grows with the job by design).
+    spec = make_spec(LARGE_MODELS, LARGE_REGIONS, questions=1)
+    in_flight = LARGE_MODELS * LARGE_REGIONS
+    rows: list[Row] = []
+    for backend in backends:
+        runs: list[tuple[float, float, float]] = []
+        bare: list[float] = []
+        for i in range(repeats):
+            first, second = (bare_run, one_run) if i % 2 else (one_run, bare_run)
+            for fn in (first, second):
+                if fn is bare_run:
+                    bare.append(anyio.run(bare_run, in_flight, backend=backend))
+                else:
+                    runs.append(anyio.run(one_run, spec, backend=backend))
+        last = median([r[0] for r in runs]) * 1e3
+        floor = median(bare) * 1e3
+        note = f"{in_flight:,} in flight, {spec.size:,} executions, cancel_grace=0, {backend}"
+        rows.append(
+            row(
+                f"cancel_10k_last_end_{backend}",
+                last,
+                "ms",
+                target=RATIO_TARGET,
+                target_of="ratio",
+                target_op="<=",
+                baseline=floor,
+                note=f"cancel() to the last end; baseline: a bare anyio task group of the same "
+                f"{in_flight:,} hanging tasks; median of {repeats}; {note}",
+            )
+        )
+        rows.append(
+            row(
+                f"cancel_10k_to_verdict_{backend}",
+                median([r[2] for r in runs]) * 1e3,
+                "ms",
+                target=VERDICT_TARGET_MS,
+                target_op="<",
+                note=f"cancel() to the CANCELLED verdict, every key recorded; median of {repeats}; "
+                f"{note}",
+            )
+        )
+        rows.append(
+            row(
+                f"cancel_10k_call_{backend}",
+                median([r[1] for r in runs]) * 1e3,
+                "ms",
+                note=f"how long cancel() itself takes; median of {repeats}; {note}",
+            )
+        )
+    return rows
+
+
 def run(quick: bool) -> list[Row]:
-    """Measure cancellation latency with 1,000 executions in flight."""
-    return measure(repeats=5 if quick else 21)
+    """Measure cancellation latency with 1,000 executions in flight, then with 10,000."""
+    return measure(repeats=5 if quick else 21) + measure_large(repeats=3 if quick else 7)
 
 
 if __name__ == "__main__":

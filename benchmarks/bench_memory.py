@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence, Set
+from collections.abc import AsyncIterator, Collection, Sequence, Set
 
 import anyio
 
@@ -42,7 +42,7 @@ from beacon_orchestrator import (
     StoreError,
     run_job,
 )
-from beacon_orchestrator.stores import grant_lease, is_current_lease, renewed_lease
+from beacon_orchestrator.stores import EndpointKeys, grant_lease, is_current_lease, renewed_lease
 
 from ._common import BACKENDS, REPO_ROOT, BenchmarkBroken, Row, check, row
 from .bench_overhead import NoopExecutor, make_spec
@@ -109,6 +109,31 @@ class CountingStore:
         """Always empty: the store keeps nothing."""
         self._spec(job_id)
         return []
+
+    async def iter_records(
+        self,
+        job_id: str,
+        *,
+        status: ExecutionStatus | Collection[ExecutionStatus] | None = None,
+        region: str | None = None,
+        model: str | None = None,
+        question: str | None = None,
+        batch: int = 1000,
+    ) -> AsyncIterator[ExecutionRecord]:
+        """Nothing: the store keeps nothing."""
+        self._spec(job_id)
+        nothing: tuple[ExecutionRecord, ...] = ()
+        for record in nothing:
+            yield record
+
+    async def keys(
+        self, job_id: str, *, status: Collection[ExecutionStatus] | None = None
+    ) -> AsyncIterator[EndpointKeys]:
+        """Nothing is kept, so a resumer finds no key."""
+        self._spec(job_id)
+        nothing: tuple[EndpointKeys, ...] = ()
+        for found in nothing:
+            yield found
 
     async def progress(self, job_id: str) -> StoredProgress:
         """The counts only; nothing per question, region or model is kept."""

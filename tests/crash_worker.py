@@ -50,7 +50,7 @@ def crash_spec() -> JobSpec:
 
 def on_event(event: Event) -> None:
     if isinstance(event, ExecutionFinished):
-        q, m, r = event.record.key
+        q, m, r, _ = event.record.key
         status = event.record.status.value
         sys.stdout.write(f"STORED {q} {m} {r} {status} {time.monotonic():.6f}\n")
         sys.stdout.flush()
@@ -61,7 +61,7 @@ async def main(args: argparse.Namespace) -> None:
     log = os.open(args.exec_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     async def execute(request: ExecutionRequest) -> Response:
-        q, m, r = request.key
+        q, m, r, _ = request.key
         os.write(log, f"{q} {m} {r}\n".encode())
         await anyio.sleep(args.delay)
         if rng.random() < args.fail_rate:

@@ -9,6 +9,9 @@ from attrs import evolve, frozen
 from hypothesis import strategies as st
 
 from beacon_orchestrator import (
+    AdaptiveConcurrency,
+    CircuitBreaker,
+    CostModel,
     Event,
     ExecutionKey,
     ExecutionRecord,
@@ -17,8 +20,10 @@ from beacon_orchestrator import (
     JobSpec,
     Limits,
     MemoryStore,
+    Price,
     RegionQueue,
     RetryPolicy,
+    RunOptions,
     Strategy,
 )
 from beacon_orchestrator.testing import (
@@ -54,6 +59,9 @@ class Scenario:
     # When set, an earlier run of the same job is cancelled at this moment first, and the
     # scenario's run resumes it from the same store.
     resume_after: float | None
+    # Run with adaptive concurrency and a circuit breaker, and a cost model (with this budget).
+    fleet: bool = False
+    max_cost: float | None = None
 
 
 @frozen
@@ -89,8 +97,15 @@ def scenarios(
     sources: tuple[CancelPlanSource, ...] | None = None,
     resume: bool | None = False,
     max_questions: int = 10,
+    min_samples: int = 1,
+    max_samples: int = 1,
+    fleet: bool = False,
 ) -> Scenario:
-    spec = draw(scheduling_specs(max_questions=max_questions))
+    spec = draw(
+        scheduling_specs(
+            max_questions=max_questions, min_samples=min_samples, max_samples=max_samples
+        )
+    )
     strategy = draw(st.sampled_from(list(strategies)))
     limits = draw(scheduling_limits())
     retry = draw(retry_policies())
@@ -100,7 +115,22 @@ def scenarios(
     script = draw(fault_scripts(spec, hangs=hangs))
     do_resume = draw(st.booleans()) if resume is None else resume
     resume_after = draw(st.sampled_from((0.0, 1.0, 2.0, 4.0))) if do_resume else None
-    return Scenario(spec, strategy, limits, retry, script, plan, resume_after)
+    max_cost = None
+    if fleet:
+        # A budget of a few executions' worst case (see FLEET_OPTIONS' prices), or none.
+        max_cost = draw(st.none() | st.sampled_from((0.5, 2.0, 8.0)))
+    return Scenario(spec, strategy, limits, retry, script, plan, resume_after, fleet, max_cost)
+
+
+def fleet_options(sc: Scenario) -> RunOptions | None:
+    """The run options of a fleet scenario: quick to adapt, quick to trip, a per-request price."""
+    if not sc.fleet:
+        return None
+    return RunOptions(
+        adaptive=AdaptiveConcurrency(min_samples=2, patience=2.0),
+        breaker=CircuitBreaker(failures=2, cool_down=1.0, probes=2, rate=0.5, window=4),
+        cost_model=CostModel(default=Price(per_request=0.25, per_second=0.01)),
+    )
 
 
 class _Runner:
@@ -126,6 +156,7 @@ class _Runner:
             retry=sc.retry,
             on_event=events.append,
             early_stop=plan.source == "early_stop",
+            options=fleet_options(sc),
         )
         with anyio.fail_after(SAFETY_LIMIT):
             if plan.source == "handle":
@@ -160,6 +191,11 @@ class _Runner:
     async def run(self, sc: Scenario) -> Outcome:
         store = MemoryStore()
         resumed: frozenset[ExecutionKey] = frozenset()
+        limits = sc.limits
+        if sc.max_cost is not None:
+            # A budget needs a bound on an execution's seconds (the price charges them).
+            timeout = limits.attempt_timeout or 6.0
+            limits = evolve(limits, max_cost=sc.max_cost, attempt_timeout=timeout)
         if sc.resume_after is not None:
             first: list[Event] = []
             await self.once(
@@ -167,12 +203,11 @@ class _Runner:
                 store,
                 FakeExecutor(sc.script),
                 CancelPlan("handle", sc.resume_after),
-                sc.limits,
+                limits,
                 first,
                 RegionQueue,
             )
             resumed = frozenset(await store.completed_keys(sc.spec.id))
-        limits = sc.limits
         if sc.plan.source == "deadline":
             limits = evolve(limits, job_timeout=max(sc.plan.at, 0.001))
         fake = FakeExecutor(sc.script)

@@ -66,7 +66,8 @@ def test_counting_store_is_a_store_that_counts_and_keeps_nothing() -> None:
     spec = bench_overhead.make_spec(1_000, "sink")
     result = anyio.run(partial(run_job, spec, bench_overhead.NoopExecutor(), store=store))
     assert store.written == spec.size
-    assert result.records == ()
+    assert anyio.run(result.records.list) == []
+    assert result.failures == ()
 
 
 @pytest.mark.slow
@@ -208,3 +209,30 @@ def test_the_overhead_plot_is_drawn_from_results(tmp_path: Path) -> None:
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="no overhead curve"):
         plot_overhead({"benchmarks": []}, tmp_path / "none.png")
+
+
+def test_fleet_benchmark_rows_meet_their_targets_at_a_small_size() -> None:
+    """Every fleet figure, smaller: adaptive near the ideal with few 429s, the Beacon fleet no
+    worse than the default, the broken endpoint spared, the budget never passed."""
+    from benchmarks import bench_fleet
+
+    rows = (
+        bench_fleet.measure_unknown(n_q=40)
+        + bench_fleet.measure_beacon()
+        + bench_fleet.measure_broken(n_q=30)
+        + bench_fleet.measure_budget(n_q=20)
+    )
+    by_name = _by_name(validate_rows("fleet", rows))
+    for name in (
+        "fleet16_adaptive_makespan",
+        "fleet16_adaptive_rejected",
+        "beacon_adaptive_makespan",
+        "beacon_adaptive_overload_errors",
+        "broken_endpoint_requests",
+        "budget_peak_committed",
+    ):
+        assert judge(by_name[name]) is True, by_name[name]
+    # The static baselines: one slot wastes time, sixteen lose executions to 429s.
+    assert _num(by_name["fleet16_static1_makespan"], "ratio") > 1.5
+    assert _num(by_name["fleet16_static16_makespan"], "completed") < 40 * 16
+    assert _num(by_name["broken_endpoint_requests"], "baseline") == 90  # 30 x 3 attempts

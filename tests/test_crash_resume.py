@@ -71,7 +71,12 @@ async def read_all(process: Process) -> bytes:
 def executed_keys(log: Path) -> list[ExecutionKey]:
     if not log.exists():
         return []
-    return [ExecutionKey(*line.split()) for line in log.read_text().splitlines() if line]
+    keys = []
+    for line in log.read_text().splitlines():
+        if line:
+            q, m, r = line.split()
+            keys.append(ExecutionKey(q, m, r))
+    return keys
 
 
 async def stored_statuses(db: Path) -> dict[ExecutionKey, ExecutionStatus]:
@@ -117,7 +122,8 @@ async def test_kill_9_loses_no_acknowledged_record_and_resume_never_redoes_compl
                 if kind == "DONE":
                     done = line
                     continue
-                reported[ExecutionKey(*fields[:3])] = ExecutionStatus(fields[3])
+                q, m, r = fields[:3]
+                reported[ExecutionKey(q, m, r)] = ExecutionStatus(fields[3])
                 if kill_after is not None and len(reported) >= kill_after:
                     process.kill()  # SIGKILL: no cleanup, no flush, no checkpoint
                     kills += 1

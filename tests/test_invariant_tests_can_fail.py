@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, Phase, find, settings
 
 from beacon_orchestrator import ExecutionKey, ExecutionRecord, RegionQueue
 from beacon_orchestrator._events import CancelSource
+from beacon_orchestrator._scheduler._resume import KeptKeys
 from beacon_orchestrator.testing import InvariantName
 
 from .scheduling_harness import CANCELLING, Scenario, run_scenario, scenarios
@@ -56,8 +57,8 @@ class VerdictBeforeRecords(RegionQueue):
 class ReexecutesCompleted(RegionQueue):
     """A resumed job forgets what the store already completed."""
 
-    async def _prior_records(self) -> list[ExecutionRecord]:
-        return []
+    async def _kept_keys(self) -> KeptKeys:
+        return KeptKeys([q.id for q in self.spec.questions])
 
 
 class NoBarrier(RegionQueue):
@@ -144,3 +145,28 @@ def test_invariant_test_catches_broken_scheduler(
     counterexample = find(scenarios(**options), broken, settings=SEARCH)  # type: ignore[arg-type]
     # The real scheduler keeps the invariant on the very scenario that broke the mutant.
     assert run_scenario(counterexample, "asyncio").violations(invariant) == []
+
+
+class SamplesAsOneKey(RegionQueue):
+    """Every sample of a cell runs under its cell's key: the sample index is dropped."""
+
+    async def _prepare(self) -> None:
+        await super()._prepare()
+        key = self._plan.key
+        self._plan.key = lambda e, slot: key(e, slot).cell  # type: ignore[method-assign]
+
+
+def test_the_invariant_tests_with_samples_catch_a_scheduler_that_drops_the_sample() -> None:
+    """With several samples per cell, a scheduler that runs them all under one key breaks "no
+    duplicates" (the same key executed again) and "everything accounted for"."""
+
+    def broken(sc: Scenario) -> bool:
+        out = run_scenario(sc, "asyncio", SamplesAsOneKey)
+        return bool(out.violations("no_duplicates")) and bool(
+            out.violations("everything_accounted_for")
+        )
+
+    options = {"min_samples": 2, "max_samples": 3, "sources": ("none",)}
+    counterexample = find(scenarios(**options), broken, settings=SEARCH)  # type: ignore[arg-type]
+    assert counterexample.spec.samples >= 2
+    assert run_scenario(counterexample, "asyncio").violations() == []

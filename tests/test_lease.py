@@ -132,7 +132,7 @@ async def test_a_holder_whose_process_is_gone_is_taken_over_and_the_job_complete
     crashed = await store.acquire_lease(spec.id, Holder("crashed", DEAD_PID, HERE), LEASE_TTL)
     result = await run_job(spec, FakeExecutor(), store=store)
     assert result.status is JobStatus.COMPLETED
-    assert one_record_per_key(spec, result.records)
+    assert one_record_per_key(spec, list(result.records))
     with pytest.raises(LeaseLostError):
         await store.renew_lease(crashed)  # the crashed run, back from the dead, is fenced off
 

@@ -31,7 +31,7 @@ ALIASES = [
 def test_default_table_has_beacons_three_regions() -> None:
     table = RegionTable.default()
     assert table.regions == CANONICAL
-    assert table.strict is False
+    assert table.strict is True  # documents and executors refuse names nobody declared
     assert RegionTable() == table
 
 
@@ -61,9 +61,9 @@ def test_docstring_lists_every_default_alias() -> None:
 def test_unknown_name_is_kept_not_mapped_to_a_known_region(name: str) -> None:
     # Production once sent an unknown region to another region's GPUs; a close spelling must
     # stay itself (lenient table) or be refused (strict table), never be guessed.
-    assert normalize_region(name) == name
+    assert RegionTable.default(strict=False).normalize(name) == name
     with pytest.raises(SpecError) as info:
-        RegionTable.default(strict=True).normalize(name)
+        normalize_region(name)
     (problem,) = info.value.problems
     assert problem.value == name
     assert "unknown region" in problem.message
@@ -76,14 +76,15 @@ def test_strict_table_suggests_a_close_name_without_using_it() -> None:
     assert "did you mean 'eu-west'?" in info.value.problems[0].message
 
 
-def test_user_defined_region_is_folded_to_lower_case() -> None:
-    assert normalize_region("SA-East") == "sa-east"
+def test_undeclared_region_is_folded_to_lower_case_by_a_lenient_table() -> None:
+    assert RegionTable.default(strict=False).normalize("SA-East") == "sa-east"
+    assert RegionTable.default().with_regions("sa-east").normalize("SA-East") == "sa-east"
 
 
-@pytest.mark.parametrize("name", ["eu west", "", "-east", "us_east", "région", "us/east"])
+@pytest.mark.parametrize("name", ["eu west", "", "-east", "us_east", "us/east"])
 def test_names_that_are_not_slugs_are_problems(name: str) -> None:
     with pytest.raises(SpecError) as info:
-        normalize_region(name)
+        RegionTable.default(strict=False).normalize(name)
     (problem,) = info.value.problems
     assert problem.path == "region"
     assert problem.value == name
@@ -168,7 +169,7 @@ def test_table_is_immutable_hashable_and_compared_by_value() -> None:
     with pytest.raises(TypeError):
         table.aliases["mars"] = "us-east"  # type: ignore[index]
     assert hash(table) == hash(RegionTable.default())
-    assert table != table.with_strict()
+    assert table != table.with_strict(False)
     assert {table, RegionTable.default()} == {table}
 
 
@@ -182,7 +183,7 @@ def test_public_names_are_exported() -> None:
 def test_normalisation_is_idempotent_and_never_remaps_unknown_names(name: str) -> None:
     """Invariant: a normalised name is a canonical slug that normalises to itself, and a name
     the table does not know is only ever folded to lower case, never mapped elsewhere."""
-    table = RegionTable.default()
+    table = RegionTable.default(strict=False)
     try:
         result = table.normalize(name)
     except SpecError:
@@ -200,3 +201,55 @@ def test_normalisation_is_idempotent_and_never_remaps_unknown_names(name: str) -
 def test_known_names_resolve_the_same_in_strict_and_lenient_tables(name: str, strict: bool) -> None:
     """Invariant: strictness only changes how unknown names are treated."""
     assert RegionTable.default(strict=strict).normalize(name) == normalize_region(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "char", "looks_like"),
+    [
+        ("\u212aR", "U+212A KELVIN SIGN", "'K'"),  # the Kelvin sign once became region "k"
+        ("\u0435u-west", "U+0435 CYRILLIC SMALL LETTER IE", None),
+        ("\uff25\uff35", "U+FF25 FULLWIDTH LATIN CAPITAL LETTER E", "'E'"),
+        ("us-east\u200b", "U+200B ZERO WIDTH SPACE", None),
+    ],
+)
+@pytest.mark.parametrize("strict", [True, False])
+def test_a_look_alike_character_is_refused_naming_it_never_folded(
+    name: str, char: str, looks_like: str | None, strict: bool
+) -> None:
+    table = RegionTable.default(strict=strict).with_regions("kr")
+    with pytest.raises(SpecError) as info:
+        table.normalize(name)
+    (problem,) = info.value.problems
+    assert char in problem.message
+    assert "ASCII" in problem.message
+    if looks_like is not None:
+        assert f"looks like {looks_like}" in problem.message
+    assert table.lookup(name) is None
+    assert name not in table
+
+
+def test_an_unknown_name_is_refused_with_a_did_you_mean_and_how_to_declare_one() -> None:
+    with pytest.raises(SpecError) as info:
+        normalize_region("eu-wset")
+    message = info.value.problems[0].message
+    assert "did you mean 'eu-west'?" in message
+    assert "'regions' section" in message
+    assert "with_regions" in message
+
+
+def test_display_names_default_to_beacons_places_and_can_be_declared() -> None:
+    table = RegionTable.default().with_regions("sa-east").with_aliases({"BR": "sa-east"})
+    assert [table.display_name(r) for r in table.regions] == [
+        "the US",
+        "Europe",
+        "Asia",
+        "sa-east",
+    ]
+    named = table.with_display_names({"br": "Brazil", "EU": "the EU"})
+    assert named.display_name("sa-east") == "Brazil"
+    assert named.display_name("eu-west") == "the EU"
+    assert named != table
+    with pytest.raises(SpecError, match="display name must be given for a canonical region"):
+        table.with_display_names({"mars": "Mars"})
+    with pytest.raises(SpecError, match="non-empty name"):
+        table.with_display_names({"sa-east": " "})

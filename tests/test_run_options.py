@@ -68,7 +68,9 @@ def test_an_unknown_strategy_or_option_is_a_usage_error() -> None:
         UsageError, match="strategy must be one of 'endpoint', 'region', 'lockstep'"
     ):
         RunOptions(strategy="fastest")  # type: ignore[arg-type]
-    with pytest.raises(UsageError, match="the run options are: early_stop"):
+    with pytest.raises(
+        UsageError, match="the run options are: adaptive, breaker, cost_model, early_stop"
+    ):
         RegionQueue(SPEC, EXECUTOR, early_stopp=True)  # type: ignore[call-arg]
     with pytest.raises(UsageError, match="options must be a RunOptions"):
         RegionQueue(SPEC, EXECUTOR, options={"strategy": "region"})  # type: ignore[arg-type]

@@ -1,6 +1,7 @@
 """The invariants of DESIGN §4 as hypothesis properties, one test per invariant.
 
-Each test draws a random job (1-6 regions, 1-6 models, 1-10 questions), random latencies,
+Each test draws a random job (1-6 regions, 1-6 models, 1-10 questions; the last test 2-4
+samples of each cell), random latencies,
 failures, crashes and hangs, limits, a retry policy, one of the three strategies and a
 cancellation from any source at a random moment, runs it on virtual time on asyncio and on trio,
 and checks its invariant with ``beacon_orchestrator.testing.find_violations``.
@@ -78,3 +79,16 @@ def test_bounded_stop(backend: str, sc: Scenario) -> None:
     when it is 0), and no executor call is left running."""
     out = run_scenario(sc, backend)
     assert out.violations("bounded_stop") == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(sc=scenarios(resume=None, max_questions=5, min_samples=2, max_samples=4))
+def test_every_invariant_holds_with_several_samples_per_cell(backend: str, sc: Scenario) -> None:
+    """Invariants 1-7 with 2-4 samples of each cell: each sample is an execution of its own, so
+    no sample starts after cancel, every sample has one record and one ExecutionFinished, the
+    verdict counts every sample, no sample runs twice (nor again on resume), an endpoint runs a
+    question's samples in order before the next question (a group waits for each sample), and
+    the bounds and the bounded stop hold."""
+    assert sc.spec.samples >= 2
+    out = run_scenario(sc, backend)
+    assert out.violations() == []

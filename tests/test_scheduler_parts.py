@@ -98,7 +98,7 @@ def test_resume_cursors_skip_stored_keys() -> None:
     plan = Plan(spec({"a": ("us-east",)}), "endpoint", done)
     e = plan.endpoints[0]
     assert e.cursor == 1  # q0 is stored
-    assert plan.next_question(e, 2) == 3  # q2 is stored too: nothing after q1
+    assert plan.next_slot(e, 2) == 3  # q2 is stored too: nothing after q1
     assert [(k.question_id, q) for k, _, q in plan.unstarted()] == [("q1", 1)]
     assert e.cursor == 3  # unstarted() hands every remaining key out once
 
@@ -219,7 +219,7 @@ def test_ledger_tallies_per_region_and_says_when_a_question_is_done() -> None:
     us, eu = ledger.plan.endpoints
 
     def record(e: EndpointState, status: ExecutionStatus, text: str | None = None) -> bool:
-        rec = ExecutionRecord(key=e.key("q0"), status=status, text=text, empty=text == "")
+        rec = ExecutionRecord(key=ledger.plan.key(e, 0), status=status, text=text, empty=text == "")
         return ledger.account(rec, e, 0)
 
     assert record(us, ExecutionStatus.COMPLETED, "yes") is False

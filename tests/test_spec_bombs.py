@@ -436,10 +436,12 @@ def test_an_ordinary_mistake_keeps_its_short_message() -> None:
 )
 def test_an_id_is_printable_text_in_code_and_in_documents(bad_id: str, fragment: str) -> None:
     in_code = refused_message(
-        lambda: JobSpec(id="j", questions=[Question("q", "p")], models=[ModelTarget(bad_id, ["r"])])
+        lambda: JobSpec(
+            id="j", questions=[Question("q", "p")], models=[ModelTarget(bad_id, ["us-east"])]
+        )
     )
     in_document = refused_message(
-        lambda: JobSpec.from_dict(own(models=[{"id": bad_id, "regions": ["r"]}]))
+        lambda: JobSpec.from_dict(own(models=[{"id": bad_id, "regions": ["us-east"]}]))
     )
     assert fragment in in_code
     assert in_code == in_document

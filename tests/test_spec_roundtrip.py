@@ -42,6 +42,17 @@ def test_any_valid_spec_survives_yaml_unchanged(spec: JobSpec) -> None:
     assert JobSpec.from_dict(yaml.safe_load(text)) == spec
 
 
+@given(job_specs(max_questions=3, max_models=2, max_samples=5))
+def test_samples_survive_the_document_and_json_and_one_is_left_out(spec: JobSpec) -> None:
+    """Invariant: a spec of any number of samples round-trips through its document and JSON;
+    the document names samples only when there are several."""
+    doc = json.loads(json.dumps(spec.to_dict()))
+    assert JobSpec.from_dict(doc) == spec
+    assert doc.get("samples", 1) == spec.samples
+    assert ("samples" in doc) == (spec.samples > 1)
+    assert spec.size == spec.cells * spec.samples
+
+
 @given(job_specs())
 def test_to_dict_is_detached_from_the_spec(spec: JobSpec) -> None:
     """Invariant: editing the output of to_dict never changes the spec it came from."""
@@ -124,6 +135,8 @@ def test_to_dict_shape() -> None:
         "attempt_timeout": 600.0,
         "job_timeout": None,
         "cancel_grace": 0.0,
+        "max_cost": None,
+        "cold_start_timeout": None,
     }
     assert doc["policy"] == {
         "min_success_rate": 0.67,
@@ -139,6 +152,7 @@ def test_aliases_in_a_document_are_normalised() -> None:
             "id": "j",
             "questions": [{"id": "q", "prompt": "p"}],
             "models": [{"id": "m", "regions": ["US", "Europe", "asia-southeast", "SA-East"]}],
+            "regions": ["sa-east"],  # a region of one's own is declared
         }
     )
     assert spec.models[0].regions == ("us-east", "eu-west", "asia-pacific", "sa-east")

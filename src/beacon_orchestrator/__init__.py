@@ -34,6 +34,7 @@ attaches a ``NullHandler``, so nothing is printed until the application configur
 
 import logging as _logging
 
+from ._cost import CostModel, Price
 from ._errors import (
     BeaconError,
     ExecutionError,
@@ -47,10 +48,12 @@ from ._errors import (
     StoreError,
     TransientError,
     UsageError,
+    WrongRegionError,
 )
 from ._events import (
     CancelSource,
     Counter,
+    EndpointChanged,
     Event,
     EventHandler,
     ExecutionFinished,
@@ -62,9 +65,22 @@ from ._events import (
     QuestionFinished,
     QuestionStarted,
 )
-from ._executor import ExecutionRequest, Executor, FunctionExecutor, Response, SupportsPreflight
+from ._executor import (
+    ExecutionRequest,
+    Executor,
+    FunctionExecutor,
+    Response,
+    SupportsPreflight,
+    SupportsRegions,
+    request_sha256,
+)
+from ._records import RecordFilter, Records
 from ._retry import RetryPolicy
 from ._scheduler import (
+    ENDPOINT_DOWN,
+    AdaptiveConcurrency,
+    BreakerState,
+    CircuitBreaker,
     JobHandle,
     RegionQueue,
     RunOptions,
@@ -74,6 +90,7 @@ from ._scheduler import (
     start_job,
 )
 from ._spec import (
+    BEACON_SYSTEM_PROMPT,
     JobSpec,
     Limits,
     ModelTarget,
@@ -92,6 +109,7 @@ from ._status import (
     Verdict,
 )
 from ._types import Endpoint, ExecutionKey, ExecutionRecord, ExecutionStatus
+from ._usage import Usage
 from .stores import (
     Holder,
     JobInfo,
@@ -113,10 +131,17 @@ __version__ = "0.1.0.dev0"
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 __all__ = [
+    "BEACON_SYSTEM_PROMPT",
+    "ENDPOINT_DOWN",
+    "AdaptiveConcurrency",
     "BeaconError",
+    "BreakerState",
     "CancelSource",
+    "CircuitBreaker",
+    "CostModel",
     "Counter",
     "Endpoint",
+    "EndpointChanged",
     "Event",
     "EventHandler",
     "ExecutionError",
@@ -147,10 +172,13 @@ __all__ = [
     "ModelTarget",
     "PermanentError",
     "PreflightError",
+    "Price",
     "Progress",
     "Question",
     "QuestionFinished",
     "QuestionStarted",
+    "RecordFilter",
+    "Records",
     "RegionQueue",
     "RegionTable",
     "RegionTally",
@@ -166,10 +194,13 @@ __all__ = [
     "StoredProgress",
     "Strategy",
     "SupportsPreflight",
+    "SupportsRegions",
     "Tally",
     "TransientError",
+    "Usage",
     "UsageError",
     "Verdict",
+    "WrongRegionError",
     "__version__",
     "export_csv",
     "export_jsonl",
@@ -177,6 +208,7 @@ __all__ = [
     "load_jsonl",
     "normalize_region",
     "records_to_rows",
+    "request_sha256",
     "run_job",
     "run_job_sync",
     "start_job",

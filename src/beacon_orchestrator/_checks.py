@@ -44,6 +44,7 @@ __all__ = [
     "POSITIVE_INT",
     "POSITIVE_SECONDS",
     "RATE",
+    "SAMPLES",
     "Rule",
     "Validator",
     "bool_hint",
@@ -198,6 +199,12 @@ NON_NEGATIVE_SECONDS = Rule(
     beyond=_BEYOND_SECONDS,
 )
 RATE = Rule(_rate, "expected a number between 0 and 1")
+SAMPLES = Rule(
+    _positive_int,
+    "expected an integer >= 1 (how many times each cell is executed)",
+    ceiling=MAX_INT,
+    beyond=_BEYOND_INT,
+)
 BOOLEAN = Rule(lambda value: isinstance(value, bool), "expected true or false")
 
 

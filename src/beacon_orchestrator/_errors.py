@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .stores import Lease
 
 __all__ = [
+    "WRONG_REGION",
     "BeaconError",
     "ExecutionError",
     "JobConflictError",
@@ -43,6 +44,7 @@ __all__ = [
     "StoreError",
     "TransientError",
     "UsageError",
+    "WrongRegionError",
     "short_repr",
 ]
 
@@ -276,3 +278,39 @@ class PermanentError(ExecutionError):
     """A failure retrying will not fix: bad request, unknown model, malformed answer."""
 
     transient = False
+
+
+WRONG_REGION = "WRONG_REGION"
+"""The error code of an answer served by another region than the one asked."""
+
+
+class WrongRegionError(PermanentError):
+    """An answer came from another region than the one the execution asked for.
+
+    Permanent: the execution is recorded ``FAILED`` with ``error_code="WRONG_REGION"``, never
+    ``COMPLETED``, and its record keeps the region that served it.
+
+    Attributes:
+        requested: The region the execution asked for.
+        served: The region the provider says served it.
+        system_prompt: The system prompt that was sent, if the executor said (kept in the
+            record, as for an answer from the right region).
+        request_sha256: The hash of the request that was sent, likewise.
+    """
+
+    def __init__(
+        self,
+        requested: str,
+        served: str,
+        *,
+        system_prompt: str | None = None,
+        request_sha256: str | None = None,
+    ) -> None:
+        super().__init__(
+            f"asked region {requested!r}, but the answer was served by {served!r}",
+            code=WRONG_REGION,
+        )
+        self.requested = requested
+        self.served = served
+        self.system_prompt = system_prompt
+        self.request_sha256 = request_sha256

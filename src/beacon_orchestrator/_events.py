@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Literal, TypeAlias
 
-from attrs import frozen
+from attrs import field, frozen
 
 from ._status import JobResult
 from ._types import ExecutionKey, ExecutionRecord, ExecutionStatus
@@ -18,6 +18,7 @@ from ._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 __all__ = [
     "CancelSource",
     "Counter",
+    "EndpointChanged",
     "Event",
     "EventHandler",
     "ExecutionFinished",
@@ -30,10 +31,10 @@ __all__ = [
     "QuestionStarted",
 ]
 
-CancelSource: TypeAlias = Literal["handle", "deadline", "scope", "early_stop", "lease"]
+CancelSource: TypeAlias = Literal["handle", "deadline", "scope", "early_stop", "lease", "budget"]
 """What requested a job's cancellation: ``JobHandle.cancel()``, the job deadline, the caller's
-cancel scope, the status policy's final verdict with early stop on, or the loss of the job's
-lease to another runner."""
+cancel scope, the status policy's final verdict with early stop on, the loss of the job's
+lease to another runner, or the spending budget (``Limits.max_cost``)."""
 
 
 @frozen
@@ -78,7 +79,7 @@ class ExecutionFinished:
 
 @frozen
 class QuestionFinished:
-    """Every execution of a question is terminal."""
+    """Every execution of a question is terminal: every sample, on every endpoint."""
 
     job_id: str
     question_id: str
@@ -105,6 +106,29 @@ class JobFinished:
     at: float
 
 
+@frozen
+class EndpointChanged:
+    """An endpoint's concurrency limit or circuit breaker changed.
+
+    Attributes:
+        job_id: The job.
+        endpoint: ``model@region``.
+        limit: Executions it may now have in flight (0 while its breaker is open).
+        breaker: Its breaker's state (``closed``, ``open``, ``half_open``, ``down``), or
+            ``None`` when the run has no breaker.
+        reason: What changed it (``answered``, ``overload``, an error code, ``probe``,
+            ``cool-down over``).
+        at: Event-loop time.
+    """
+
+    job_id: str
+    endpoint: str
+    limit: int
+    breaker: str | None
+    reason: str
+    at: float
+
+
 Event: TypeAlias = (
     JobStarted
     | QuestionStarted
@@ -113,6 +137,7 @@ Event: TypeAlias = (
     | QuestionFinished
     | JobCancelled
     | JobFinished
+    | EndpointChanged
 )
 """Any event a job emits."""
 
@@ -128,7 +153,8 @@ class Counter:
         done: Executions of the slice with an outcome (completed, failed or timed out), in
             this run or kept from an earlier one. A cancelled or skipped execution has a record
             but no outcome, so it is not done: it runs again on resume.
-        total: Planned executions of the slice.
+        total: Planned executions of the slice: every sample of each of its cells (a job of
+            3 samples per cell plans 3 executions of a question on each endpoint).
         kept: Of ``done``, those kept from an earlier run (a resume) rather than run now.
         cancelled: Executions of the slice interrupted by cancellation in this run.
         skipped: Executions of the slice this run recorded as never started.
@@ -157,7 +183,7 @@ class Progress:
 
     Attributes:
         job_id: The job.
-        total: Planned executions.
+        total: Planned executions: cells times the job's ``samples``.
         done: Executions with an outcome (completed, failed or timed out): ``kept + finished``.
             Cancelled and skipped executions are not done (they run again on resume).
         in_flight: Executions started in this run whose attempt is running (or whose record is
@@ -177,6 +203,10 @@ class Progress:
         skipped: Executions this run recorded as never started (the job stopped first).
         waiting_to_retry: Executions between two attempts, waiting out a retry's backoff.
         to_run: Executions of this run not started yet.
+        endpoint_limits: Each endpoint's concurrency limit now, by ``model@region``, when the
+            run adapts them or has a circuit breaker (0: its breaker is open); else empty.
+        spent: What this run's executions cost so far, under the run's cost model (``None``:
+            no cost model).
     """
 
     job_id: str
@@ -196,6 +226,8 @@ class Progress:
     skipped: int = 0
     waiting_to_retry: int = 0
     to_run: int = 0
+    endpoint_limits: Mapping[str, int] = field(factory=dict)
+    spent: float | None = None
 
     @property
     def planned_this_run(self) -> int:

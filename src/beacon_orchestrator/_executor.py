@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import anyio
 from attrs import field, frozen
 
+from ._errors import PreflightError
 from ._types import ExecutionKey
+from ._usage import Usage
 
 __all__ = [
     "ExecutionRequest",
@@ -16,6 +20,9 @@ __all__ = [
     "FunctionExecutor",
     "Response",
     "SupportsPreflight",
+    "SupportsRegions",
+    "check_endpoint_regions",
+    "request_sha256",
 ]
 
 
@@ -32,6 +39,8 @@ class ExecutionRequest:
         deadline: When this attempt will be interrupted, on the event loop's clock
             (:func:`anyio.current_time`), or ``None`` when nothing bounds it. Executors that
             poll (Modal's 303 redirects) use it to bound their polling.
+        system_prompt: The system prompt the job sends to this region (its placeholders
+            filled), or ``None``. Each adapter sends it in its provider's form.
     """
 
     job_id: str
@@ -40,6 +49,7 @@ class ExecutionRequest:
     params: Mapping[str, Any]
     attempt: int = 1
     deadline: float | None = None
+    system_prompt: str | None = None
 
     @property
     def model(self) -> str:
@@ -70,12 +80,25 @@ class Response:
         provider: Which provider or endpoint answered, if known.
         metadata: Anything worth keeping (inference time, tokens, reported region).
         receipt: The provider's execution receipt, if any.
+        served_region: The region the provider says served the answer, as a canonical name
+            (or a built-in alias such as ``asia-southeast``), or ``None`` when it does not
+            say. When set, the scheduler compares it with the requested region: a
+            difference fails the execution with the permanent ``WRONG_REGION``
+            (:class:`~beacon_orchestrator.WrongRegionError`), never a ``COMPLETED`` record.
+        system_prompt: The system prompt that was sent, if any (kept in the record).
+        request_sha256: :func:`request_sha256` of the request body that was sent, if the
+            executor computes it (kept in the record).
+        usage: What the provider reported the execution used (tokens, seconds, its cost).
     """
 
     text: str
     provider: str | None = None
     metadata: Mapping[str, Any] = field(factory=dict)
     receipt: Mapping[str, Any] | None = None
+    served_region: str | None = None
+    system_prompt: str | None = None
+    request_sha256: str | None = None
+    usage: Usage | None = None
 
 
 @runtime_checkable
@@ -101,6 +124,57 @@ class SupportsPreflight(Protocol):
     async def preflight(self, regions: Sequence[str]) -> None:
         """Raise :class:`~beacon_orchestrator.PreflightError` naming any unusable region."""
         ...
+
+
+@runtime_checkable
+class SupportsRegions(Protocol):
+    """An executor that knows, before a job starts, which regions it has an endpoint for.
+
+    :func:`~beacon_orchestrator.run_job` asks it before anything is stored or executed, and
+    refuses a job with a region it lacks.
+    """
+
+    def endpoint_regions(self) -> Collection[str] | None:
+        """The canonical regions it can send to, or ``None`` when it can send to any."""
+        ...
+
+
+def check_endpoint_regions(executor: object, regions: Sequence[str]) -> None:
+    """Refuse a job whose regions the executor has no endpoint for (static; no network).
+
+    An executor that does not implement :class:`SupportsRegions`, or answers ``None``, passes.
+
+    Raises:
+        PreflightError: Naming every region without an endpoint, the executor and the
+            regions it has.
+    """
+    if not isinstance(executor, SupportsRegions):
+        return
+    known = executor.endpoint_regions()
+    if known is None:
+        return
+    missing = [r for r in dict.fromkeys(regions) if r not in known]
+    if missing:
+        names = ", ".join(map(repr, missing))
+        has = ", ".join(map(repr, sorted(known))) or "none"
+        raise PreflightError(
+            f"{type(executor).__name__} has no endpoint for region"
+            f"{'s' if len(missing) > 1 else ''} {names} of the job (it has: {has}); "
+            "nothing was run"
+        )
+
+
+def request_sha256(body: Any) -> str:
+    """SHA-256 (hex) of a request body as canonical JSON (sorted keys, no white space).
+
+    Executors put it in :attr:`Response.request_sha256` so a record shows exactly what was
+    asked. Hash the body only: credentials travel in headers and never enter the hash.
+
+    >>> request_sha256({"b": 1, "a": "x"}) == request_sha256({"a": "x", "b": 1})
+    True
+    """
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @frozen

@@ -7,7 +7,7 @@ field becomes one column of its own name holding its value as it is, unless its 
 names an :class:`Encoding` (``field(metadata=encoded(...))``):
 
 - :func:`flattened`: a named tuple spread over one column per item (an execution key becomes
-  ``question_id``, ``model_id``, ``region``);
+  ``question_id``, ``model_id``, ``region``, ``sample``);
 - :func:`enum_value`: an enum member stored as its value;
 - :func:`json_object`: a mapping: a dict in the dict form, JSON text in a table or an export;
 - :data:`EPOCH_SECONDS`: a timestamp in seconds since the epoch: ISO-8601 (UTC) in exports.
@@ -72,6 +72,8 @@ class Encoding:
             for one column named after the field. A spreading field's columns hold its items
             as they are; ``from_plain``/``from_sql`` get the tuple of their values.
         item_types: The types of :attr:`items`, in order.
+        item_defaults: The defaults of items that have one: a flat form written before an item
+            existed (an older export, a dict without it) reads as its default.
         to_plain: To the JSON-ready value of the dict form.
         from_plain: Back from the dict form.
         to_sql: To a table column's value (``str``, ``int``, ``float`` or ``None``).
@@ -81,6 +83,7 @@ class Encoding:
 
     items: tuple[str, ...] = ()
     item_types: tuple[Any, ...] = ()
+    item_defaults: Mapping[str, Any] = field(factory=dict, hash=False)
     to_plain: Convert | None = None
     from_plain: Convert | None = None
     to_sql: Convert | None = None
@@ -94,13 +97,18 @@ def encoded(encoding: Encoding) -> dict[str, Encoding]:
 
 
 def flattened(kind: type[tuple[Any, ...]]) -> Encoding:
-    """A named tuple spread over one column per item, each named after the tuple's field."""
+    """A named tuple spread over one column per item, each named after the tuple's field.
+
+    An item with a default (the execution key's ``sample``) may be missing from a dict.
+    """
     hints = get_type_hints(kind)
     items: tuple[str, ...] = kind._fields  # type: ignore[attr-defined]
     make: Convert = kind._make  # type: ignore[attr-defined]
+    defaults: dict[str, Any] = dict(kind._field_defaults)  # type: ignore[attr-defined]
     return Encoding(
         items=items,
         item_types=tuple(hints[i] for i in items),
+        item_defaults=defaults,
         from_plain=make,
         from_sql=make,
     )
@@ -402,7 +410,7 @@ class RecordCodec(Generic[_R]):
         for f in self.fields:
             if not f.required and not all(c in data for c in f.columns):
                 continue  # the attrs default
-            raw = tuple(data[c] for c in f.columns) if f.encoding.items else data[f.name]
+            raw = _items(f, data) if f.encoding.items else data[f.name]
             convert = f.encoding.from_plain
             kwargs[f.name] = raw if convert is None else convert(raw)
         return self.record_type(**kwargs)
@@ -431,6 +439,12 @@ class RecordCodec(Generic[_R]):
             EncodeError: A field an export cannot hold, named first in the message.
         """
         return _named(self._to_export, record, self.fields, "to_export")
+
+
+def _items(f: FieldCodec, data: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A spreading field's column values from a dict, an item's default for a missing column."""
+    defaults = f.encoding.item_defaults
+    return tuple(data[c] if c in data or c not in defaults else defaults[c] for c in f.columns)
 
 
 _T = TypeVar("_T")

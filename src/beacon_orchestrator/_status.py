@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, Self, overload, runtime_checkable
 
 from attrs import field, frozen
 
 from ._checks import NON_NEGATIVE_INT, RATE
-from ._types import ExecutionRecord, ExecutionStatus
+from ._records import Records
+from ._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 
 __all__ = [
     "JobResult",
@@ -35,7 +36,7 @@ class RegionTally:
     """Counts of one region's executions, as the policy sees them.
 
     Attributes:
-        planned: Executions the job plans in this region.
+        planned: Executions the job plans in this region (every sample of every cell).
         completed: Completed with a non-empty answer.
         empty: Completed with an empty answer.
         failed: Failed or timed out.
@@ -138,6 +139,11 @@ class MinSuccessRate:
     The job is ``COMPLETED`` when at least ``rate`` of all planned executions succeeded and at
     least ``min_regions`` regions had a success; otherwise ``FAILED``.
 
+    The rate counts executions, not cells: with ``samples`` per cell, each sample is one
+    planned execution and one success or not, so a cell whose samples succeed two times in
+    three adds two successes of three. This is Beacon's count for ``runs``, and a failed
+    sample is as much a failure of the service as a failed cell.
+
     Attributes:
         rate: Required fraction of planned executions that succeed, in [0, 1].
         min_regions: Required number of regions with at least one success.
@@ -203,9 +209,27 @@ class MinSuccessRate:
         return None
 
 
+SHOWN_FAILURES = 20
+"""How many records that are not ``COMPLETED`` a :class:`JobResult` keeps to show."""
+
+
+def _as_records(value: Records | Sequence[ExecutionRecord] | None) -> Records:
+    if isinstance(value, Records):
+        return value
+    return Records(() if value is None else tuple(value), count=None)
+
+
+def _as_tuple(value: Iterable[ExecutionRecord]) -> tuple[ExecutionRecord, ...]:
+    return tuple(value)
+
+
 @frozen
 class JobResult:
-    """The outcome of a job.
+    """The outcome of a job: its verdict, counts and timings, and a view of its records.
+
+    A result does not hold its job's records (a job may have 500,000): ``records`` reads them
+    from the store on demand, and ``failures`` keeps the first few records that are not
+    ``COMPLETED`` to show. Build one by hand (tests do) with a tuple of records as ``records``.
 
     Attributes:
         job_id: The job's id.
@@ -214,12 +238,16 @@ class JobResult:
         counts: Number of records per execution status (every status present, maybe 0).
         success_rate: Succeeded executions over planned ones, as the policy counts success.
         planned: How many executions the job plans.
-        records: One record per planned key, as the store holds them (empty when the store
-            does not keep records, like a counting sink).
+        records: The job's records, one per planned key, read from the store when iterated
+            (``for r in result.records``, ``async for r in result.records(status=...)``,
+            ``result.records[key]``); see :class:`~beacon_orchestrator.Records`. Empty when
+            the store does not keep records, like a counting sink.
         started_at: When the job started (seconds since the epoch).
         finished_at: When the verdict was reached (seconds since the epoch).
         cancelled_by: What cancelled the job (``"handle"``, ``"deadline"``, ``"scope"``,
             ``"early_stop"``), or ``None``.
+        failures: The first records that are not ``COMPLETED``, in the order they were stored
+            (at most :data:`SHOWN_FAILURES`; ``not_completed`` says how many there are).
     """
 
     job_id: str
@@ -228,10 +256,37 @@ class JobResult:
     counts: Mapping[ExecutionStatus, int]
     success_rate: float
     planned: int
-    records: tuple[ExecutionRecord, ...] = ()
+    records: Records = field(default=None, converter=_as_records, eq=False)
     started_at: float = 0.0
     finished_at: float = 0.0
     cancelled_by: str | None = None
+    failures: tuple[ExecutionRecord, ...] = field(converter=_as_tuple)
+
+    @failures.default
+    def _first_failures(self) -> tuple[ExecutionRecord, ...]:
+        # Built from a tuple of records (by hand): take them from it; from a store: none read.
+        if self.records.is_tuple:
+            done = ExecutionStatus.COMPLETED
+            failed = (r for r in self.records if r.status is not done)
+            return tuple(r for _, r in zip(range(SHOWN_FAILURES), failed, strict=False))
+        return ()
+
+    @property
+    def not_completed(self) -> int:
+        """How many records are not ``COMPLETED`` (``failures`` shows the first of them)."""
+        return sum(n for s, n in self.counts.items() if s is not ExecutionStatus.COMPLETED)
+
+    def __getitem__(self, key: ExecutionKey) -> ExecutionRecord:
+        """The record of ``key``, read from the store (``result.records[key]``).
+
+        Raises:
+            KeyError: The key has no record.
+        """
+        return self.records[key]
+
+    async def record(self, key: ExecutionKey) -> ExecutionRecord | None:
+        """The record of ``key`` read asynchronously, or ``None`` if it has none."""
+        return await self.records.get(key)
 
     @property
     def duration(self) -> float:
@@ -239,7 +294,7 @@ class JobResult:
         return self.finished_at - self.started_at
 
     def __repr__(self) -> str:
-        """The verdict and the counts, never the records (a job may have 100,000 of them)."""
+        """The verdict and the counts, never the records (a job may have 500,000 of them)."""
         counts = ", ".join(f"{s.value}={n}" for s, n in self.counts.items() if n)
         cancelled = f", cancelled_by={self.cancelled_by!r}" if self.cancelled_by else ""
         return (

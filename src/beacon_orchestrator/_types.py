@@ -13,6 +13,7 @@ from typing import Any, Final, NamedTuple
 from attrs import field, frozen
 
 from ._record_codec import EPOCH_SECONDS, RecordCodec, encoded, enum_value, flattened, json_object
+from ._usage import USAGE_ENCODING, Usage
 
 __all__ = [
     "RECORD_CODEC",
@@ -34,7 +35,12 @@ class Endpoint(NamedTuple):
 
 
 class ExecutionKey(NamedTuple):
-    """The identity of one cell of a job's cube: a question asked of a model in a region.
+    """The identity of one execution: a question asked of a model in a region, one sample of it.
+
+    A job asks each cell (question x model x region) ``samples`` times; ``sample`` numbers
+    them from 0. With one sample per cell (the default) the key is the cell: a key built from
+    three fields has sample 0 and equals one built with ``sample=0``, and it prints as it
+    always did (``q/m@r``); another sample prints its number (``q/m@r#2``).
 
     A plain named tuple (hashable, ordered, cheap to build) because a job creates one per
     execution on the hot path.
@@ -43,13 +49,23 @@ class ExecutionKey(NamedTuple):
     question_id: str
     model_id: str
     region: str
+    sample: int = 0
 
     @property
     def endpoint(self) -> Endpoint:
         """The endpoint (model x region) this execution runs on."""
         return Endpoint(self.model_id, self.region)
 
+    @property
+    def cell(self) -> ExecutionKey:
+        """The key of this execution's cell: the same question, model and region, sample 0."""
+        if not self.sample:
+            return self
+        return ExecutionKey(self.question_id, self.model_id, self.region)
+
     def __str__(self) -> str:
+        if self.sample:
+            return f"{self.question_id}/{self.model_id}@{self.region}#{self.sample}"
         return f"{self.question_id}/{self.model_id}@{self.region}"
 
 
@@ -101,6 +117,13 @@ class ExecutionRecord:
         provider: Which provider answered, if the executor said.
         metadata: Executor-supplied details (latency, tokens, region reported by the GPU app).
         receipt: The provider's execution receipt, if any.
+        served_region: The canonical region the provider says served the execution, when
+            the executor reported one (a ``WRONG_REGION`` failure keeps it too).
+        system_prompt: The system prompt the executor sent, if any.
+        request_sha256: SHA-256 (hex) of the request body as the executor sent it (canonical
+            JSON, credentials excluded), so a study can show what each region was asked.
+        usage: What the provider reported the execution used (tokens, seconds, its cost).
+        cost: What the execution cost under the run's cost model (``None``: no cost model).
     """
 
     key: ExecutionKey = field(metadata=encoded(flattened(ExecutionKey)))
@@ -117,9 +140,14 @@ class ExecutionRecord:
     receipt: Mapping[str, Any] | None = field(
         default=None, metadata=encoded(json_object(optional=True))
     )
+    served_region: str | None = None
+    system_prompt: str | None = None
+    request_sha256: str | None = None
+    usage: Usage | None = field(default=None, metadata=encoded(USAGE_ENCODING))
+    cost: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict (the key flattened into its three fields)."""
+        """Return a JSON-ready dict (the key flattened into its fields, ``sample`` included)."""
         return RECORD_CODEC.to_dict(self)
 
     @classmethod

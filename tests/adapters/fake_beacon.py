@@ -1,8 +1,13 @@
-"""A loopback imitation of Beacon's services, served by uvicorn in a thread of the test process.
+"""Loopback imitations of Beacon's services: a well-behaved one and a hostile one.
+
+The well-behaved services are served by uvicorn in a thread of the test process (:func:`serve`);
+the hostile server (:func:`serve_hostile`, at the end of this module) is written on raw asyncio
+streams to misbehave byte by byte.
 
 One Starlette app answers as the hybrid router (``/router/...``), as per-region Modal web
 endpoints (``/modal/{region}/...``) and as an OpenAI-compatible server (``/openai/v1/...``).
-What it does is chosen by the prompt, so one server serves every test:
+What it does is chosen by the prompt (the question, when it comes inside Beacon's system prompt
+text), so one server serves every test:
 
 =====================  =============================================================
 prompt                 answer
@@ -22,21 +27,31 @@ prompt                 answer
 ``hang``               no answer until the client disconnects (the time is recorded)
 ``echo-auth``          HTTP 400 whose body quotes the ``Authorization`` header
 ``echo-receipt``       success whose receipt and text-free fields quote that header
+``wrong-region``       router: success served by ``us-east`` whatever was asked
 =====================  =============================================================
+
+Beacon's multi-region Modal app is imitated at ``/modal-multi/inference`` (and at
+``/modal/multi/inference``, for the documentation's ``serve modal/multi=URL``): it runs each request
+in the region its body's ``region`` names (absent or anything else: ``us-east``) and reports
+it (``asia-southeast`` for asia-pacific), answering ``ran in <region>: <prompt>``. An app that
+ignores ``region`` (every request runs in ``us-east``, as the multi-region app does for a client
+that never sends one) answers at ``/modal-us-only/inference``.
 
 The server runs in its own thread with its own asyncio loop, so tests on trio use it too.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import uvicorn
 from attrs import define, field, frozen
@@ -57,6 +72,7 @@ class Seen:
     prompt: str | None
     authorization: str | None
     trace_id: str | None
+    body: Any = None
 
 
 @define
@@ -108,6 +124,13 @@ class _DropResponse(Response):
         raise ConnectionAbortedError("dropping the connection on purpose")
 
 
+def question_of(prompt: str) -> str:
+    """The question inside Beacon's text form (``system/…/user/…/assistant``), or the prompt."""
+    if prompt.startswith("system\n") and "\nuser\n" in prompt:
+        return prompt.split("\nuser\n", 1)[1].removesuffix("\nassistant\n")
+    return prompt
+
+
 def build_app(log: ServerLog) -> Starlette:
     """The fake services' ASGI app, recording into ``log``."""
 
@@ -149,7 +172,7 @@ def build_app(log: ServerLog) -> Starlette:
 
     async def router_inference(request: Request) -> Response:
         body = await request.json()
-        prompt = body["prompt"]
+        prompt = question_of(body["prompt"])
         auth = request.headers.get("authorization")
         log.add(
             Seen(
@@ -159,6 +182,7 @@ def build_app(log: ServerLog) -> Starlette:
                 prompt,
                 auth,
                 request.headers.get("x-trace-id"),
+                body,
             )
         )
         key = f"router/{body['model']}/{body['region_preference']}/{prompt}"
@@ -184,8 +208,23 @@ def build_app(log: ServerLog) -> Starlette:
                 }
             )
         if prompt == "legacy-empty":
+            # Older routers: no metadata; the provider's name says where it ran.
             return JSONResponse(
-                {"success": False, "response": "", "error_code": "EMPTY_MODEL_RESPONSE"}
+                {
+                    "success": False,
+                    "response": "",
+                    "error_code": "EMPTY_MODEL_RESPONSE",
+                    "provider_used": f"modal-{body['region_preference']}",
+                }
+            )
+        if prompt == "wrong-region":
+            return JSONResponse(
+                {
+                    "success": True,
+                    "response": "from the US",
+                    "provider_used": "modal-us-east",
+                    "metadata": {"provider_type": "modal", "region": "us-east"},
+                }
             )
         receipt: dict[str, Any] = {
             "schema_version": "v0.1.0",
@@ -249,8 +288,28 @@ def build_app(log: ServerLog) -> Starlette:
             }
         )
 
+    async def modal_multi(request: Request) -> Response:
+        body = await request.json()
+        asked = body.get("region")
+        log.add(Seen("POST", request.url.path, "", body.get("prompt"), None, None, body))
+        ignores = request.url.path.startswith("/modal-us-only/")
+        ran = (
+            asked if asked in ("us-east", "eu-west", "asia-pacific") and not ignores else "us-east"
+        )
+        return JSONResponse(
+            {
+                "status": "success",
+                "response": f"ran in {ran}: {body.get('prompt')}",
+                "model": body.get("model"),
+                "region": "asia-southeast" if ran == "asia-pacific" else ran,
+                "inference_time": 0.01,
+            }
+        )
+
     async def modal_inference(request: Request) -> Response:
         region = request.path_params["region"]
+        if region == "multi":
+            return await modal_multi(request)
         auth = request.headers.get("authorization")
         call = request.query_params.get("call")
         if request.method == "GET":
@@ -265,8 +324,8 @@ def build_app(log: ServerLog) -> Starlette:
                 return again
             return modal_success(region, model, text, {})
         body = await request.json()
-        prompt = body["prompt"]
-        log.add(Seen("POST", request.url.path, request.url.query, prompt, auth, None))
+        prompt = question_of(body["prompt"])
+        log.add(Seen("POST", request.url.path, request.url.query, prompt, auth, None, body))
         key = f"modal/{region}/{body['model']}/{prompt}"
         early = await common(request, prompt, key)
         if early is not None:
@@ -288,6 +347,8 @@ def build_app(log: ServerLog) -> Starlette:
 
     async def modal_health(request: Request) -> Response:
         region = request.path_params["region"]
+        auth = request.headers.get("authorization")
+        log.add(Seen("GET", request.url.path, "", None, auth, None))
         status = "loading" if region == "asia-pacific" else "healthy"
         return JSONResponse(
             {"status": status, "region": region, "models_available": ["m1"], "models_ready": []}
@@ -297,7 +358,7 @@ def build_app(log: ServerLog) -> Starlette:
         body = await request.json()
         prompt = body["messages"][-1]["content"]
         auth = request.headers.get("authorization")
-        log.add(Seen("POST", request.url.path, request.url.query, prompt, auth, None))
+        log.add(Seen("POST", request.url.path, request.url.query, prompt, auth, None, body))
         early = await common(request, prompt, f"openai/{body['model']}/{prompt}")
         if early is not None:
             return early
@@ -327,6 +388,8 @@ def build_app(log: ServerLog) -> Starlette:
             Route("/router/health", router_health, methods=["GET"]),
             Route("/modal/{region}/inference", modal_inference, methods=["POST", "GET"]),
             Route("/modal/{region}/health", modal_health, methods=["GET"]),
+            Route("/modal-multi/inference", modal_multi, methods=["POST"]),
+            Route("/modal-us-only/inference", modal_multi, methods=["POST"]),
             Route("/openai/v1/chat/completions", openai_chat, methods=["POST"]),
             Route("/openai/v1/models", openai_models, methods=["GET"]),
         ]
@@ -372,5 +435,266 @@ def serve() -> Iterator[LiveServer]:
         yield LiveServer(f"http://127.0.0.1:{port}", log)
     finally:
         server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+# -- the hostile server ------------------------------------------------------------------
+#
+# A hostile HTTP server on loopback, written on raw asyncio streams to misbehave byte by byte.
+#
+# It answers as the hybrid router (``/router/inference``), a Modal web endpoint
+# (``/modal/<region>/inference``) and an OpenAI-compatible server
+# (``/openai/v1/chat/completions``). What it does is chosen by the request's prompt (a Modal poll,
+# a ``GET``, carries it as ``?b=<behaviour>``):
+#
+# =======================  ==================================================================
+# behaviour                answer
+# =======================  ==================================================================
+# ``ok``                   a success in the service's own form
+# ``big``                  200 announcing 100 MiB (``Content-Length``), then sending zeros
+# ``big-undeclared``       200 without a length, 100 MiB of zeros until the connection closes
+# ``endless``              200 with a chunked body that never ends
+# ``big-error``            500 announcing 100 MiB, then sending zeros
+# ``trickle``              200 announcing 10 000 bytes, then one byte every 20 ms
+# ``silent``               the request is read, and nothing is ever sent back
+# ``loop``                 303 to itself, for ever (Modal's "still running, poll here")
+# ``ra:<value>``           429 with ``Retry-After: <value>`` the first time, then a success
+# ``echo-auth``            400 whose body quotes the ``Authorization`` header it received
+# =======================  ==================================================================
+#
+# The server runs in a thread with its own event loop, so tests on trio use it too. Whatever
+# the client does, the server stops sending after :data:`SAFETY_LIMIT` bytes, so a regression
+# that stops bounding answers fails its test instead of filling the machine's memory.
+
+MiB = 1024 * 1024
+SAFETY_LIMIT = 256 * MiB
+_CHUNK = b"0" * (64 * 1024)
+_REASONS = {200: "OK", 303: "See Other", 400: "Bad Request", 429: "Too Many Requests", 500: "Oops"}
+
+
+@frozen
+class HostileSeen:
+    """One request the server read."""
+
+    method: str
+    service: str
+    behaviour: str
+    authorization: str | None
+
+
+@define
+class HostileLog:
+    """What the server saw and sent, shared with the test thread under a lock."""
+
+    lock: threading.Lock = field(factory=threading.Lock)
+    seen: list[HostileSeen] = field(factory=list)
+    counts: Counter[str] = field(factory=Counter)
+    sent: Counter[str] = field(factory=Counter)
+    closed: list[float] = field(factory=list)
+
+    def add(self, seen: HostileSeen) -> None:
+        with self.lock:
+            self.seen.append(seen)
+
+    def bump(self, key: str) -> int:
+        with self.lock:
+            self.counts[key] += 1
+            return self.counts[key]
+
+    def add_sent(self, behaviour: str, n: int) -> None:
+        with self.lock:
+            self.sent[behaviour] += n
+
+    def snapshot(self) -> list[HostileSeen]:
+        with self.lock:
+            return list(self.seen)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.seen.clear()
+            self.counts.clear()
+            self.sent.clear()
+            self.closed.clear()
+
+
+def _success(service: str) -> dict[str, Any]:
+    if service == "openai":
+        return {"choices": [{"message": {"role": "assistant", "content": "ok"}}]}
+    # Served from the job's region, in the router's form and Modal's.
+    return {
+        "success": True,
+        "response": "ok",
+        "region": "us-east",
+        "metadata": {"region": "us-east"},
+    }
+
+
+def _head(status: int, headers: list[tuple[str, str]]) -> bytes:
+    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Whatever')}"]
+    lines += [f"{name}: {value}" for name, value in headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+class _Handler:
+    """Serves one connection: reads requests, misbehaves as asked."""
+
+    def __init__(
+        self, log: HostileLog, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.log = log
+        self.reader = reader
+        self.writer = writer
+
+    async def serve(self) -> None:
+        try:
+            while await self.one():
+                pass
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            with self.log.lock:
+                self.log.closed.append(time.monotonic())
+            self.writer.close()
+            with suppress(ConnectionError):
+                await self.writer.wait_closed()
+
+    async def one(self) -> bool:
+        """Read and answer one request; whether the connection may serve another."""
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        request_line, *lines = head.decode("latin-1").split("\r\n")
+        method, target, _ = request_line.split(" ", 2)
+        headers = {}
+        for line in lines:
+            if ":" in line:
+                name, value = line.split(":", 1)
+                headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0"))
+        body = await self.reader.readexactly(length) if length else b""
+        url = urlsplit(target)
+        service = url.path.strip("/").split("/")[0]
+        if method == "GET":
+            behaviour = parse_qs(url.query).get("b", ["ok"])[0]
+        else:
+            data = json.loads(body)
+            prompt = data["messages"][-1]["content"] if service == "openai" else data["prompt"]
+            behaviour = str(prompt)
+        self.log.add(HostileSeen(method, service, behaviour, headers.get("authorization")))
+        return await self.answer(service, behaviour, url.path, headers)
+
+    async def send(self, status: int, headers: list[tuple[str, str]], body: bytes = b"") -> bool:
+        headers = [*headers, ("Content-Length", str(len(body)))]
+        self.writer.write(_head(status, headers) + body)
+        await self.writer.drain()
+        return True
+
+    async def answer(
+        self, service: str, behaviour: str, path: str, headers: dict[str, str]
+    ) -> bool:
+        json_type = ("Content-Type", "application/json")
+        if behaviour == "ok":
+            return await self.send(200, [json_type], json.dumps(_success(service)).encode())
+        if behaviour.startswith("ra:"):
+            if self.log.bump(f"{service}/{behaviour}") == 1:
+                retry_after = ("Retry-After", behaviour[3:])
+                return await self.send(429, [retry_after], b"slow down")
+            return await self.send(200, [json_type], json.dumps(_success(service)).encode())
+        if behaviour == "loop":
+            return await self.send(303, [("Location", f"{path}?b=loop")])
+        if behaviour == "echo-auth":
+            auth = headers.get("authorization", "")
+            return await self.send(400, [], f"rejected credentials: {auth}".encode())
+        if behaviour == "silent":
+            await self.reader.read()  # until the client closes the connection
+            return False
+        await self.stream(behaviour, json_type)
+        return False
+
+    async def stream(self, behaviour: str, json_type: tuple[str, str]) -> None:
+        """The answers that are all body: too big, endless, or trickling."""
+        if behaviour == "big":
+            self.writer.write(_head(200, [json_type, ("Content-Length", str(100 * MiB))]))
+            await self.pour(behaviour, 100 * MiB, chunked=False)
+        elif behaviour == "big-error":
+            self.writer.write(_head(500, [("Content-Length", str(100 * MiB))]))
+            await self.pour(behaviour, 100 * MiB, chunked=False)
+        elif behaviour == "big-undeclared":
+            self.writer.write(_head(200, [json_type, ("Connection", "close")]))
+            await self.pour(behaviour, 100 * MiB, chunked=False)
+        elif behaviour == "endless":
+            self.writer.write(_head(200, [json_type, ("Transfer-Encoding", "chunked")]))
+            await self.pour(behaviour, SAFETY_LIMIT, chunked=True)
+        elif behaviour == "trickle":
+            self.writer.write(_head(200, [json_type, ("Content-Length", "10000")]))
+            for _ in range(10_000):
+                self.writer.write(b" ")
+                await self.writer.drain()
+                self.log.add_sent(behaviour, 1)
+                await asyncio.sleep(0.02)
+        else:
+            await self.send(400, [], f"unknown behaviour {behaviour!r}".encode())
+
+    async def pour(self, behaviour: str, total: int, *, chunked: bool) -> None:
+        sent = 0
+        while sent < min(total, SAFETY_LIMIT):
+            chunk = _CHUNK[: total - sent]
+            frame = b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk
+            self.writer.write(frame)
+            await self.writer.drain()
+            sent += len(chunk)
+            self.log.add_sent(behaviour, len(chunk))
+
+
+@define
+class HostileServer:
+    """The hostile services, listening on ``base_url``."""
+
+    base_url: str
+    log: HostileLog
+
+
+@contextmanager
+def serve_hostile() -> Iterator[HostileServer]:
+    """Run the hostile server on a free loopback port, in a thread with its own event loop."""
+    log = HostileLog()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        tasks.add(task)
+        try:
+            await _Handler(log, reader, writer).serve()
+        finally:
+            tasks.discard(task)
+
+    async def start() -> asyncio.Server:
+        return await asyncio.start_server(handle, sock=sock)
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        server = loop.run_until_complete(start())
+        ready.set()
+        loop.run_forever()
+        server.close()
+        for task in list(tasks):
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        loop.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        if not ready.wait(10):
+            raise RuntimeError("the hostile server did not start")
+        yield HostileServer(f"http://127.0.0.1:{port}", log)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         sock.close()

@@ -34,7 +34,8 @@ BACKENDS = ["asyncio", "trio"]
 SPEC = JobSpec(
     id="defaults", questions=[Question("q", "hi")], models=[ModelTarget("m", ["us-east"])]
 )
-OK = {"success": True, "response": "ok"}
+# Served from the job's region, in the router's form (metadata.region) and Modal's (region).
+OK = {"success": True, "response": "ok", "region": "us-east", "metadata": {"region": "us-east"}}
 
 Handler = Callable[[httpx.Request], Coroutine[Any, Any, httpx.Response]]
 

@@ -1,7 +1,7 @@
 """Every adapter against a hostile server on loopback: each execution ends, classified, in
 bounded time and memory, and the canary token appears nowhere a user or a log could see it.
 
-The server (``hostile_server.py``) misbehaves at the byte level: answers too big to keep, a
+The server (``fake_beacon.serve_hostile``) misbehaves at the byte level: answers too big to keep, a
 chunked body without end, bytes trickling in, silence, a 303 to itself, absurd
 ``Retry-After`` values, and an error page quoting the ``Authorization`` header. The tests use
 short timeouts, so the suite's wall time stays small; the test code itself never sleeps.
@@ -47,7 +47,7 @@ from beacon_orchestrator.adapters import (
 )
 from beacon_orchestrator.cli import cli
 
-from .hostile_server import SAFETY_LIMIT, HostileServer, MiB, serve_hostile
+from .fake_beacon import SAFETY_LIMIT, HostileServer, MiB, serve_hostile
 from .support import CANARY, AnyHttpExecutor, make_request
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]

@@ -261,7 +261,8 @@ async def test_executor_timeout_bounds_a_request_without_deadline(
 
 async def test_owned_client_is_made_on_use_and_closed_on_exit() -> None:
     with respx.mock(assert_all_called=True) as mock:
-        mock.post(f"{ROUTER}/inference").respond(200, json={"success": True, "response": "hi"})
+        answer = {"success": True, "response": "hi", "metadata": {"region": "us-east"}}
+        mock.post(f"{ROUTER}/inference").respond(200, json=answer)
         async with HybridRouterExecutor(ROUTER, api_key=None) as executor:
             response = await run(executor)
             client = executor._http()

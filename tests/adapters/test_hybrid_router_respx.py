@@ -100,6 +100,7 @@ async def test_success_maps_text_provider_metadata_and_receipt(
         "temperature": 0.1,
         "max_tokens": 500,
         "region_preference": "eu-west",
+        "cost_priority": False,  # what Beacon's runner sends
     }
     assert sent.headers["authorization"] == "Bearer router-key-123"
     assert sent.headers["x-trace-id"] == "job-1/q1/llama3.2-1b@eu-west#2"

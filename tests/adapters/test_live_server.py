@@ -167,7 +167,9 @@ async def test_modal_chain_ends_at_the_deadline_with_one_post(
             make_request("forever", region="us-east", deadline=deadline)
         )
     assert info.value.code == "DEADLINE_EXCEEDED"
-    assert anyio.current_time() >= deadline
+    # It gives up when the next poll could not start before the deadline: at most one poll
+    # interval early (asserting the deadline itself made this test flaky).
+    assert anyio.current_time() >= deadline - 0.002
     methods = [s.method for s in server.log.snapshot()]
     assert methods.count("POST") == 1
 
@@ -261,7 +263,7 @@ async def test_router_job_end_to_end_records(server: LiveServer) -> None:
         result = await run_job(
             spec_of(prompts, regions, "router-job"), executor, retry=FAST_RETRY, preflight=True
         )
-    cells = by_cell(result.records)
+    cells = by_cell(tuple(result.records))
     assert len(result.records) == len(prompts) * len(regions)
     for region in regions:
         ok = cells["ok", region]
@@ -311,7 +313,7 @@ async def test_modal_job_end_to_end_records(server: LiveServer) -> None:
     regions = ("us-east", "eu-west")
     async with modal(server, None) as executor:
         result = await run_job(spec_of(prompts, regions, "modal-job"), executor, retry=FAST_RETRY)
-    cells = by_cell(result.records)
+    cells = by_cell(tuple(result.records))
     for region in regions:
         chain = cells["chain", region]
         assert (chain.status, chain.text) == (ExecutionStatus.COMPLETED, "worth the wait")
@@ -345,7 +347,7 @@ async def test_attempt_timeouts_close_the_connection_of_each_attempt(server: Liv
             limits=Limits(attempt_timeout=0.03),
         )
     for region in regions:
-        hung = by_cell(result.records)["hung", region]
+        hung = by_cell(tuple(result.records))["hung", region]
         assert (hung.status, hung.error_code, hung.attempts) == (
             ExecutionStatus.TIMEOUT,
             "TIMEOUT",
@@ -367,7 +369,7 @@ async def test_openai_job_end_to_end_records(server: LiveServer) -> None:
         result = await run_job(
             spec_of(prompts, ("us-east",), "openai-job"), executor, retry=FAST_RETRY
         )
-    cells = by_cell(result.records)
+    cells = by_cell(tuple(result.records))
     assert (cells["ok", "us-east"].status, cells["ok", "us-east"].text) == (
         ExecutionStatus.COMPLETED,
         "Bonjour",
@@ -402,7 +404,7 @@ async def test_cancelling_a_job_closes_in_flight_requests_at_once(server: LiveSe
         result = await handle.wait()
     await wait_for(lambda: len(log.disconnected) == 2, "both requests to be disconnected")
     assert max(log.disconnected) - cancelled_at < 0.1
-    cells = by_cell(result.records)
+    cells = by_cell(tuple(result.records))
     assert {cells["hung", r].status for r in ("us-east", "eu-west")} == {ExecutionStatus.CANCELLED}
     assert {cells["next", r].status for r in ("us-east", "eu-west")} == {ExecutionStatus.SKIPPED}
     assert [s.prompt for s in log.snapshot() if s.prompt == "ok:never"] == []

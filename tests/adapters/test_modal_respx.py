@@ -10,7 +10,7 @@ import httpx
 import pytest
 import respx
 
-from beacon_orchestrator import PermanentError, PreflightError, TransientError
+from beacon_orchestrator import PermanentError, PreflightError, RegionTable, TransientError
 from beacon_orchestrator.adapters import (
     AdapterConfigError,
     ModalEndpoint,
@@ -87,6 +87,7 @@ async def test_success_in_both_forms(
         "prompt": "Capital?",
         "temperature": 0.3,
         "max_tokens": 500,
+        "region": "us-east",  # routes Beacon's multi-region app
     }
     assert sent.headers["authorization"] == f"Bearer {TOKEN}"
 
@@ -373,6 +374,7 @@ async def test_preflight_names_every_unusable_region_with_its_reason(
         {"us-east": US, "eu-west": EU, "custom": "http://gpu.test/infer"},
         client=mock_client,
         token=None,
+        regions=RegionTable.default().with_regions("custom"),
     )
     with pytest.raises(PreflightError) as info:
         await ex.preflight(["us-east", "eu-west", "asia-pacific", "custom"])

@@ -338,3 +338,34 @@ def test_leaf_unwraps_single_exception_groups() -> None:
     assert leaf(BaseExceptionGroup("g", [ExceptionGroup("h", [inner])])) is inner
     pair = ExceptionGroup("g", [ValueError("a"), ValueError("b")])
     assert leaf(pair) is pair
+
+
+def test_status_of_a_large_job_draws_its_first_questions_and_counts_them_all(
+    tmp_path: Path, db: Path
+) -> None:
+    import re
+
+    import anyio
+
+    from beacon_orchestrator import SQLiteStore, run_job
+    from beacon_orchestrator.cli._stored import MATRIX_QUESTIONS
+    from beacon_orchestrator.testing import FakeExecutor
+
+    from ..stores.support import make_spec
+
+    spec = make_spec("big", questions=MATRIX_QUESTIONS + 5, models=1)
+
+    async def main() -> None:
+        async with SQLiteStore(db) as store:
+            await run_job(spec, FakeExecutor.random(seed=2, latency=(0.0, 0.0)), store=store)
+
+    anyio.run(main)
+    result = invoke(["status", "big", "--store", str(db)])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    drawn = [line.split()[0] for line in out.splitlines() if re.match(r"q\d+ ", line)]
+    assert drawn == [f"q{i}" for i in range(MATRIX_QUESTIONS)]
+    assert "... and 5 more questions; the counts below cover them all" in out
+    assert f"{spec.size} of {spec.size} executions have a record." in out
+    total = next(line for line in out.splitlines() if line.strip().startswith("total"))
+    assert total.split()[1] == str(spec.size)  # planned, every question counted

@@ -127,7 +127,7 @@ def test_a_cancelled_or_aborted_run_in_json_names_its_resume_command(
     spec = demo_data().spec
     counts = {ExecutionStatus.CANCELLED: 8, ExecutionStatus.SKIPPED: 56}
     result = JobResult(spec.id, status, "interrupted by Ctrl-C", counts, 0.0, spec.size)
-    outcome = _Outcome.of(result)
+    outcome = _Outcome.of(result, empty=0)
     if aborted:
         outcome = _Outcome(status=status, reason="aborted", counts=counts, empty=0, aborted=True)
     options = CommandRun(store_path=tmp_path / "b.db", resume_command="beacon resume x")
@@ -166,6 +166,7 @@ def test_status_json_with_and_without_each_failure(tmp_path: Path, db: Path) -> 
             "question_id": "greatest_leader",
             "model_id": "qwen2.5-1.5b",
             "region": "us-east",
+            "sample": 0,
             "status": "failed",
             "error_code": "SIMULATED_PERMANENT",
             "error_message": "simulated failure at qwen2.5-1.5b@us-east",

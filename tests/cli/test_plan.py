@@ -130,7 +130,7 @@ def test_endpoint_latencies_override_the_default_by_model_and_region() -> None:
             "other@us-east=4",
             "the job has no endpoint 'other@us-east' (it has: m@us-east, m@eu-west)",
         ),
-        ("m@mars=4", "the job has no endpoint 'm@mars'"),
+        ("m@mars=4", "unknown region; expected one of 'us-east'"),
         ("m@Us East=4", "unknown region: not a valid region name"),
         ("m@us-east=0", "expected a positive number of seconds, got '0'"),
         ("m@us-east=inf", "expected a positive number of seconds, got 'inf'"),

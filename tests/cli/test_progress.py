@@ -63,7 +63,10 @@ def _progress(spec: JobSpec, done: int, in_flight: int, eta: float | None, **mor
         eta=eta,
         finished=done,
         to_run=to_run,
-        **counts,
+        kept=counts["kept"],
+        cancelled=counts["cancelled"],
+        skipped=counts["skipped"],
+        waiting_to_retry=counts["waiting_to_retry"],
     )
 
 

@@ -385,14 +385,18 @@ def test_a_classifier_by_path_labels_the_answers(db: Path, classifiers: str, att
     ("path", "message"),
     [
         ("my_labels", "--classifier 'my_labels': expected MODULE:ATTR"),
-        ("no_such_module:X", "--classifier 'no_such_module:X': cannot import 'no_such_module'"),
-        ("my_labels:Missing", "--classifier 'my_labels:Missing': module 'my_labels' has no"),
+        ("no_such_module:X", "--classifier 'no_such_module:X': no module named 'no_such_module'"),
+        (
+            "my_labels:Missing",
+            "--classifier 'my_labels:Missing': 'my_labels' has no attribute 'Missing'",
+        ),
         ("my_labels:NOT_ONE", "--classifier 'my_labels:NOT_ONE': expected a Classifier"),
         (
             "my_labels:broken_factory",
-            "--classifier 'my_labels:broken_factory': calling it raised RuntimeError: no model",
+            "--classifier 'my_labels:broken_factory': calling broken_factory() raised "
+            "RuntimeError: no model",
         ),
-        ("my_labels:Crashes", "classifier 'shouty' (version '2') raised ValueError: cannot read"),
+        ("my_labels:Crashes", "--classifier 'my_labels:Crashes' raised ValueError: cannot read"),
     ],
 )
 def test_a_bad_classifier_is_one_line_naming_it(

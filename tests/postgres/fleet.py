@@ -57,7 +57,9 @@ class FakeEndpoint:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def serve(self, handler: BaseHTTPRequestHandler, body: Mapping[str, Any]) -> None:
-        question, model, region = body["key"]
+        question, model, region, sample = body["key"]
+        # The fleet's jobs have one sample per cell: a cell is its key.
+        assert sample == 0, body["key"]
         key = (str(question), str(model), str(region))
         arrival = Arrival(key, str(body["pid"]), time.time())
         endpoint = (key[1], key[2])

@@ -90,7 +90,7 @@ def test_a_fenced_write_after_the_lease_expired_is_refused(postgres_dsn: str, sc
             zombie = ExecutionRecord(key=key, status=C, text="zombie", attempts=1)
             refused = await store.finish(old, 0, zombie)
             assert new.fence == old.fence + 1
-            assert new.next_q == 0  # the interrupted question runs again
+            assert new.next_slot == 0  # the interrupted slot runs again
             started_again = await store.start(new, 0)
             return refused, started_again, await store.records(spec.id)
 

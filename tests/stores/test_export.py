@@ -49,7 +49,7 @@ def test_rows_hold_only_scalars_in_the_documented_columns(records: list[Executio
         assert tuple(row) == ("job_id", *ROW_FIELDS)
         assert all(v is None or isinstance(v, str | int | float | bool) for v in row.values())
         assert json.loads(row["metadata"]) == dict(r.metadata)
-        assert (row["question_id"], row["model_id"], row["region"]) == tuple(r.key)
+        assert (row["question_id"], row["model_id"], row["region"], row["sample"]) == tuple(r.key)
 
 
 def test_rows_have_iso_timestamps_and_a_duration() -> None:

@@ -87,19 +87,19 @@ def test_a_field_that_is_not_a_plain_scalar_must_declare_its_encoding() -> None:
 
 
 @frozen(kw_only=True)
-class _WithCost(ExecutionRecord):
-    cost: float | None = None
+class _WithTip(ExecutionRecord):
+    tip: float | None = None
 
 
 def test_a_new_plain_field_reaches_every_form_without_more_code() -> None:
-    codec = RecordCodec(_WithCost)
-    record = _WithCost(key=KEY, status=ExecutionStatus.FAILED, attempts=2, cost=0.25)
-    assert codec.columns == (*RECORD_CODEC.columns, "cost")
-    assert codec.to_dict(record)["cost"] == 0.25
+    codec = RecordCodec(_WithTip)
+    record = _WithTip(key=KEY, status=ExecutionStatus.FAILED, attempts=2, tip=0.25)
+    assert codec.columns == (*RECORD_CODEC.columns, "tip")
+    assert codec.to_dict(record)["tip"] == 0.25
     assert codec.from_dict(codec.to_dict(record)) == record
     assert codec.to_sql(record)[-1] == 0.25
     assert codec.sql_reader(codec.columns)(codec.to_sql(record)) == record
-    assert codec.to_export(record)["cost"] == 0.25
+    assert codec.to_export(record)["tip"] == 0.25
 
 
 # -- round trips ----------------------------------------------------------------------------
@@ -145,6 +145,7 @@ def test_an_export_row_holds_every_field(record: ExecutionRecord) -> None:
             back[name] = expected  # ISO-8601 keeps microseconds only
     back["metadata"] = json.loads(row["metadata"])
     back["receipt"] = None if row["receipt"] is None else json.loads(row["receipt"])
+    back["usage"] = None if row["usage"] is None else json.loads(row["usage"])
     del back["duration"]
     assert ExecutionRecord.from_dict(back) == record
 
@@ -177,7 +178,8 @@ def test_a_value_a_form_cannot_hold_is_an_error_naming_its_field() -> None:
     # A None where a mapping must be is stored as {}, as it always was: a NOT NULL violation
     # would fail every write of the batch, not only this one.
     no_metadata = attrs.evolve(bad, receipt=None, metadata=None)  # type: ignore[arg-type]
-    assert to_row("job", no_metadata)[-2:] == ("{}", None)
+    row = dict(zip(("job_id", *RECORD_CODEC.columns), to_row("job", no_metadata), strict=True))
+    assert (row["metadata"], row["receipt"]) == ("{}", None)
     wrong_status = attrs.evolve(bad, status="done", receipt=None)  # type: ignore[arg-type]
     with pytest.raises(StoreError, match=r"status must be a member of ExecutionStatus, got 'done'"):
         to_row("job", wrong_status)

@@ -81,7 +81,9 @@ async def test_everything_survives_closing_and_reopening(tmp_path: Path) -> None
         loaded = await store.load_result("job-1")
         assert loaded is not None
         assert loaded.reason == result_of("job-1").reason
-        assert loaded.records == tuple(written)
+        assert list(loaded.records) == written  # read from the file on demand
+        assert loaded.failures == tuple(r for r in written if r.status is not C)
+        assert tuple([r async for r in loaded.records(status=F)]) == loaded.failures
         assert await store.load_result("job-2") is None
 
 

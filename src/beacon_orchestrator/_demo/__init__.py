@@ -131,14 +131,16 @@ class SimulatedScript:
             i = self.demo_questions.index(key.question_id)
             warm = warm_typical if i == 0 else times[i]
         else:
-            warm = 8.0 + 62.0 * _unit(*key)
+            warm = 8.0 + 62.0 * _unit(key.question_id, key.model_id, key.region)
             cold_penalty = 150.0 + 150.0 * _unit(str(endpoint))
         return warm + (cold_penalty if cold else 0.0)
 
     def _fails_once(self, key: ExecutionKey) -> bool:
         if key.question_id in self.demo_questions:
             return key in _TRANSIENT_ONCE
-        return _unit("transient", *key) * 100 < _TRANSIENT_PERCENT
+        return (
+            _unit("transient", key.question_id, key.model_id, key.region) * 100 < _TRANSIENT_PERCENT
+        )
 
     def __call__(self, request: ExecutionRequest) -> Step:
         """The step for one attempt."""

@@ -17,11 +17,14 @@ from anyio.lowlevel import checkpoint_if_cancelled
 
 from .._errors import ExecutionError
 from .._events import EventHandler, ExecutionStarted
-from .._executor import ExecutionRequest, Executor
+from .._executor import ExecutionRequest, Executor, Response
 from .._retry import RetryPolicy
+from .._served import verify_served_region
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
+from ._fleet import Fleet
 from ._journal import JobLog
 from ._ledger import AttemptTimeout, Ledger, StopReason, error_code
+from ._plan import EndpointState
 
 __all__ = ["AttemptLoop", "Interrupted"]
 
@@ -71,6 +74,9 @@ class AttemptLoop:
         now: The event loop's clock.
         emit: Receives an ``ExecutionStarted`` event per attempt.
         log: Where retries are logged.
+        system_prompts: Region → the system prompt sent there (none for a region not in it).
+        fleet: The endpoints' guards (adaptive limits, breakers, cold starts, cost), if the
+            run uses any; its executions then take :meth:`_guarded`.
     """
 
     def __init__(
@@ -89,6 +95,8 @@ class AttemptLoop:
         now: Callable[[], float],
         emit: EventHandler | None,
         log: JobLog,
+        system_prompts: Mapping[str, str | None] | None = None,
+        fleet: Fleet | None = None,
     ) -> None:
         self.job_id = job_id
         self.executor = executor
@@ -104,6 +112,8 @@ class AttemptLoop:
         self.now = now
         self.emit = emit
         self.log = log
+        self.system_prompts = system_prompts or {}
+        self.fleet = fleet
         self.interrupted: list[Interrupted] = []
         # One scope per backoff in progress, so cancellation can cut every one short at once.
         self.sleepers: set[anyio.CancelScope] = set()
@@ -123,6 +133,8 @@ class AttemptLoop:
                 (or any other code outside the executor) raised, after noting the execution as
                 interrupted, with the attempts the executor was called for.
         """
+        if self.fleet is not None:
+            return await self._guarded(key, prompt, self.fleet)
         execute = self.executor.execute
         timeout = self.attempt_timeout
         hard = self.hard_deadline
@@ -130,12 +142,15 @@ class AttemptLoop:
         calls = 0  # attempts handed to the executor
         started = now = self.now()
         err: BaseException | None = None
+        system_prompt = self.system_prompts.get(key.region)
         try:
             while True:
                 deadline = None if timeout is None else now + timeout
                 if hard is not None:
                     deadline = hard if deadline is None else min(deadline, hard)
-                request = ExecutionRequest(self.job_id, key, prompt, self.params, attempt, deadline)
+                request = ExecutionRequest(
+                    self.job_id, key, prompt, self.params, attempt, deadline, system_prompt
+                )
                 if self.emit is not None:
                     # A callback that raises here stops the job before this attempt starts.
                     self.emit(ExecutionStarted(self.job_id, key, attempt, now))
@@ -149,6 +164,7 @@ class AttemptLoop:
                             response = await execute(request)
                         if scope.cancelled_caught:
                             raise AttemptTimeout(timeout)  # noqa: TRY301
+                    verify_served_region(key.region, response)  # WRONG_REGION is permanent
                 except Exception as exc:
                     err = exc
                 else:
@@ -166,6 +182,102 @@ class AttemptLoop:
             # the job records this execution when it finishes.
             self.interrupted.append(Interrupted(key, err, calls, started, self.now()))
             raise
+
+    async def _guarded(self, key: ExecutionKey, prompt: str, fleet: Fleet) -> ExecutionRecord:
+        """:meth:`run` for a run with fleet guards: each attempt asks the guard, then tells it.
+
+        The same steps as :meth:`run`, plus: an attempt the endpoint's breaker refuses is not
+        sent; an attempt sent before the endpoint first answered gets the cold-start timeout;
+        every outcome goes to the guard; the record gets its cost.
+        """
+        e = fleet.endpoint(key)
+        attempt = 1
+        calls = 0
+        busy = 0.0  # seconds the attempts took, the backoffs excluded (what per-second prices)
+        started = now = self.now()
+        err: BaseException | None = None
+        try:
+            while True:
+                if attempt > 1 and fleet.full(e):
+                    if not await self._slot(fleet, e):
+                        rec = self._failed(key, CANCELLED, err, calls, started)
+                        return fleet.priced(e, rec, busy)
+                    now = self.now()  # the attempt starts now: the wait is not its latency
+                refused = fleet.refusal(e, attempt)
+                if refused is not None:
+                    first = attempt == 1
+                    rec = self._failed(key, FAILED, refused if first else err, calls, started)
+                    return fleet.priced(e, rec, busy)
+                calls = attempt
+                outcome = await self._send(fleet, e, key, prompt, attempt, now)
+                ended = self.now()
+                busy += ended - now
+                if isinstance(outcome, Response):
+                    rec = self.ledger.completed(key, outcome, attempt, started, ended)
+                    return fleet.priced(e, rec, busy)
+                err = outcome
+                wait = self._retry_wait(err, attempt)
+                if wait is None:
+                    status = TIMEOUT if isinstance(err, AttemptTimeout) else FAILED
+                    return fleet.priced(e, self._failed(key, status, err, attempt, started), busy)
+                if not await self._backoff(key, err, attempt, wait):
+                    rec = self._failed(key, CANCELLED, err, attempt, started)
+                    return fleet.priced(e, rec, busy)
+                attempt += 1
+                now = self.now()
+        except BaseException:
+            self.interrupted.append(Interrupted(key, err, calls, started, self.now()))
+            raise
+
+    async def _send(
+        self,
+        fleet: Fleet,
+        e: EndpointState,
+        key: ExecutionKey,
+        prompt: str,
+        attempt: int,
+        now: float,
+    ) -> Response | Exception:
+        """Send one attempt with its timeout (maybe a cold start's); tell the guard how it went."""
+        timeout = fleet.timeout(e, self.attempt_timeout)
+        deadline = None if timeout is None else now + timeout
+        hard = self.hard_deadline
+        if hard is not None:
+            deadline = hard if deadline is None else min(deadline, hard)
+        request = ExecutionRequest(self.job_id, key, prompt, self.params, attempt, deadline)
+        if self.emit is not None:
+            self.emit(ExecutionStarted(self.job_id, key, attempt, now))
+        fleet.sending(e)
+        try:
+            # The job's hard deadline is the workers' scope's (a cut there is CANCELLED).
+            cut = float("inf") if timeout is None else now + timeout
+            with anyio.CancelScope(deadline=cut) as scope:
+                response = await self.executor.execute(request)
+            if scope.cancelled_caught:
+                raise AttemptTimeout(timeout or 0.0)  # noqa: TRY301
+        except Exception as exc:
+            fleet.failed(e, exc, now, self.now())
+            return exc
+        fleet.answered(e, now, self.now(), response.usage)
+        return response
+
+    async def _slot(self, fleet: Fleet, e: EndpointState) -> bool:
+        """Wait until ``e`` has room for a retry; whether it may start then (not cancelled)."""
+        self.waiting += 1
+        try:
+            while fleet.full(e):
+                with anyio.CancelScope() as scope:
+                    self.sleepers.add(scope)  # cancellation cuts this wait short too
+                    try:
+                        await fleet.slot_freed()
+                    finally:
+                        self.sleepers.discard(scope)
+                await checkpoint_if_cancelled()
+                if not self.may_start():
+                    return False
+        finally:
+            self.waiting -= 1
+        return True
 
     def _failed(
         self,

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
+from .._records import Records
 from .._spec import Limits
-from .._status import JobResult, StatusPolicy
+from .._status import SHOWN_FAILURES, JobResult, StatusPolicy
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from ..stores import Store
 from ._attempts import Interrupted
@@ -27,6 +28,7 @@ from ._salvage import salvage
 __all__ = ["Accounted", "JobEnd"]
 
 _SKIP_CHUNK = 1000
+_NOT_COMPLETED = frozenset(ExecutionStatus) - {ExecutionStatus.COMPLETED}
 
 Accounted = tuple[ExecutionRecord, EndpointState, int]
 """A record with the endpoint and question index it belongs to."""
@@ -147,17 +149,38 @@ class JobEnd:
         return result
 
     async def result(self, policy: StatusPolicy, limits: Limits, started_at: float) -> JobResult:
-        """The verdict and the job's stored records, as one result (not stored here)."""
+        """The verdict, the counts and a view of the stored records, as one result (not stored).
+
+        The records stay in the store (the result reads them on demand); only the first few
+        that are not ``COMPLETED`` are read here, to show. They are read only if there are any.
+        """
         ledger = self.ledger
         verdict = ledger.verdict(policy, self.stop, limits.job_timeout)
+        counts = dict(ledger.counts)
+        failures: list[ExecutionRecord] = []
+        if sum(counts.values()) > counts[ExecutionStatus.COMPLETED]:
+            reading = self.store.iter_records(
+                self.job_id, status=_NOT_COMPLETED, batch=SHOWN_FAILURES
+            )
+            try:
+                async for record in reading:
+                    failures.append(record)
+                    if len(failures) >= SHOWN_FAILURES:
+                        break
+            finally:
+                # Stopped early: close the store's generator now, not when it is collected.
+                aclose = getattr(reading, "aclose", None)
+                if aclose is not None:
+                    await aclose()
         return JobResult(
             job_id=self.job_id,
             status=verdict.status,
             reason=verdict.reason,
-            counts=dict(ledger.counts),
+            counts=counts,
             success_rate=policy.success_rate(ledger.tally()),
             planned=self.plan.size,
-            records=tuple(await self.store.records(self.job_id)),
+            records=Records(self.store, self.job_id, count=sum(counts.values())),
+            failures=tuple(failures),
             started_at=started_at,
             finished_at=self.now() + ledger.wall_offset,
             cancelled_by=self.stop.source,

@@ -147,7 +147,7 @@ class EtaEstimator:
             elapsed: Seconds since the run started.
         """
         self._look(elapsed)
-        if all(e.tally.done >= self.plan.n_questions for e in self.plan.endpoints):
+        if all(e.tally.done >= self.plan.n_slots for e in self.plan.endpoints):
             return 0.0
         typical = self._typical()
         if typical is None:
@@ -201,7 +201,7 @@ class EtaEstimator:
         what is in flight counts for the share of a pace still to come (at least a tenth).
         """
         running = e.in_flight
-        unstarted = self.plan.n_questions - e.tally.done - running
+        unstarted = self.plan.n_slots - e.tally.done - running
         share = max(in_flight_left, _OVERDUE_LEFT) if running else 0.0
         waves = -(-unstarted // self.per_endpoint) + share
         return unstarted + share * running, waves
@@ -242,10 +242,10 @@ class EtaEstimator:
         members = g.members
         bound = max(left[m][0] for m in members) * max(seconds[m] for m in members)
         per_question = pace.seconds
-        if per_question is not None and self._groups_apart and g.current < self.plan.n_questions:
+        if per_question is not None and self._groups_apart and g.current < self.plan.n_slots:
             # pace.total is when the group was last seen moving on: the current question has
             # been running since then.
             into_current = min(elapsed - pace.total, per_question)
-            questions = self.plan.n_questions - g.current
+            questions = self.plan.n_slots - g.current
             bound = max(bound, questions * per_question - into_current)
         return bound

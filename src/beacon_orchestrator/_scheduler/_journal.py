@@ -13,7 +13,8 @@ on is asked once per job, so a job nobody logs at ``DEBUG`` pays nothing per exe
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .._executor import SupportsPreflight
 from .._status import JobResult
@@ -42,6 +43,17 @@ class JobLog:
         _log.info(
             "job %s started: %d planned, %d to run, %d kept from an earlier run, strategy %s",
             self.job_id, planned, to_run, kept, strategy,
+        )  # fmt: skip
+
+    def warn_if_samples_alike(self, samples: int, params: Mapping[str, Any]) -> None:
+        """Warn of several samples per cell at temperature 0: only the provider's noise differs."""
+        if samples <= 1 or params.get("temperature") != 0:
+            return
+        _log.warning(
+            "job %s: %d samples of each cell at temperature 0: greedy decoding answers alike, so "
+            "the samples show only the provider's own nondeterminism; set a temperature above 0 "
+            "to tell a regional difference from sampling noise",
+            self.job_id, samples,
         )  # fmt: skip
 
     async def preflight(self, executor: SupportsPreflight, regions: Sequence[str]) -> None:

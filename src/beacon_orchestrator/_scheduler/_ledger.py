@@ -7,14 +7,16 @@ someone asks (progress, the status policy).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 
-from .._errors import ExecutionError
+from .._errors import ExecutionError, WrongRegionError
 from .._events import CancelSource, Counter, Progress
 from .._executor import Response
 from .._status import JobStatus, RegionTally, StatusPolicy, Tally, Verdict
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from ._plan import EndpointState, Plan
+from ._resume import KeptKeys
 
 __all__ = ["AttemptTimeout", "Ledger", "StopReason", "error_code"]
 
@@ -72,8 +74,10 @@ class Ledger:
         self.wall_offset = wall_offset
         self.counts: dict[ExecutionStatus, int] = dict.fromkeys(ExecutionStatus, 0)
         n_q = plan.n_questions
+        self.samples = plan.samples
         self.question_done = [0] * n_q
-        self.question_remaining = [len(plan.endpoints)] * n_q
+        # Every sample of a question on every endpoint: a question ends with its last one.
+        self.question_remaining = [len(plan.endpoints) * plan.samples] * n_q
         self.question_started = [False] * n_q
         self.kept = 0  # records of an earlier run this run keeps
         # Counted when asked or off the hot path: kept records, cancelled and skipped ones.
@@ -85,26 +89,47 @@ class Ledger:
 
     # -- counting ---------------------------------------------------------------------------
 
-    def keep(self, record: ExecutionRecord) -> None:
-        """Count a record of an earlier run that this run keeps (a resume)."""
-        located = self.plan.locate(record.key)
-        if located is None:
-            return  # a key this spec does not plan (open_job makes that impossible)
-        e, q = located
-        self.kept += 1
-        self.question_started[q] = True
-        self.question_kept[q] += 1
-        self.endpoint_kept[e] += 1
-        busy = e.tally.busy
-        self.account(record, e, q)
-        e.tally.busy = busy  # an earlier run's pace says little about this one's
+    def keep_all(self, kept: KeptKeys) -> None:
+        """Count every kept record at once (a resume), endpoint by endpoint, in bulk.
 
-    def account(self, record: ExecutionRecord, e: EndpointState, q: int) -> bool:
-        """Count a terminal record in the counters and its endpoint's tally.
+        A kept record is finished (completed, failed or timed out): what a resumed run keeps.
+        The per-slot counts are column sums over the endpoints' rows, and a question's count
+        the sum of its slots (``slot // samples``), so a resumed job of 500,000 executions is
+        counted without a Python step per execution.
+        """
+        per_slot = [0] * self.plan.n_slots
+        for model, region, row in kept.rows():
+            e = self.plan.endpoint(model, region)
+            if e is None:
+                continue  # an endpoint this spec does not plan
+            found = kept.counts(row)
+            total = found[COMPLETED] + found["empty"] + found[FAILED] + found[TIMEOUT]
+            self.kept += total
+            self.endpoint_kept[e] += total
+            t = e.tally
+            t.completed += found[COMPLETED]
+            t.empty += found["empty"]
+            t.failed += found[FAILED] + found[TIMEOUT]
+            for status in (COMPLETED, FAILED, TIMEOUT):
+                self.counts[status] += found[status]
+            self.counts[COMPLETED] += found["empty"]
+            per_slot = list(map(operator.add, per_slot, kept.present(row)))
+        samples = self.samples
+        for q in range(self.plan.n_questions):
+            n = sum(per_slot[q * samples : (q + 1) * samples])
+            if n:
+                self.question_started[q] = True
+                self.question_kept[q] += n
+                self.question_done[q] += n
+                self.question_remaining[q] -= n
+
+    def account(self, record: ExecutionRecord, e: EndpointState, slot: int) -> bool:
+        """Count a terminal record (of ``slot`` on ``e``) in the counters and its endpoint's tally.
 
         Returns:
-            Whether it was the last execution of its question to end.
+            Whether it was the last execution of its question (every sample) to end.
         """
+        q = slot // self.samples
         status = record.status
         self.counts[status] += 1
         self.question_done[q] += 1
@@ -153,6 +178,11 @@ class Ledger:
             provider=response.provider,
             metadata=response.metadata,
             receipt=response.receipt,
+            # Verified before this record was built: when reported, it is the key's region.
+            served_region=None if response.served_region is None else key.region,
+            system_prompt=response.system_prompt,
+            request_sha256=response.request_sha256,
+            usage=response.usage,
         )
 
     def failed(
@@ -172,6 +202,8 @@ class Ledger:
             why = stop.reason or "cancelled"
             message = f"interrupted: {why}" + (f" (last failure: {message})" if message else "")
         off = self.wall_offset
+        # An answer from the wrong region: what was asked, and where it was answered.
+        wrong = err if isinstance(err, WrongRegionError) else None
         return ExecutionRecord(
             key=key,
             status=status,
@@ -180,6 +212,9 @@ class Ledger:
             attempts=attempts,
             started_at=started + off,
             finished_at=ended + off,
+            served_region=None if wrong is None else wrong.served,
+            system_prompt=None if wrong is None else wrong.system_prompt,
+            request_sha256=None if wrong is None else wrong.request_sha256,
         )
 
     def skipped(self, key: ExecutionKey, reason: str, at: float) -> ExecutionRecord:
@@ -195,8 +230,8 @@ class Ledger:
     # -- summaries --------------------------------------------------------------------------
 
     def tally(self) -> Tally:
-        """Per-region counts, as the status policy sees them."""
-        n_q = self.plan.n_questions
+        """Per-region counts of executions (every sample), as the status policy sees them."""
+        n_q = self.plan.n_slots
         sums: dict[str, list[int]] = {}
         for e in self.plan.endpoints:
             slot = sums.setdefault(e.region.name, [0, 0, 0, 0, 0])
@@ -254,7 +289,7 @@ class Ledger:
         )
 
     def _by_question(self) -> dict[str, Counter]:
-        n_eps = len(self.plan.endpoints)
+        n_eps = len(self.plan.endpoints) * self.samples
         return {
             qid: Counter(
                 done - self.question_cancelled[i] - self.question_skipped[i],
@@ -270,7 +305,7 @@ class Ledger:
 
     def _sums(self, slice_of: Callable[[EndpointState], str]) -> dict[str, Counter]:
         """Counters of the slices ``slice_of`` puts the endpoints in, summed over endpoints."""
-        n_q = self.plan.n_questions
+        n_q = self.plan.n_slots
         sums: dict[str, list[int]] = {}
         for e in self.plan.endpoints:
             t = e.tally
@@ -302,6 +337,8 @@ class Ledger:
             return Verdict(
                 verdict.status, f"The job deadline of {job_timeout:g} s passed; {verdict.reason}"
             )
+        if stop.source == "budget":
+            return Verdict(verdict.status, f"{verdict.reason} Stopped early: {stop.reason}.")
         if stop.source == "early_stop":
             return Verdict(
                 verdict.status,

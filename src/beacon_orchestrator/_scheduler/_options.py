@@ -14,11 +14,14 @@ from typing import Literal, TypeAlias, TypedDict, get_args
 
 from attrs import evolve, field, frozen
 
+from .._cost import CostModel
 from .._errors import UsageError
 from .._events import EventHandler
 from .._retry import RetryPolicy
 from .._spec import Limits
 from .._status import StatusPolicy
+from ._adaptive import AdaptiveConcurrency
+from ._breaker import CircuitBreaker
 
 __all__ = ["STRATEGIES", "RunOptionArgs", "RunOptions", "Strategy", "resolve_options"]
 
@@ -37,6 +40,32 @@ def _check_strategy(_: object, __: object, value: object) -> None:
 
 def _retry_or_default(value: RetryPolicy | None) -> RetryPolicy:
     return RetryPolicy() if value is None else value
+
+
+def _adaptive(value: AdaptiveConcurrency | bool | None) -> AdaptiveConcurrency | None:
+    if value is True:
+        return AdaptiveConcurrency()
+    if value is False or value is None or isinstance(value, AdaptiveConcurrency):
+        return value or None
+    raise UsageError(
+        f"adaptive must be True, False, None or an AdaptiveConcurrency, got {type(value).__name__}"
+    )
+
+
+def _breaker(value: CircuitBreaker | bool | None) -> CircuitBreaker | None:
+    if value is True:
+        return CircuitBreaker()
+    if value is False or value is None or isinstance(value, CircuitBreaker):
+        return value or None
+    raise UsageError(
+        f"breaker must be True, False, None or a CircuitBreaker, got {type(value).__name__}"
+    )
+
+
+def _cost_model(value: CostModel | None) -> CostModel | None:
+    if value is not None and not isinstance(value, CostModel):
+        raise UsageError(f"cost_model must be a CostModel or None, got {type(value).__name__}")
+    return value
 
 
 @frozen(kw_only=True)
@@ -60,6 +89,12 @@ class RunOptions:
         preflight: Ask the executor to health-check the job's regions first; raises
             :class:`PreflightError` naming an unusable region before anything starts.
         wall_clock: Source of wall time for record timestamps (default ``time.time``).
+        adaptive: Adapt each endpoint's concurrency between 1 and ``Limits.per_endpoint``
+            (``True`` for the default :class:`AdaptiveConcurrency`; off by default).
+        breaker: Stop sending to an endpoint that keeps failing (``True`` for the default
+            :class:`CircuitBreaker`; off by default).
+        cost_model: Gives each execution a cost (its record's ``cost``); needed by
+            ``Limits.max_cost``.
     """
 
     strategy: Strategy = field(default="endpoint", validator=_check_strategy)
@@ -71,6 +106,9 @@ class RunOptions:
     rerun_failed: bool = True
     preflight: bool = False
     wall_clock: Callable[[], float] = time.time
+    adaptive: AdaptiveConcurrency | None = field(default=None, converter=_adaptive)
+    breaker: CircuitBreaker | None = field(default=None, converter=_breaker)
+    cost_model: CostModel | None = field(default=None, converter=_cost_model)
 
 
 class RunOptionArgs(TypedDict, total=False):
@@ -85,6 +123,9 @@ class RunOptionArgs(TypedDict, total=False):
     rerun_failed: bool
     preflight: bool
     wall_clock: Callable[[], float]
+    adaptive: AdaptiveConcurrency | bool | None
+    breaker: CircuitBreaker | bool | None
+    cost_model: CostModel | None
 
 
 def resolve_options(options: RunOptions | None, overrides: RunOptionArgs) -> RunOptions:

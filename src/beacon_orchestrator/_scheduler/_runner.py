@@ -28,24 +28,34 @@ from .._events import (
     QuestionFinished,
     QuestionStarted,
 )
-from .._executor import Executor, SupportsPreflight
+from .._executor import Executor, SupportsPreflight, check_endpoint_regions
 from .._spec import JobSpec
 from .._status import JobResult
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from ..stores import MemoryStore, Store
 from ._attempts import AttemptLoop
+from ._budget import Budget
 from ._ending import Accounted, JobEnd
 from ._eta import EtaEstimator
+from ._fleet import Fleet
 from ._journal import JobLog
 from ._lease import LeaseKeeper
 from ._ledger import Ledger, StopReason
 from ._options import RunOptionArgs, RunOptions, resolve_options
 from ._picker import Picker
 from ._plan import EndpointState, Plan
+from ._resume import KeptKeys
 from ._stopping import Stopping
 from ._threads import LoopThread
 
 __all__ = ["RegionQueue"]
+
+_COMPLETED_ONLY = frozenset({ExecutionStatus.COMPLETED})
+_FINISHED = frozenset(s for s in ExecutionStatus if s.finished)
+
+
+def _missing_store_methods(store: object) -> list[str]:
+    return [m for m in ("keys", "iter_records") if not callable(getattr(store, m, None))]
 
 
 class RegionQueue(Stopping):
@@ -79,16 +89,24 @@ class RegionQueue(Stopping):
                 f"executor must have an 'async def execute(request)' method, got "
                 f"{type(executor).__name__}; wrap a function with FunctionExecutor(fn)"
             )
+        if store is not None and (missing := _missing_store_methods(store)):
+            raise UsageError(
+                f"store {type(store).__name__} lacks {', '.join(missing)} of the Store protocol "
+                "(bulk reads, added in this version): see the 'Write a store' guide"
+            )
         self.spec = spec
         self.executor = executor
         self.store: Store = MemoryStore() if store is None else store
         self.options = opts = resolve_options(options, overrides)
         self.limits = spec.limits if opts.limits is None else opts.limits
         self.policy = spec.policy if opts.policy is None else opts.policy
+        if self.limits.max_cost is not None and opts.cost_model is None:
+            Budget.for_run(spec, self.limits, None, endpoints=[], attempts=1)  # raises
         self._ran = False
         self._stopping = False
         self._stop = StopReason()
         self._workers_scope: anyio.CancelScope | None = None
+        self._gc_threshold: tuple[int, int, int] | None = None
         self._finished_event: anyio.Event | None = None
         self._result: JobResult | None = None
         self._unwritten: dict[ExecutionKey, tuple[ExecutionRecord, EndpointState, int]] = {}
@@ -112,34 +130,6 @@ class RegionQueue(Stopping):
         """The result once the job has finished, else ``None``."""
         return self._result
 
-    def cancel(self, reason: str | None = None) -> None:
-        """Request cancellation. When this returns, no execution or retry will start.
-
-        Raises:
-            UsageError: The job has not started, or this is not the thread running the job's
-                event loop (nothing is changed then; use :meth:`cancel_threadsafe`).
-        """
-        self._started_loop().check("cancel()", "cancel_threadsafe()")
-        self._request_cancel("handle", reason or "cancelled by the caller")
-
-    def cancel_threadsafe(self, reason: str | None = None) -> None:
-        """:meth:`cancel` from any thread: returns once the event loop has applied it.
-
-        Blocks until the event loop gets to it; cancelling a job that has ended does nothing.
-
-        Raises:
-            UsageError: The job has not started.
-        """
-        self._started_loop().call(
-            lambda: self._request_cancel("handle", reason or "cancelled by the caller"),
-            ended=lambda: self._finished_event is not None and self._finished_event.is_set(),
-        )
-
-    def _started_loop(self) -> LoopThread:
-        if self._loop is None:
-            raise UsageError("the job has not started yet; there is nothing to cancel")
-        return self._loop
-
     def progress(self) -> Progress:
         """A snapshot of the job's progress (see :class:`Progress` for what each count means)."""
         if not self._ran:
@@ -149,13 +139,14 @@ class RegionQueue(Stopping):
         else:
             # Once the job stops, what is left is interrupting, not running: no estimate.
             eta = None if self._stopping else self._eta.eta(self._now() - self._t0)
-        return self._ledger.progress(
+        progress = self._ledger.progress(
             self.spec.id,
             elapsed=self._now() - self._t0,
             unstarted=self._picker.unstarted,
             waiting=self._attempts.waiting,
             eta=eta,
         )
+        return progress if self._fleet is None else self._fleet.annotate(progress)
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[RegionQueue] = anyio.TASK_STATUS_IGNORED
@@ -190,6 +181,7 @@ class RegionQueue(Stopping):
             # key before the verdict; shielded so an outer cancellation cannot cut it short.
             with anyio.CancelScope(shield=True):
                 try:
+                    self._pause_gc()
                     await self._finish()
                 except Exception as exc:
                     # The store failed while accounting: whoever waits must hear of it.
@@ -197,6 +189,7 @@ class RegionQueue(Stopping):
                         self._stop.crash = exc
                     raise
                 finally:
+                    self._resume_gc()
                     # Released before anyone hears the job ended, so a run started right after
                     # this one's end is not refused.
                     await self._lease.release()
@@ -214,6 +207,7 @@ class RegionQueue(Stopping):
         self._emit = opts.on_event
         self._cancelled_exc = anyio.get_cancelled_exc_class()
         self._log = log = JobLog(spec.id)
+        check_endpoint_regions(self.executor, spec.regions)  # before anything is stored
         if opts.preflight and isinstance(self.executor, SupportsPreflight):
             await log.preflight(self.executor, spec.regions)
         # Shielded: once the job is open in the store, the run must reach _finish so that
@@ -221,17 +215,37 @@ class RegionQueue(Stopping):
         with anyio.CancelScope(shield=True):
             await self.store.open_job(spec)
             await self._lease.acquire()  # a second run is refused here, before it plans
-            prior = await self._prior_records()
-        self._plan = plan = Plan(spec, opts.strategy, {r.key for r in prior})
+            kept = await self._kept_keys()
+        self._plan = plan = Plan(spec, opts.strategy, kept)
         self._t0 = self._now()
         self._wall0 = opts.wall_clock()
         self._ledger = ledger = Ledger(plan, wall_offset=self._wall0 - self._t0)
-        for record in prior:
-            ledger.keep(record)
+        ledger.keep_all(kept)
         per_endpoint = limits.per_endpoint if opts.strategy == "endpoint" else 1
         unstarted = plan.size - ledger.kept
+        budget = Budget.for_run(
+            spec, limits, opts.cost_model, endpoints=plan.endpoints, attempts=opts.retry.attempts
+        )
+        if budget is not None:  # the job's budget, not the run's: earlier runs spent some
+            budget.spent = kept.spent
         self._picker = Picker(
-            plan, per_endpoint=per_endpoint, per_region=limits.per_region, unstarted=unstarted
+            plan,
+            per_endpoint=per_endpoint,
+            per_region=limits.per_region,
+            unstarted=unstarted,
+            budget=budget,
+        )
+        self._fleet = Fleet.for_run(
+            spec.id,
+            opts,
+            limits,
+            plan,
+            self._picker,
+            per_endpoint,
+            budget,
+            self._now,
+            emit=self._emit_safely,
+            wake=self._wake_if_ready,
         )
         self._eta = EtaEstimator(
             plan,
@@ -242,6 +256,7 @@ class RegionQueue(Stopping):
         )
         self._idle = 0
         self._wake = anyio.Event()
+        self._interrupt = anyio.Event()
         self._job_deadline = None if limits.job_timeout is None else self._t0 + limits.job_timeout
         self._attempts = self._attempt_loop()
         self._end = JobEnd(
@@ -257,6 +272,7 @@ class RegionQueue(Stopping):
             write=self._store_and_account,
         )
         log.started(plan.size, unstarted, ledger.kept, opts.strategy)
+        log.warn_if_samples_alike(spec.samples, spec.params)
         self._emit_safely(JobStarted(spec.id, self._t0, plan.size, unstarted, opts.strategy))
 
     def _attempt_loop(self) -> AttemptLoop:
@@ -276,16 +292,16 @@ class RegionQueue(Stopping):
             now=self._now,
             emit=self._emit,
             log=self._log,
+            system_prompts={r: self.spec.system_prompt_for(r) for r in self.spec.regions},
+            fleet=self._fleet,
         )
 
-    async def _prior_records(self) -> list[ExecutionRecord]:
-        """Records of an earlier run that this run keeps (and so does not execute again)."""
-        store, job_id = self.store, self.spec.id
-        if self.options.rerun_failed:
-            if not await store.completed_keys(job_id):
-                return []
-            return [r for r in await store.records(job_id) if r.status is ExecutionStatus.COMPLETED]
-        return [r for r in await store.records(job_id) if r.status.finished]
+    async def _kept_keys(self) -> KeptKeys:
+        """The keys an earlier run finished that this run keeps (and so does not run again)."""
+        statuses = _COMPLETED_ONLY if self.options.rerun_failed else _FINISHED
+        spec = self.spec
+        found = self.store.keys(spec.id, status=statuses)
+        return await KeptKeys.read([q.id for q in spec.questions], spec.samples, found)
 
     # -- the workers -------------------------------------------------------------------------
 
@@ -298,6 +314,9 @@ class RegionQueue(Stopping):
             if self._job_deadline is not None:
                 outer.start_soon(self._deadline_watch, self._job_deadline)
             outer.start_soon(self._lease.heartbeat)
+            outer.start_soon(self._interrupt_when_asked)
+            if self._fleet is not None:
+                outer.start_soon(self._fleet.watch)
             with anyio.CancelScope() as workers_scope:
                 self._workers_scope = workers_scope
                 if self._stopping:  # cancelled before the workers existed
@@ -330,7 +349,8 @@ class RegionQueue(Stopping):
         once per execution of the job, and a coroutine per execution is measurable.
         """
         picker, attempts, store = self._picker, self._attempts, self.store
-        question_ids, prompts = self._plan.question_ids, self._plan.prompts
+        plan = self._plan
+        prompts, samples = plan.prompts, plan.samples
         job_id, unwritten = self.spec.id, self._unwritten
         deadline = self._job_deadline
         # Raises if the caller's scope is cancelled; never yields otherwise, so nothing can
@@ -346,12 +366,16 @@ class RegionQueue(Stopping):
             if e is None:
                 if picker.unstarted == 0:
                     return
+                if picker.over_budget:
+                    assert picker.budget is not None
+                    self._request_cancel("budget", picker.budget.reason())
+                    return
                 await self._idle_wait()
                 continue
-            q = self._start(e)
-            key = ExecutionKey(question_ids[q], e.model, e.region.name)
+            q = self._start(e)  # the slot: sample q % samples of question q // samples
+            key = plan.key(e, q)
             try:
-                record = await attempts.run(key, prompts[q])
+                record = await attempts.run(key, prompts[q // samples])
             except BaseException:  # cancelled, or a bug; the attempt loop noted the execution
                 picker.release(e, requeue=False)
                 raise
@@ -373,9 +397,10 @@ class RegionQueue(Stopping):
             await self._checkpoint()
 
     def _start(self, e: EndpointState) -> int:
-        """Take ``e``'s next question; returns its index."""
+        """Take ``e``'s next slot; returns its index."""
         started = self._ledger.question_started
-        q = e.cursor
+        slot = e.cursor
+        q = slot // self._plan.samples
         if not started[q]:
             started[q] = True
             if self._emit is not None:  # before the picker takes it: a raise leaves it unstarted
@@ -384,7 +409,12 @@ class RegionQueue(Stopping):
         self._picker.start(e)
         if self._picker.unstarted == 0 and self._idle:
             self._wake_idle()  # nothing left to pick: let the idle workers end
-        return q
+        return slot
+
+    def _wake_if_ready(self) -> None:
+        """Wake an idle worker if something may start (a slot freed, a limit grew)."""
+        if self._idle and self._picker.ready:
+            self._wake_idle()
 
     async def _idle_wait(self) -> None:
         """Wait until a slot frees or a group advances (or the job stops)."""
@@ -399,26 +429,24 @@ class RegionQueue(Stopping):
 
     def _release(self, e: EndpointState) -> None:
         """Free an execution's slots; wake an idle worker if that made work startable."""
-        picker = self._picker
-        picker.release(e, requeue=not self._stopping)
-        if self._idle and picker.ready:
-            self._wake_idle()
+        self._picker.release(e, requeue=not self._stopping)
+        self._wake_if_ready()
 
-    def _finished(self, record: ExecutionRecord, e: EndpointState, q: int) -> None:
+    def _finished(self, record: ExecutionRecord, e: EndpointState, slot: int) -> None:
         """Bookkeeping once a record is stored: counts, events, gates, early stop."""
         ledger = self._ledger
-        last_of_question = ledger.account(record, e, q)
+        last_of_question = ledger.account(record, e, slot)
         if self._log.debug:  # asked once per job: nothing per execution unless on
             self._log.execution(record)
         if self._emit is not None:
             self._emit_safely(ExecutionFinished(self.spec.id, record, self._now()))
             if last_of_question:
+                q = self._plan.question_of(slot)
                 qid = self._plan.question_ids[q]
                 self._emit_safely(QuestionFinished(self.spec.id, qid, q, self._now()))
         if e.group is not None:
-            self._picker.finished(e, q)
-            if self._idle and self._picker.ready:
-                self._wake_idle()
+            self._picker.finished(e, slot)
+            self._wake_if_ready()
         if self.options.early_stop and not self._stopping:
             verdict = self.policy.decided(ledger.tally())
             if verdict is not None:

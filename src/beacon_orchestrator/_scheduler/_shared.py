@@ -28,10 +28,11 @@ from collections.abc import Sequence
 from typing import Any, Protocol, TypeGuard
 
 import anyio
-from attrs import define, field, frozen
+from attrs import define, evolve, field, frozen
 
 from .._errors import StoreError, UsageError
 from .._executor import Executor
+from .._records import Records
 from .._spec import JobSpec
 from .._status import JobResult
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
@@ -93,8 +94,7 @@ class _Job:
     spec: JobSpec
     attempts: AttemptLoop
     stop: StopReason
-    prompts: tuple[str, ...]
-    question_ids: tuple[str, ...]
+    plan: Plan
 
 
 @define
@@ -118,6 +118,17 @@ def _check_supported(spec: JobSpec, options: RunOptions) -> None:
         problems.append(f"per_region {limits.per_region} (not enforced across workers yet)")
     if options.early_stop:
         problems.append("early_stop")
+    # The fleet guards count what one process sees: across workers, an endpoint's breaker,
+    # its adaptive limit, a cold start and the money spent would each be several, each wrong.
+    for name in ("adaptive", "breaker", "cost_model"):
+        if getattr(options, name) is not None:
+            problems.append(f"{name} (not shared across workers yet)")
+    if limits.max_cost is not None:
+        problems.append(f"max_cost {limits.max_cost} (a budget is not shared across workers yet)")
+    if limits.cold_start_timeout is not None:
+        problems.append(
+            f"cold_start_timeout {limits.cold_start_timeout} (not shared across workers yet)"
+        )
     if problems:
         raise UsageError(
             "a job shared by many workers (a store with claims, such as PostgresStore) does not "
@@ -238,31 +249,35 @@ class SharedRun:
                 await self._after(held, job)
 
     async def _questions(self, held: _Held, job: _Job) -> None:
-        claim, store = held.claim, self.store
-        q = claim.next_q
-        while q < len(job.question_ids) and claim.job_id not in self._cancelled:
-            if not await store.start(claim, q):
+        claim, store, plan = held.claim, self.store, job.plan
+        endpoint = plan.endpoint(claim.model_id, claim.region)
+        if endpoint is None:  # a claim row the spec does not plan: nothing to run on it
+            return
+        # The endpoint's slots in order: each question's samples one after another.
+        slot = claim.next_slot
+        while slot < plan.n_slots and claim.job_id not in self._cancelled:
+            if not await store.start(claim, slot):
                 return  # cancelled, or the endpoint passed on: nothing more starts here
-            key = ExecutionKey(job.question_ids[q], claim.model_id, claim.region)
-            held.running = (q, key)
-            record = await job.attempts.run(key, job.prompts[q])
+            key = plan.key(endpoint, slot)
+            held.running = (slot, key)
+            record = await job.attempts.run(key, plan.prompts[plan.question_of(slot)])
             held.running = None
             with anyio.CancelScope(shield=True):
-                stored = await store.finish(claim, q, record)
+                stored = await store.finish(claim, slot, record)
             if not stored:
                 _log.warning("%s: fenced out of %s@%s", claim.job_id, key, claim.fence)
                 return
             self._finished(job, record)
-            q += 1
+            slot += 1
 
     async def _after(self, held: _Held, job: _Job) -> None:
         """Store an interrupted execution CANCELLED (when cancelled), then hand back."""
         claim = held.claim
         try:
             if held.running is not None and held.why == "cancel":
-                q, key = held.running
+                slot, key = held.running
                 record = self._interrupted(job, key)
-                await self.store.finish(claim, q, record)
+                await self.store.finish(claim, slot, record)
             await self.store.release(claim)
         except StoreError as exc:
             _log.warning("%s: could not hand back %s@%s: %s", claim.job_id, claim.model_id,
@@ -320,14 +335,9 @@ class SharedRun:
             now=now,
             emit=opts.on_event,
             log=JobLog(job_id),
+            system_prompts={r: spec.system_prompt_for(r) for r in spec.regions},
         )
-        return _Job(
-            spec=spec,
-            attempts=attempts,
-            stop=stop,
-            prompts=tuple(q.prompt for q in spec.questions),
-            question_ids=tuple(q.id for q in spec.questions),
-        )
+        return _Job(spec=spec, attempts=attempts, stop=stop, plan=plan)
 
     def _on_cancel(self, job_id: str) -> None:
         """A job was cancelled (a notice or the heartbeat): interrupt its executions now."""
@@ -380,7 +390,9 @@ def _decider(spec: JobSpec, options: RunOptions) -> Any:
         plan = Plan(spec, "endpoint", set())
         ledger = Ledger(plan, wall_offset=0.0)
         for record in records:
-            ledger.keep(record)
+            found = plan.locate(record.key)
+            if found is not None:  # a record of a key the spec does not plan is not counted
+                ledger.account(record, *found)
         stop = StopReason()
         if cancel_reason is not None:
             stop.source, stop.reason = "handle", cancel_reason
@@ -420,4 +432,5 @@ async def run_shared(
     run._jobs[spec.id] = run._job(spec)
     result = await run.run()
     assert result is not None
-    return result
+    # Like a single process's result: a view that reads the records from the store.
+    return evolve(result, records=Records(store, spec.id, count=sum(result.counts.values())))

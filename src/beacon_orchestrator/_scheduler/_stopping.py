@@ -12,22 +12,27 @@ declared on it.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import anyio
 
-from .._errors import LeaseLostError
+from .._errors import LeaseLostError, UsageError
 from .._events import CancelSource, Event, EventHandler, JobCancelled
 from .._spec import JobSpec, Limits
 from .._status import JobResult
 from ._ledger import StopReason
+from ._threads import LoopThread
 
 if TYPE_CHECKING:
     from ._attempts import AttemptLoop
     from ._journal import JobLog
 
 __all__ = ["Stopping"]
+
+# The oldest generation's threshold while a job ends: full passes wait until it has ended.
+_NO_FULL_PASS = 1 << 30
 
 
 class Stopping:
@@ -45,6 +50,38 @@ class Stopping:
     _log: JobLog
     _workers_scope: anyio.CancelScope | None
     _wake: anyio.Event
+    _interrupt: anyio.Event
+    _gc_threshold: tuple[int, int, int] | None
+    _loop: LoopThread | None
+    _finished_event: anyio.Event | None
+
+    def cancel(self, reason: str | None = None) -> None:
+        """Request cancellation. When this returns, no execution or retry will start.
+
+        Raises:
+            UsageError: The job has not started, or this is not the thread running the job's
+                event loop (nothing is changed then; use :meth:`cancel_threadsafe`).
+        """
+        self._started_loop().check("cancel()", "cancel_threadsafe()")
+        self._request_cancel("handle", reason or "cancelled by the caller")
+
+    def cancel_threadsafe(self, reason: str | None = None) -> None:
+        """:meth:`cancel` from any thread: returns once the event loop has applied it.
+
+        Blocks until the event loop gets to it; cancelling a job that has ended does nothing.
+
+        Raises:
+            UsageError: The job has not started.
+        """
+        self._started_loop().call(
+            lambda: self._request_cancel("handle", reason or "cancelled by the caller"),
+            ended=lambda: self._finished_event is not None and self._finished_event.is_set(),
+        )
+
+    def _started_loop(self) -> LoopThread:
+        if self._loop is None:
+            raise UsageError("the job has not started yet; there is nothing to cancel")
+        return self._loop
 
     def _may_start(self) -> bool:
         """The check that precedes every start and every retry: has cancellation been asked?"""
@@ -66,9 +103,38 @@ class Stopping:
         if workers is not None:
             grace = self.limits.cancel_grace
             if grace <= 0:
-                workers.cancel()
+                # Interrupting 10,000 executions is 10,000 deliveries (trio makes them inside
+                # cancel()): a task of the run's does it on the loop's next turn, so that this
+                # call stays O(1). Nothing can start meanwhile: the flag above is set.
+                self._pause_gc()
+                self._interrupt.set()
             else:
                 workers.deadline = min(workers.deadline, now + grace)
+
+    async def _interrupt_when_asked(self) -> None:
+        """Cancel the workers' scope once cancellation asks for it (see ``_request_cancel``)."""
+        await self._interrupt.wait()
+        if self._workers_scope is not None:
+            self._workers_scope.cancel()
+
+    def _pause_gc(self) -> None:
+        """Keep the collector's full passes out of the end of the job, until :meth:`_resume_gc`.
+
+        Unwinding thousands of interrupted executions and storing a record for every key
+        allocates a great deal: each allocation burst triggered a full pass over a heap of
+        thousands of suspended tasks, two thirds of cancel -> verdict (see
+        ``docs/performance.md``). Young generations are still collected; the oldest waits for
+        the end. Only the threshold this run changed is put back.
+        """
+        if self._gc_threshold is None and gc.isenabled():
+            young, middle, old = gc.get_threshold()
+            self._gc_threshold = (young, middle, old)
+            gc.set_threshold(young, middle, _NO_FULL_PASS)
+
+    def _resume_gc(self) -> None:
+        saved, self._gc_threshold = self._gc_threshold, None
+        if saved is not None and gc.get_threshold()[2] == _NO_FULL_PASS:
+            gc.set_threshold(*saved)
 
     def _deadline_reason(self) -> str:
         return f"the job deadline of {self.limits.job_timeout:g} s passed"

@@ -4,6 +4,7 @@ Modules, each importing only those listed before it (annotations under TYPE_CHEC
 
 * ``_bounds``: what a document may cost (size, depth, values), and paths inside one;
 * ``_regions``: region names and the :class:`RegionTable` that normalises them;
+* ``_prompts``: regional system prompts and the regions a document declares;
 * ``_values``: :class:`Question`, :class:`ModelTarget` and :class:`Limits`;
 * ``_validate``: what a built JobSpec must satisfy;
 * ``_documents``: reading a parsed document, collecting every problem;
@@ -19,6 +20,7 @@ with the retry and status policies.
 
 from ._files import load_jobspec, read_document
 from ._jobspec import JobSpec
+from ._prompts import BEACON_SYSTEM_PROMPT
 from ._regions import (
     BUILTIN_ALIASES,
     BUILTIN_REGIONS,
@@ -29,6 +31,7 @@ from ._regions import (
 from ._values import Limits, ModelTarget, Question
 
 __all__ = [
+    "BEACON_SYSTEM_PROMPT",
     "BUILTIN_ALIASES",
     "BUILTIN_REGIONS",
     "JobSpec",

@@ -9,7 +9,7 @@ id ``identity_basic`` as the prompt).
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from .._checks import duplicates, id_problem, optional_text_problem, prompt_problem
@@ -29,23 +29,47 @@ def read_catalogue(arg: object, problems: Problems) -> CatalogueEntries | Invali
     """The catalogue as id -> (prompt, category); ``None`` when none was given.
 
     A catalogue maps question ids to prompt text, or lists ``{"id", "text"}`` or
-    ``{"question_id", "question"}`` entries (an optional ``category`` is kept).
+    ``{"question_id", "question"}`` entries (an optional ``category`` is kept), or groups such
+    entries by category in either of the shapes Beacon serves and stores: its API's
+    ``{"categories": {"<category>": [entries]}}`` and its benchmark's
+    ``{"<category>": [entries]}``. A grouped entry's category is its group's.
     """
     if arg is None:
         return None
     if isinstance(arg, Mapping):
+        grouped = _grouped(arg)
+        if grouped is not None:
+            return _from_entries(grouped, problems)
         return _from_mapping(arg, problems)
     if isinstance(arg, list | tuple):
-        return _from_entries(arg, problems)
+        return _from_entries([(f"{_PATH}[{i}]", raw, None) for i, raw in enumerate(arg)], problems)
     problems.append(
         SpecProblem(
             _PATH,
-            "expected a mapping of question id to text, or a list of {id, text} or "
-            "{question_id, question} entries",
+            "expected a mapping of question id to text, a list of {id, text} or "
+            "{question_id, question} entries, or such lists grouped by category",
             arg,
         )
     )
     return INVALID
+
+
+_Located = list[tuple[str, Any, str | None]]
+"""Catalogue entries with their paths and the category of their group (``None``: none)."""
+
+
+def _grouped(arg: Mapping[Any, Any]) -> _Located | None:
+    """The entries of a catalogue grouped by category, or ``None`` if it is not grouped."""
+    groups, base = arg, _PATH
+    if set(arg) == {"categories"} and isinstance(arg["categories"], Mapping):
+        groups, base = arg["categories"], join(_PATH, "categories")
+    if not groups or not all(is_list(v) for v in groups.values()):
+        return None
+    return [
+        (f"{join(base, category)}[{i}]", raw, str(category))
+        for category, entries in groups.items()
+        for i, raw in enumerate(entries)
+    ]
 
 
 def _from_mapping(arg: Mapping[Any, Any], problems: Problems) -> CatalogueEntries | Invalid:
@@ -61,13 +85,12 @@ def _from_mapping(arg: Mapping[Any, Any], problems: Problems) -> CatalogueEntrie
     return entries if len(problems) == before else INVALID
 
 
-def _from_entries(arg: Sequence[Any], problems: Problems) -> CatalogueEntries | Invalid:
+def _from_entries(located: _Located, problems: Problems) -> CatalogueEntries | Invalid:
     entries: CatalogueEntries = {}
     first_at: dict[str, str] = {}
     before = len(problems)
-    for i, raw in enumerate(arg):
-        where = f"{_PATH}[{i}]"
-        entry = _entry(raw, where, problems)
+    for where, raw, group in located:
+        entry = _entry(raw, where, problems, group)
         if isinstance(entry, Invalid):
             continue
         id_path, qid, text, category = entry
@@ -85,7 +108,9 @@ def _from_entries(arg: Sequence[Any], problems: Problems) -> CatalogueEntries | 
     return entries if len(problems) == before else INVALID
 
 
-def _entry(raw: Any, where: str, problems: Problems) -> tuple[str, str, str, Any] | Invalid:
+def _entry(
+    raw: Any, where: str, problems: Problems, group: str | None = None
+) -> tuple[str, str, str, Any] | Invalid:
     """One list entry of a catalogue as (path of its id, id, prompt, category)."""
     if not isinstance(raw, Mapping):
         problems.append(
@@ -96,7 +121,7 @@ def _entry(raw: Any, where: str, problems: Problems) -> tuple[str, str, str, Any
     text = _one_of(raw, ("text", "question"), where, problems)
     if isinstance(qid, Invalid) or isinstance(text, Invalid):
         return INVALID
-    category = raw.get("category")
+    category = raw.get("category", group)
     problem = (
         id_problem(qid[1], qid[0], "question id")
         or prompt_problem(text[1], text[0])

@@ -2,7 +2,8 @@
 
 Durations are Go ``time.Duration`` nanoseconds, and 0 (Go's zero value) means "not given", as
 does a missing or null field. The portal's submission may override the regions
-(``target_regions``) and the policy.
+(``target_regions``) and the policy; the policy fields it omits take the defaults of Beacon's
+cross-region endpoint (``min_regions`` 3, ``min_success_rate`` 0.67).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, Final
 
 from attrs import define, field
 
-from .._checks import MAX_SECONDS, NON_NEGATIVE_INT, RATE, Rule, is_int
+from .._checks import MAX_SECONDS, NON_NEGATIVE_INT, NON_NEGATIVE_NUMBER, RATE, Rule, is_int
 from .._errors import SpecProblem
 from .._status import MinSuccessRate
 from ._documents import INVALID, Invalid, Problems, is_list, join, region_list
@@ -23,12 +24,14 @@ from ._values import Limits
 __all__ = ["Constraints", "apply_wrapper", "read_constraints"]
 
 _CONSTRAINT_FIELDS: Final = ("regions", "min_regions", "min_success_rate", "timeout")
-_CONSTRAINT_FIELDS_ALL: Final = (*_CONSTRAINT_FIELDS, "provider_timeout")
+_CONSTRAINT_FIELDS_ALL: Final = (*_CONSTRAINT_FIELDS, "provider_timeout", "max_cost")
 _NS_PER_S: Final = 1_000_000_000
 _JOB_TIMEOUT_S: Final = 600.0
 _PROVIDER_TIMEOUT_S: Final = 300.0
 _MIN_SUCCESS_RATE: Final = 0.67
 _MIN_REGIONS: Final = 1
+# What Beacon's cross-region endpoint uses when the portal's submission omits the field.
+_WRAPPER_MIN_REGIONS: Final = 3
 _BELOW_A_MILLISECOND_NS: Final = 1_000_000
 _MAX_NS: Final = MAX_SECONDS * _NS_PER_S
 
@@ -43,6 +46,7 @@ class Constraints:
         rate: The policy's minimum success rate.
         job_timeout: Seconds the whole job may take.
         attempt_timeout: Seconds one attempt may take (Beacon's ``provider_timeout``).
+        max_cost: The job's spending budget (``None``: none; Beacon's 0 means none).
         extras: Constraint fields the library does not map, kept for the metadata.
     """
 
@@ -51,13 +55,30 @@ class Constraints:
     rate: float | Invalid = _MIN_SUCCESS_RATE
     job_timeout: float | Invalid = _JOB_TIMEOUT_S
     attempt_timeout: float | Invalid = _PROVIDER_TIMEOUT_S
+    max_cost: float | Invalid | None = None
     extras: dict[str, Any] = field(factory=dict)
 
     def limits(self) -> Limits | Invalid:
         """The job's limits: its timeouts."""
         if isinstance(self.job_timeout, Invalid) or isinstance(self.attempt_timeout, Invalid):
             return INVALID
-        return Limits(attempt_timeout=self.attempt_timeout, job_timeout=self.job_timeout)
+        if isinstance(self.max_cost, Invalid):
+            return INVALID
+        return Limits(
+            attempt_timeout=self.attempt_timeout,
+            job_timeout=self.job_timeout,
+            max_cost=None if self.max_cost is None else float(self.max_cost),
+        )
+
+    def wrapper_defaults(self, wrapper: Mapping[str, Any], regions: set[str]) -> None:
+        """Beacon's cross-region defaults for the policy fields a submission omits.
+
+        ``min_regions`` 3 (or every region, for a job in fewer), ``min_success_rate`` 0.67.
+        """
+        if wrapper.get("min_regions") is None:
+            self.min_regions = min(_WRAPPER_MIN_REGIONS, max(len(regions), 1))
+        if wrapper.get("min_success_rate") is None:
+            self.rate = _MIN_SUCCESS_RATE
 
     def policy(self) -> MinSuccessRate | Invalid:
         """The job's status policy."""
@@ -89,6 +110,9 @@ def read_constraints(raw: Any, base: str, table: RegionTable, problems: Problems
     attempt = _nanoseconds(raw.get("provider_timeout"), join(path, "provider_timeout"), problems)
     if attempt is not None:
         result.attempt_timeout = attempt
+    result.max_cost = _given(
+        raw.get("max_cost"), join(path, "max_cost"), NON_NEGATIVE_NUMBER, problems
+    )
     return result
 
 

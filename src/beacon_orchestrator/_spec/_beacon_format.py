@@ -14,6 +14,9 @@ Each of the last three has a module of its own: ``_beacon_constraints``, ``_beac
 
 Whatever the library does not map is kept under ``metadata["beacon"]``, so nothing of the
 document is lost.
+
+Beacon's runner sends every question inside its regional system prompt, so a spec read from
+Beacon's format has ``system_prompt=BEACON_SYSTEM_PROMPT`` (the adapters send it as Beacon does).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any, Final
 
+from .._checks import is_int
 from .._errors import SpecError, SpecProblem
 from ._beacon_catalogue import beacon_questions, read_catalogue
 from ._beacon_constraints import apply_wrapper, read_constraints
@@ -38,11 +42,13 @@ from ._documents import (
     region_table,
     take,
 )
+from ._prompts import BEACON_SYSTEM_PROMPT
+from ._validate import samples_problem
 from ._values import SpecFields
 
 __all__ = ["fields_from_beacon", "looks_like_beacon"]
 
-_MAPPED: Final = ("id", "jobspec_id", "questions", "models", "constraints", "metadata")
+_MAPPED: Final = ("id", "jobspec_id", "questions", "models", "constraints", "metadata", "runs")
 _HINT_FIELDS: Final = frozenset(
     {"jobspec", "jobspec_id", "constraints", "benchmark", "signature", "public_key", "wallet_auth"}
 )
@@ -91,8 +97,11 @@ def fields_from_beacon(obj: object, *, questions: object, regions: object = None
     models, model_extras = beacon_models(
         inner, base, metadata, constraints.regions, table, problems
     )
+    if wrapper is not None and not isinstance(models, Invalid):
+        constraints.wrapper_defaults(wrapper, {r for m in models for r in m.regions})
     if not isinstance(metadata, Invalid):
         _keep_unmapped(metadata, inner, wrapper, constraints.extras, model_extras)
+    samples = _runs(inner, base, problems)
     return finish(
         problems,
         {
@@ -103,8 +112,23 @@ def fields_from_beacon(obj: object, *, questions: object, regions: object = None
             "limits": constraints.limits(),
             "policy": constraints.policy(),
             "metadata": metadata,
+            "system_prompt": BEACON_SYSTEM_PROMPT,
+            "samples": samples,
         },
     )
+
+
+def _runs(inner: Mapping[str, Any], base: str, problems: Problems) -> int | Invalid:
+    """The samples per cell: Beacon's ``runs``, 1 when missing, null or 0 (Go's zero value)."""
+    runs = inner.get("runs")
+    if runs is None or (is_int(runs) and runs == 0):
+        return 1
+    problem = samples_problem(runs, join(base, "runs"))
+    if problem is not None:
+        problems.append(problem)
+        return INVALID
+    result: int = runs
+    return result
 
 
 def _check_documents(obj: object, questions: object) -> None:

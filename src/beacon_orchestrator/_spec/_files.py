@@ -42,7 +42,7 @@ _CHUNK = 64 * 1024
 def load_jobspec(
     path: str | Path,
     *,
-    questions: Mapping[str, str] | Sequence[Mapping[str, Any]] | None = None,
+    questions: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
     regions: Any = None,
 ) -> JobSpec:
     """Load a job spec from a JSON or YAML file.

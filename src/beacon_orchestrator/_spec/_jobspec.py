@@ -17,6 +17,8 @@ from .._status import MinSuccessRate
 from .._types import Endpoint, ExecutionKey
 from ._beacon_format import fields_from_beacon
 from ._own_format import fields_from_dict, spec_to_dict
+from ._prompts import prompt_fields_problems, render_system_prompt
+from ._regions import beacon_place
 from ._validate import spec_problems
 from ._values import Limits, ModelTarget, Question, as_tuple
 
@@ -53,6 +55,17 @@ class JobSpec:
         limits: Concurrency and time bounds.
         policy: How the verdict is decided.
         metadata: Free-form data carried along (Beacon's benchmark, signature, ...).
+        system_prompt: The system prompt every question is sent in (``None``: none), a
+            template: ``{place}`` becomes the region's display name, ``{region}`` its name.
+            Beacon's runner sends ``BEACON_SYSTEM_PROMPT``.
+        system_prompts: Region → the system prompt template for that region, instead of
+            ``system_prompt``.
+        display_names: Region → the name ``{place}`` gives it (default: ``the US``,
+            ``Europe``, ``Asia`` by the region's prefix, as Beacon names them; else the
+            region's own name).
+        samples: How many times each cell (question x model x region) is executed (Beacon's
+            ``runs``); each execution is one sample, numbered from 0 in its key. One sample
+            (the default) executes each cell once, with the keys of a job without samples.
     """
 
     id: str
@@ -62,9 +75,15 @@ class JobSpec:
     limits: Limits = field(factory=Limits)
     policy: MinSuccessRate = field(factory=MinSuccessRate)
     metadata: Mapping[str, Any] = field(factory=dict, converter=_dict)
+    samples: int = 1
+    system_prompt: str | None = field(default=None, kw_only=True)
+    system_prompts: Mapping[str, str] = field(factory=dict, converter=_dict, kw_only=True)
+    display_names: Mapping[str, str] = field(factory=dict, converter=_dict, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
-        problems = spec_problems(self)
+        problems = spec_problems(self) or prompt_fields_problems(
+            self.system_prompt, self.system_prompts, self.display_names, self.regions
+        )
         if problems:
             raise SpecError(problems)
 
@@ -81,19 +100,38 @@ class JobSpec:
         return tuple(Endpoint(m.id, r) for m in self.models for r in m.regions)
 
     @property
-    def size(self) -> int:
-        """How many executions the job plans."""
+    def cells(self) -> int:
+        """How many cells (question x model x region) the job has."""
         return len(self.questions) * sum(len(m.regions) for m in self.models)
+
+    @property
+    def size(self) -> int:
+        """How many executions the job plans: every sample of every cell."""
+        return self.cells * self.samples
 
     def plan(self) -> Iterator[ExecutionKey]:
         """The planned execution keys, question by question, lazily.
 
-        The iterator holds no list of keys, so a million-execution plan costs no memory.
+        Within a question, endpoint by endpoint, and each cell's samples in order. The
+        iterator holds no list of keys, so a million-execution plan costs no memory.
         """
         endpoints = self.endpoints
+        samples = range(self.samples)
         for q in self.questions:
             for e in endpoints:
-                yield ExecutionKey(q.id, e.model_id, e.region)
+                for s in samples:
+                    yield ExecutionKey(q.id, e.model_id, e.region, s)
+
+    def system_prompt_for(self, region: str) -> str | None:
+        """The system prompt sent to ``region``, its placeholders filled; ``None`` for none."""
+        template = self.system_prompts.get(region, self.system_prompt)
+        if template is None:
+            return None
+        return render_system_prompt(template, region, self.display_name(region))
+
+    def display_name(self, region: str) -> str:
+        """The name ``{place}`` gives ``region`` in a system prompt."""
+        return self.display_names.get(region) or beacon_place(region)
 
     def question(self, question_id: str) -> Question:
         """The question with this id (``KeyError`` if none)."""
@@ -127,7 +165,7 @@ class JobSpec:
         cls,
         obj: Mapping[str, Any],
         *,
-        questions: Mapping[str, str] | Sequence[Mapping[str, Any]],
+        questions: Mapping[str, Any] | Sequence[Mapping[str, Any]],
         regions: Any = None,
     ) -> JobSpec:
         """Load Beacon's wire format: a jobspec as Beacon's runner takes it.
@@ -138,8 +176,10 @@ class JobSpec:
 
         Args:
             obj: A Beacon jobspec, or the portal's submission wrapper around one.
-            questions: The question catalogue: a mapping of id to prompt text, or a list of
-                ``{"id", "text"}`` / ``{"question_id", "question"}`` entries.
+            questions: The question catalogue: a mapping of id to prompt text, a list of
+                ``{"id", "text"}`` / ``{"question_id", "question"}`` entries, or such entries
+                grouped by category as Beacon serves them (``{"categories": {"<category>":
+                [...]}}``) or stores them (``{"<category>": [...]}``).
             regions: A region table (default: the built-in one).
 
         Raises:

@@ -31,8 +31,9 @@ from ._documents import (
     take,
     unknown_fields,
 )
+from ._prompts import declared_regions, read_prompts, read_regions
 from ._regions import RegionTable
-from ._validate import params_problems, policy_problems
+from ._validate import params_problems, policy_problems, samples_problem
 from ._values import LIMIT_RULES, Limits, ModelTarget, Question, SpecFields, limit_problems
 
 if TYPE_CHECKING:
@@ -40,7 +41,18 @@ if TYPE_CHECKING:
 
 __all__ = ["fields_from_dict", "spec_to_dict"]
 
-_OWN_FIELDS: Final = ("id", "questions", "models", "params", "limits", "policy", "metadata")
+_OWN_FIELDS: Final = (
+    "id",
+    "questions",
+    "models",
+    "params",
+    "limits",
+    "policy",
+    "metadata",
+    "samples",
+)
+# Regions a document declares and the system prompts it sends (see ``_prompts``).
+_PROMPT_FIELDS: Final = ("regions", "system_prompt", "system_prompts")
 # The fields of a question and of a model object: the first two are required.
 _QUESTION_FIELDS: Final = ("id", "prompt", "category")
 _MODEL_FIELDS: Final = ("id", "regions", "name", "provider")
@@ -68,7 +80,9 @@ def fields_from_dict(obj: object, regions: object = None) -> SpecFields:
         raise SpecError([SpecProblem("", "expected a job document (an object)", obj)])
     check_document(obj)
     problems: Problems = []
-    unknown_fields(obj, _OWN_FIELDS, "", problems)
+    unknown_fields(obj, (*_OWN_FIELDS, *_PROMPT_FIELDS), "", problems)
+    table, display_names = read_regions(obj.get("regions"), table, problems)
+    system_prompt, system_prompts = read_prompts(obj, table, problems)
     job_id = take(obj, "id", "", problems, id_check("job id"), required=True)
     questions = _entries(obj, "questions", _QUESTION_FIELDS, _question, problems)
     models = _entries(obj, "models", _MODEL_FIELDS, _model_reader(table), problems)
@@ -79,6 +93,7 @@ def fields_from_dict(obj: object, regions: object = None) -> SpecFields:
     policy = _policy(obj.get("policy"), "policy", problems)
     # Its keys and values were checked with the whole document (check_document).
     metadata = optional_mapping(obj, "metadata", "", problems)
+    samples = take(obj, "samples", "", problems, samples_problem, required=False, default=1)
     return finish(
         problems,
         {
@@ -89,6 +104,10 @@ def fields_from_dict(obj: object, regions: object = None) -> SpecFields:
             "limits": limits,
             "policy": policy,
             "metadata": metadata,
+            "system_prompt": system_prompt,
+            "system_prompts": system_prompts,
+            "display_names": display_names,
+            "samples": samples,
         },
     )
 
@@ -109,7 +128,7 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
         )
         for m in spec.models
     ]
-    return {
+    document: dict[str, Any] = {
         "id": spec.id,
         "questions": questions,
         "models": models,
@@ -122,6 +141,22 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
         },
         "metadata": copy.deepcopy(dict(spec.metadata)),
     }
+    if spec.samples != 1:
+        # Left out at its default, so a job of one sample is stored as it always was.
+        document["samples"] = spec.samples
+    _write_prompts(spec, document)
+    return document
+
+
+def _write_prompts(spec: JobSpec, document: dict[str, Any]) -> None:
+    """Add the regions a document must declare and the system prompts, where there are any."""
+    declared = declared_regions(spec.regions, spec.display_names)
+    if declared:
+        document["regions"] = declared
+    if spec.system_prompt is not None:
+        document["system_prompt"] = spec.system_prompt
+    if spec.system_prompts:
+        document["system_prompts"] = dict(spec.system_prompts)
 
 
 def _without_nones(entry: dict[str, Any]) -> dict[str, Any]:

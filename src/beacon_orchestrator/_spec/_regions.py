@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
 from attrs import evolve, field, frozen
 
@@ -24,6 +25,7 @@ __all__ = [
     "BUILTIN_ALIASES",
     "BUILTIN_REGIONS",
     "RegionTable",
+    "beacon_place",
     "is_region_slug",
     "normalize_region",
 ]
@@ -50,6 +52,8 @@ never be recorded under two spellings.
 """
 
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")
+# Beacon's runner names a region's place in its system prompt by the region's prefix.
+_PLACES: Final = (("us-", "the US"), ("eu-", "Europe"), ("asia-", "Asia"))
 # A region keys every record, as an id does, and is bounded as one.
 _TOO_LONG = f"too long: a region name is at most {MAX_ID_CHARS} characters"
 
@@ -61,6 +65,43 @@ def is_region_slug(name: str) -> bool:
 
 def _fold(name: str) -> str:
     return name.lower()
+
+
+def beacon_place(region: str) -> str:
+    """The place Beacon's system prompt names for ``region``: ``the US``, ``Europe``, ``Asia``.
+
+    Beacon's runner picks it by the region's prefix (``us-``, ``eu-``, ``asia-``); any other
+    region is named by itself.
+
+    >>> beacon_place("asia-pacific")
+    'Asia'
+    """
+    for prefix, place in _PLACES:
+        if region.startswith(prefix):
+            return place
+    return region
+
+
+def look_alike_problem(name: str) -> str | None:
+    """Why ``name`` is refused for holding a character that is not ASCII, or ``None``.
+
+    Region names are ASCII slugs. A look-alike (the Kelvin sign, a Cyrillic e) is refused rather
+    than folded: folding the Kelvin sign to ``k`` would file records under a region the
+    writer never typed. The message names the character and, when Unicode's compatibility
+    normalisation (NFKC) maps it to ASCII, the character it imitates.
+    """
+    for char in name:
+        if char.isascii():
+            continue
+        label = unicodedata.name(char, "unnamed character")
+        folded = unicodedata.normalize("NFKC", char)
+        like = f", which looks like {folded!r}" if folded.isascii() and folded.isprintable() else ""
+        return (
+            f"contains U+{ord(char):04X} {label}{like}; region names are ASCII "
+            "(letters, digits and '-'): a character that is not ASCII is refused, never folded "
+            "to one it looks like"
+        )
+    return None
 
 
 def _loose(value: Mapping[str, str]) -> dict[Any, Any]:
@@ -84,6 +125,27 @@ def _alias_map(value: Mapping[str, str]) -> Mapping[str, str]:
 
 def _default_aliases() -> Mapping[str, str]:
     return dict(BUILTIN_ALIASES)
+
+
+def _display_map(value: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(_loose(value))
+
+
+def _display_problems(names: Mapping[Any, Any], regions: tuple[Any, ...]) -> list[SpecProblem]:
+    problems: list[SpecProblem] = []
+    for region, shown in names.items():
+        path = f"display_names[{region!r}]"
+        if region not in regions:
+            problems.append(
+                SpecProblem(path, "a display name must be given for a canonical region", region)
+            )
+        if not isinstance(shown, str) or not shown.strip() or len(shown) > MAX_ID_CHARS:
+            problems.append(
+                SpecProblem(
+                    path, f"expected a non-empty name of at most {MAX_ID_CHARS} characters", shown
+                )
+            )
+    return problems
 
 
 def _canonical_name_problems(regions: tuple[Any, ...]) -> list[SpecProblem]:
@@ -145,9 +207,14 @@ class RegionTable:
 
     1. itself (folded to lower case) when it is a canonical region of the table;
     2. the canonical region an alias names;
-    3. with ``strict=False`` (the default), itself folded to lower case when that is a valid
-       slug (``[a-z0-9][a-z0-9-]*``): a user-defined region such as ``sa-east``;
-    4. otherwise a problem. An unknown name is **never** mapped to another region.
+    3. with ``strict=False``, itself folded to lower case when that is a valid slug
+       (``[a-z0-9][a-z0-9-]*``): an undeclared region such as ``sa-east``;
+    4. otherwise a problem: with ``strict=True`` (the default) an unknown name is refused with
+       a did-you-mean. An unknown name is **never** mapped to another region.
+
+    Names are ASCII: a name holding any other character (the Kelvin sign U+212A, a
+    Cyrillic e) is refused with a message naming the character, never folded to the
+    letter it looks like.
 
     The default table (:meth:`default`) has the canonical regions ``us-east``, ``eu-west`` and
     ``asia-pacific`` and these aliases (the spellings the Beacon portal, router and GPU apps
@@ -164,10 +231,11 @@ class RegionTable:
     | `ASIA`           | `asia-pacific`   |
     | `asia-southeast` | `asia-pacific`   |
 
-    Extend it with :meth:`with_regions` and :meth:`with_aliases`; make it refuse names it does
-    not know with ``strict=True``. The built-in aliases are reserved: they cannot be canonical
-    names of any table (``eu`` always means ``eu-west`` unless an alias redirects it), so a
-    region is never recorded under two spellings.
+    Declare your own regions with :meth:`with_regions`, :meth:`with_aliases` and
+    :meth:`with_display_names` (a job document does the same in its ``regions`` section); make
+    it accept undeclared slugs with ``strict=False``. The built-in aliases are reserved: they
+    cannot be canonical names of any table (``eu`` always means ``eu-west`` unless an alias
+    redirects it), so a region is never recorded under two spellings.
 
     Example::
 
@@ -177,8 +245,10 @@ class RegionTable:
     Attributes:
         regions: Canonical names, lower-case slugs, in a stable order.
         aliases: Alias (folded to lower case) to canonical name.
-        strict: Whether a name the table does not know is a problem rather than a
-            user-defined region.
+        strict: Whether a name the table does not know is a problem (the default) rather than
+            an undeclared region kept as it is.
+        display_names: Canonical name to the name a system prompt gives its place
+            (``{place}``); a region without one gets :func:`beacon_place`'s.
 
     Raises:
         SpecError: When built with a canonical name that is not a slug or is a built-in alias,
@@ -187,7 +257,8 @@ class RegionTable:
 
     regions: tuple[str, ...] = field(default=BUILTIN_REGIONS, converter=_region_names)
     aliases: Mapping[str, str] = field(factory=_default_aliases, converter=_alias_map)
-    strict: bool = False
+    strict: bool = True
+    display_names: Mapping[str, str] = field(factory=dict, converter=_display_map)
 
     def __attrs_post_init__(self) -> None:
         regions: tuple[Any, ...] = self.regions
@@ -195,6 +266,7 @@ class RegionTable:
         problems = [
             *_canonical_name_problems(regions),
             *_alias_problems(_loose(self.aliases), regions),
+            *_display_problems(_loose(self.display_names), regions),
         ]
         if not isinstance(strict, bool):
             problems.append(SpecProblem("strict", "expected a boolean", strict))
@@ -202,17 +274,19 @@ class RegionTable:
             raise SpecError(problems)
 
     def __hash__(self) -> int:
-        return hash((self.regions, tuple(sorted(self.aliases.items())), self.strict))
+        aliases = tuple(sorted(self.aliases.items()))
+        shown = tuple(sorted(self.display_names.items()))
+        return hash((self.regions, aliases, self.strict, shown))
 
     # -- building -------------------------------------------------------------------------
 
     @classmethod
-    def default(cls, *, strict: bool = False) -> RegionTable:
+    def default(cls, *, strict: bool = True) -> RegionTable:
         """The built-in table: Beacon's three regions and their documented aliases.
 
         Args:
-            strict: Refuse names the table does not know instead of keeping them as
-                user-defined regions.
+            strict: Refuse names the table does not know (the default); ``False`` keeps an
+                unknown slug as a region of its own.
         """
         return cls(strict=strict)
 
@@ -246,6 +320,28 @@ class RegionTable:
         """A copy that does (or does not) refuse names it does not know."""
         return evolve(self, strict=strict)
 
+    def with_display_names(self, names: Mapping[str, str]) -> RegionTable:
+        """A copy with the names system prompts give these regions' places (``{place}``).
+
+        Keys may be any name the table resolves (an alias too).
+
+        Raises:
+            SpecError: When a key is not a region of the table or a name is empty.
+        """
+        merged = dict(self.display_names)
+        for region, shown in _loose(names).items():
+            key = self.lookup(region) if isinstance(region, str) else None
+            merged[key if key is not None else region] = shown
+        return evolve(self, display_names=merged)
+
+    def display_name(self, region: str) -> str:
+        """The name a system prompt gives ``region``'s place (its ``{place}``).
+
+        A declared display name, else :func:`beacon_place` (``the US``, ``Europe``, ``Asia``
+        by prefix, as Beacon's runner names them), else the region itself.
+        """
+        return self.display_names.get(region) or beacon_place(region)
+
     # -- lookup ---------------------------------------------------------------------------
 
     def __contains__(self, name: object) -> bool:
@@ -255,8 +351,10 @@ class RegionTable:
     def lookup(self, name: str) -> str | None:
         """The canonical region ``name`` is or aliases, or ``None`` if the table does not know it.
 
-        User-defined regions are not known to the table: use :meth:`normalize` to accept them.
+        Undeclared regions are not known to the table, nor is any name that is not ASCII.
         """
+        if not name.isascii():
+            return None
         folded = _fold(name)
         if folded in self.regions:
             return folded
@@ -283,6 +381,9 @@ class RegionTable:
             return SpecProblem(path, f"expected a region name (a string){bool_hint(name)}", name)
         if len(name) > MAX_ID_CHARS:
             return SpecProblem(path, _TOO_LONG, name)
+        odd = look_alike_problem(name)
+        if odd is not None:
+            return SpecProblem(path, odd, name)
         known = self.lookup(name)
         if known is not None:
             return known
@@ -296,9 +397,9 @@ class RegionTable:
                 "does not define; add the region or an alias for it",
                 name,
             )
-        if self.strict:
-            return SpecProblem(path, f"unknown region; {self._expectation(folded)}", name)
         if is_region_slug(folded):
+            if self.strict:
+                return SpecProblem(path, f"unknown region; {self._expectation(folded)}", name)
             return folded
         return SpecProblem(
             path,
@@ -313,12 +414,15 @@ class RegionTable:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         return (
             f"expected one of {', '.join(map(repr, self.regions))} or an alias "
-            f"({', '.join(sorted(self.aliases))}){hint}"
+            f"({', '.join(sorted(self.aliases))}){hint}; declare a region of your own in the "
+            "document's 'regions' section or with RegionTable.with_regions()"
         )
 
 
 def normalize_region(name: str, table: RegionTable | None = None) -> str:
     """The canonical name of a region, through ``table`` (default: :meth:`RegionTable.default`).
+
+    The default table refuses names it does not know.
 
     >>> normalize_region("EU")
     'eu-west'

@@ -18,6 +18,7 @@ from .._checks import (
     NON_NEGATIVE_NUMBER,
     POSITIVE_INT,
     RATE,
+    SAMPLES,
     bool_hint,
     duplicates,
     id_problem,
@@ -38,6 +39,7 @@ __all__ = [
     "canonical_region_problem",
     "params_problems",
     "policy_problems",
+    "samples_problem",
     "spec_problems",
 ]
 
@@ -140,7 +142,13 @@ def spec_problems(spec: JobSpec) -> _Problems:
         problems.append(SpecProblem("policy", "expected a MinSuccessRate", policy))
     _append(problems, _reachable_regions_problem(spec))
     problems.extend(document_problems(spec.metadata, "metadata"))
+    _append(problems, samples_problem(spec.samples, "samples"))
     return problems
+
+
+def samples_problem(samples: object, path: str) -> SpecProblem | None:
+    """The problem with a number of samples per cell (an integer >= 1), or ``None``."""
+    return SAMPLES.problem(samples, path)
 
 
 def _check_entries(

@@ -9,11 +9,11 @@ on its own to ``run_job``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final, TypedDict
+from typing import Any, Final, NotRequired, TypedDict
 
 from attrs import asdict, field, frozen
 
-from .._checks import NON_NEGATIVE_SECONDS, POSITIVE_INT, POSITIVE_SECONDS, Rule
+from .._checks import NON_NEGATIVE_SECONDS, POSITIVE_INT, POSITIVE_SECONDS, Rule, is_number
 from .._errors import SpecError, SpecProblem
 from .._status import MinSuccessRate
 
@@ -88,6 +88,8 @@ class ModelTarget:
 DEFAULT_ATTEMPT_TIMEOUT: Final = 600.0
 """Seconds an attempt may take when the job does not say (see :class:`Limits`)."""
 
+_POSITIVE_COST: Final = Rule(lambda v: is_number(v) and v > 0, "expected a positive number")
+
 LIMIT_RULES: Final[Mapping[str, Rule]] = {
     "max_concurrency": POSITIVE_INT.or_none(),
     "per_region": POSITIVE_INT.or_none(),
@@ -95,6 +97,8 @@ LIMIT_RULES: Final[Mapping[str, Rule]] = {
     "attempt_timeout": POSITIVE_SECONDS.or_none(),
     "job_timeout": POSITIVE_SECONDS.or_none(),
     "cancel_grace": NON_NEGATIVE_SECONDS,
+    "max_cost": _POSITIVE_COST.or_none(),
+    "cold_start_timeout": POSITIVE_SECONDS.or_none(),
 }
 """The rule of each field of :class:`Limits`, in the order of its fields."""
 
@@ -130,6 +134,14 @@ class Limits:
         job_timeout: Seconds the whole job may take; then it is cancelled and decided.
         cancel_grace: Seconds in-flight executions may go on after cancellation before they
             are interrupted; 0 interrupts them at once.
+        max_cost: The job's spending budget, in the cost model's currency (``None``: none).
+            No execution starts whose worst-case cost, added to what was spent and the worst
+            case of what is in flight, would pass it; once nothing more fits, the job stops
+            early and says so (see the "Protect a fleet and a budget" how-to). Needs a
+            ``cost_model`` in the run options.
+        cold_start_timeout: Seconds an attempt may take while its endpoint has not answered
+            yet in this run (a cold start); later attempts get ``attempt_timeout``.
+            ``None``: ``attempt_timeout`` throughout.
 
     Raises:
         SpecError: Listing every bad field, at paths such as ``limits.job_timeout``. Infinity
@@ -142,6 +154,8 @@ class Limits:
     attempt_timeout: float | None = DEFAULT_ATTEMPT_TIMEOUT
     job_timeout: float | None = None
     cancel_grace: float = 0.0
+    max_cost: float | None = None
+    cold_start_timeout: float | None = None
 
     def __attrs_post_init__(self) -> None:
         # One check of every field rather than a validator each, so that one error lists them
@@ -164,3 +178,7 @@ class SpecFields(TypedDict):
     limits: Limits
     policy: MinSuccessRate
     metadata: Mapping[str, Any]
+    system_prompt: NotRequired[str | None]
+    system_prompts: NotRequired[Mapping[str, str]]
+    display_names: NotRequired[Mapping[str, str]]
+    samples: int

@@ -15,7 +15,14 @@ an unexpected shape and answers larger than ``max_response_bytes`` are
 ``CONNECT_TIMEOUT``, ``READ_TIMEOUT`` (also: an answer still arriving at its deadline),
 ``WRITE_TIMEOUT``, ``POOL_TIMEOUT``, ``CONNECTION_DROPPED``, ``HTTP_<status>``,
 ``MALFORMED_RESPONSE``, ``UNEXPECTED_RESPONSE``, ``RESPONSE_TOO_LARGE``, ``INVALID_TOKEN``,
-plus each service's own codes (Modal: ``DEADLINE_EXCEEDED``, ``TOO_MANY_POLLS``).
+``NO_ENDPOINT``, plus each service's own codes (Modal: ``DEADLINE_EXCEEDED``,
+``TOO_MANY_POLLS``).
+
+Region names (endpoint maps, ``region_map``, per-region model maps) are normalised through the
+executor's ``regions`` table when it is built; an unknown key or two keys for one region is an
+:class:`AdapterConfigError` naming them. The Modal and router executors check the region each
+answer reports against the one asked (``verify_region=True``): another region is the permanent
+``WRONG_REGION``, none at all the permanent ``REGION_NOT_REPORTED``.
 
 Every wait is bounded: an answer body by ``max_response_bytes`` (8 MiB) as it arrives and by
 the attempt's deadline as a whole, a Modal 303 chain by ``max_polls`` (10) paced by

@@ -9,13 +9,16 @@ the ``optional_*`` readers turn a field of the wrong type into ``None`` instead 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from .._errors import PermanentError, TransientError
 from .._executor import Response
+from .._usage import Usage
 from ._secrets import Scrubber
 from ._text import display_url, excerpt, trim
 from ._transport import raise_for_status
@@ -31,6 +34,7 @@ __all__ = [
     "optional_str",
     "reported_failure",
     "str_tuple",
+    "timestamp",
     "unexpected",
 ]
 
@@ -91,17 +95,19 @@ def answer(
     metadata: Iterable[tuple[str, Any]],
     scrubber: Scrubber,
     receipt: Any = None,
+    usage: Usage | None = None,
 ) -> Response:
     """A :class:`~beacon_orchestrator.Response` whose metadata and receipt hold no secret.
 
     Metadata pairs whose value is ``None`` are left out; a receipt that is not a JSON object
-    is dropped.
+    is dropped. ``usage`` is what the service reported the execution used (``_usage``).
     """
     return Response(
         text=text,
         provider=provider,
         metadata=scrubber.value(drop_none(metadata)),
         receipt=scrubber.value(receipt) if isinstance(receipt, dict) else None,
+        usage=usage,
     )
 
 
@@ -135,6 +141,26 @@ def optional_int(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         return None
     return value
+
+
+def timestamp(value: Any) -> float | None:
+    """A status document's time in seconds since the epoch, or ``None``.
+
+    Beacon's router and Modal apps write a number (epoch seconds); an ISO 8601 text (with
+    ``Z`` or an offset; UTC when it has neither) is read too. Anything else is ``None``.
+    """
+    number = optional_float(value)
+    if number is not None:
+        return number if math.isfinite(number) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
 
 
 def str_tuple(value: Any) -> tuple[str, ...]:

@@ -214,10 +214,29 @@ def secret_forms(secret: str) -> tuple[str, ...]:
         secret.encode("unicode_escape").decode("ascii"),
         *_json_forms(secret),
     }
-    for encoded in (quote(secret, safe=""), quote_plus(secret, safe="")):
+    for encoded in _percent_forms(secret):
         forms.add(encoded)
         forms.add(_PERCENT.sub(lambda m: m.group().lower(), encoded))
     return tuple(sorted((f for f in forms if f), key=len, reverse=True))
+
+
+def _percent_forms(secret: str) -> list[str]:
+    """The URL-quoted forms of a secret, for each way its text can become bytes.
+
+    A token read from the environment may hold lone surrogates (bytes that were not UTF-8),
+    which strict UTF-8 cannot encode: it is quoted as those bytes would be, never an error.
+    """
+    forms = []
+    for errors in ("strict", "surrogateescape", "surrogatepass"):
+        try:
+            forms += [
+                quote(secret, safe="", errors=errors),
+                quote_plus(secret, safe="", errors=errors),
+            ]
+        except UnicodeEncodeError:
+            continue
+        break
+    return forms
 
 
 def _all_forms(secrets: tuple[str, ...]) -> tuple[str, ...]:

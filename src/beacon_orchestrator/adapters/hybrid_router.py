@@ -27,10 +27,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
-from attrs import Factory, define, field, frozen
+from attrs import Factory, define, evolve, field, frozen
 
 from .._errors import ExecutionError, PreflightError
-from .._executor import ExecutionRequest, Response
+from .._executor import ExecutionRequest, Response, request_sha256
+from .._spec import RegionTable
 from ._base import HttpExecutorBase
 from ._config import AdapterConfigError, check_url, name_map
 from ._decoding import (
@@ -41,11 +42,14 @@ from ._decoding import (
     optional_str,
     reported_failure,
     str_tuple,
+    timestamp,
     unexpected,
 )
 from ._params import generation_params, trace_id
+from ._regions import beacon_prompt, flag, normalised_keys, region_table, served_region
 from ._secrets import Scrubber, Secret, env_secret_factory, to_secret
 from ._text import display_url
+from ._usage import router_usage
 
 __all__ = ["ROUTER_API_KEY_ENV", "HybridRouterExecutor", "RouterHealth", "RouterProvider"]
 
@@ -79,7 +83,8 @@ class RouterProvider:
         cost_per_second: Its cost, if reported.
         avg_latency: Its mean latency in seconds, if reported.
         success_rate: Its recent success rate, if reported.
-        last_health_check: When it was last checked, as the router wrote it.
+        last_health_check: When it was last checked, in seconds since the epoch (the router
+            writes a number; an ISO 8601 text is read too), or ``None``.
         raw: The provider's whole JSON object.
     """
 
@@ -90,7 +95,7 @@ class RouterProvider:
     cost_per_second: float | None = None
     avg_latency: float | None = None
     success_rate: float | None = None
-    last_health_check: str | None = None
+    last_health_check: float | None = None
     raw: Mapping[str, Any] = field(factory=dict, repr=False)
 
     @classmethod
@@ -104,7 +109,7 @@ class RouterProvider:
             cost_per_second=optional_float(data.get("cost_per_second")),
             avg_latency=optional_float(data.get("avg_latency")),
             success_rate=optional_float(data.get("success_rate")),
-            last_health_check=optional_str(data.get("last_health_check")),
+            last_health_check=timestamp(data.get("last_health_check")),
             raw=dict(data),
         )
 
@@ -115,7 +120,8 @@ class RouterHealth:
 
     Attributes:
         status: The router's own status word (``healthy``, ...).
-        timestamp: When it answered, as it wrote it.
+        timestamp: When it answered, in seconds since the epoch (the router writes a number;
+            an ISO 8601 text is read too), or ``None``.
         version: The router's version.
         providers_total: How many providers it knows.
         providers_healthy: How many of them passed their last health check.
@@ -124,7 +130,7 @@ class RouterHealth:
     """
 
     status: str | None
-    timestamp: str | None = None
+    timestamp: float | None = None
     version: str | None = None
     providers_total: int | None = None
     providers_healthy: int | None = None
@@ -168,9 +174,18 @@ class HybridRouterExecutor(HttpExecutorBase):
         api_key: The router's API key (``str`` or :class:`Secret`). Default: the
             ``BEACON_ROUTER_API_KEY`` environment variable; pass ``None`` to send none.
         path: The inference path (older deployments: ``/v1/inference``, ``/api/v1/inference``).
-        region_map: Canonical region → the router's region name, where they differ (the
-            router's own names are the canonical ones, so usually empty).
-        cost_priority: Sent as ``cost_priority`` when not ``None``.
+        region_map: Region → the router's region name, where they differ (the router's own
+            names are the canonical ones, so usually empty). Keys are normalised through
+            ``regions``; an unknown key, or two keys for one region, is an
+            :class:`AdapterConfigError` naming them.
+        cost_priority: Sent as ``cost_priority``: ``False`` by default, as Beacon's runner
+            sends it; ``None`` leaves it out.
+        regions: The :class:`~beacon_orchestrator.RegionTable` that normalises region names
+            (default: Beacon's three regions and their aliases).
+        verify_region: Check the region each answer reports (``metadata.region``, else the
+            region ``provider_used`` ends with, as in ``modal-eu-west``) against the one asked
+            (default ``True``): another region fails the execution with the permanent
+            ``WRONG_REGION``, an answer naming none with ``REGION_NOT_REPORTED``.
         client: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
         timeout: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
         connect_timeout: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
@@ -179,8 +194,10 @@ class HybridRouterExecutor(HttpExecutorBase):
         max_response_bytes: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
 
     The generation parameters ``temperature`` (default 0.1) and ``max_tokens`` (default 500)
-    come from the request's ``params``. Each request carries an ``X-Trace-Id`` header naming
-    the job, key and attempt; it is kept in the response metadata as ``trace_id``.
+    come from the request's ``params``. A system prompt is sent in Beacon's text form (lines
+    ``system``, the system prompt, ``user``, the question, ``assistant``) as the ``prompt``.
+    Each request carries an ``X-Trace-Id`` header naming the job, key and attempt; it is kept
+    in the response metadata as ``trace_id``.
     """
 
     base_url: str = field(converter=_base_url)
@@ -191,7 +208,19 @@ class HybridRouterExecutor(HttpExecutorBase):
     )
     path: str = field(default="/inference", kw_only=True, converter=_path)
     region_map: Mapping[str, str] = field(factory=dict, kw_only=True, converter=_region_map)
-    cost_priority: bool | None = field(default=None, kw_only=True)
+    cost_priority: bool | None = field(default=False, kw_only=True)
+    regions: RegionTable = field(default=None, kw_only=True, converter=region_table)
+    verify_region: bool = field(default=True, kw_only=True, validator=flag("verify_region"))
+    _canonical: dict[str, str] = field(init=False, factory=dict, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.cost_priority is not None and not isinstance(self.cost_priority, bool):
+            raise AdapterConfigError(
+                f"cost_priority: expected True, False or None, got {self.cost_priority!r}"
+            )
+        self.region_map = normalised_keys(self.region_map, "region_map", self.regions)
+        # What the router reports back is in its own names: read them through this map too.
+        self._canonical = {name: region for region, name in self.region_map.items()}
 
     def _secret(self) -> Secret | None:
         return self.api_key
@@ -208,7 +237,7 @@ class HybridRouterExecutor(HttpExecutorBase):
         """
         body: dict[str, Any] = {
             "model": request.model,
-            "prompt": request.prompt,
+            "prompt": beacon_prompt(request.prompt, request.system_prompt),
             **generation_params(request.params),
             "region_preference": self._router_region(request.region),
         }
@@ -223,7 +252,35 @@ class HybridRouterExecutor(HttpExecutorBase):
             deadline=self._deadline(request),
             headers={**self._headers(), "X-Trace-Id": trace},
         )
-        return _interpret(data, response, what=what, trace=trace, scrubber=self._scrubber())
+        result = _interpret(data, response, what=what, trace=trace, scrubber=self._scrubber())
+        served = None
+        if self.verify_region:
+            served = served_region(
+                self._reported_region(data), self.regions, what=what, field="'metadata.region'"
+            )
+        return evolve(
+            result,
+            served_region=served,
+            system_prompt=request.system_prompt,
+            request_sha256=request_sha256(body),
+        )
+
+    def _reported_region(self, data: Mapping[str, Any]) -> str | None:
+        """``metadata.region``; else the region ``provider_used`` ends with (``modal-eu-west``)."""
+        meta = data.get("metadata")
+        reported = meta.get("region") if isinstance(meta, dict) else None
+        if isinstance(reported, str) and reported.strip():
+            return self._canonical.get(reported, reported)
+        provider = data.get("provider_used")
+        if not isinstance(provider, str) or not provider.isascii():
+            return None
+        words = provider.split("-")
+        for i in range(1, len(words)):
+            tail = "-".join(words[i:])
+            tail = self._canonical.get(tail, tail)
+            if self.regions.lookup(tail) is not None:
+                return tail
+        return None
 
     async def providers(self, region: str | None = None) -> tuple[RouterProvider, ...]:
         """The router's providers (``GET /providers``), optionally of one canonical region.
@@ -253,7 +310,7 @@ class HybridRouterExecutor(HttpExecutorBase):
         data = await self._get_scrubbed(self.base_url + "/health", what="hybrid router health")
         return RouterHealth(
             status=optional_str(data.get("status")),
-            timestamp=optional_str(data.get("timestamp")),
+            timestamp=timestamp(data.get("timestamp")),
             version=optional_str(data.get("version")),
             providers_total=optional_int(data.get("providers_total")),
             providers_healthy=optional_int(data.get("providers_healthy")),
@@ -306,6 +363,7 @@ def _interpret(
                 ("legacy_error_code", _EMPTY_LEGACY if error_code == _EMPTY_LEGACY else None),
             ],
             receipt=meta.get("receipt"),
+            usage=router_usage(data),
             scrubber=scrubber,
         )
     if success is not False:

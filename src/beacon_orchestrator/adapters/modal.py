@@ -32,10 +32,11 @@ from typing import Any
 
 import anyio
 import httpx
-from attrs import Factory, define, field, frozen
+from attrs import Factory, define, evolve, field, frozen
 
 from .._errors import PermanentError, TransientError
-from .._executor import ExecutionRequest, Response
+from .._executor import ExecutionRequest, Response, request_sha256
+from .._spec import RegionTable
 from ._base import HttpExecutorBase
 from ._config import AdapterConfigError, check_url, non_negative, per_region, positive_count
 from ._decoding import (
@@ -46,13 +47,16 @@ from ._decoding import (
     optional_str,
     reported_failure,
     str_tuple,
+    timestamp,
     unexpected,
 )
 from ._params import generation_params
 from ._preflight import check_regions
+from ._regions import beacon_prompt, flag, normalised_keys, region_table, served_region
 from ._secrets import Scrubber, Secret, env_secret_factory, same_origin, to_secret
 from ._text import display_url, trim
 from ._transport import Call, logger, send
+from ._usage import modal_usage
 
 __all__ = ["MODAL_TOKEN_ENV", "ModalEndpoint", "ModalExecutor", "ModalHealth"]
 
@@ -66,11 +70,16 @@ _PERMANENT_ERRORS = (
 
 
 def _derive_health_url(inference_url: str) -> str | None:
+    # Beacon's own rule: "-inference" becomes "-health", in the host (Modal's URLs) or else at
+    # the end of the path (an app behind a proxy or on loopback: ".../inference").
     url = httpx.URL(inference_url)
     host = url.host
-    if "-inference." not in host:
-        return None
-    return str(url.copy_with(host=host.replace("-inference.", "-health.", 1))).rstrip("/")
+    if "-inference." in host:
+        return str(url.copy_with(host=host.replace("-inference.", "-health.", 1))).rstrip("/")
+    path = url.path.rstrip("/")
+    if path.endswith("inference"):
+        return str(url.copy_with(path=path[: -len("inference")] + "health", query=None))
+    return None
 
 
 def _inference_url(value: Any) -> str:
@@ -83,8 +92,9 @@ class ModalEndpoint:
 
     Attributes:
         inference_url: The ``POST`` inference endpoint.
-        health_url: The ``GET`` health endpoint. Derived from a Modal-style inference URL
-            (``…-inference.modal.run`` → ``…-health.modal.run``) when not given.
+        health_url: The ``GET`` health endpoint. Derived as Beacon does when not given:
+            ``…-inference.modal.run`` → ``…-health.modal.run``, or a path ending in
+            ``inference`` → the same path ending in ``health``.
     """
 
     inference_url: str = field(converter=_inference_url)
@@ -125,7 +135,8 @@ class ModalHealth:
         status: The app's status word (``healthy``, ...).
         reported_region: The region the app reports about itself (may be an alias such as
             ``asia-southeast``).
-        timestamp: When it answered, as it wrote it.
+        timestamp: When it answered, in seconds since the epoch (Modal writes a number; an
+            ISO 8601 text is read too), or ``None``.
         models_available: Model ids it can serve (the keys when it reports an object).
         models_ready: Model ids loaded and ready (likewise).
         raw: The whole JSON answer.
@@ -134,7 +145,7 @@ class ModalHealth:
     region: str
     status: str | None
     reported_region: str | None = None
-    timestamp: str | None = None
+    timestamp: float | None = None
     models_available: tuple[str, ...] = ()
     models_ready: tuple[str, ...] = ()
     raw: Mapping[str, Any] = field(factory=dict, repr=False)
@@ -162,8 +173,17 @@ class ModalExecutor(HttpExecutorBase):
         ... )
 
     Args:
-        endpoints: Canonical region name → inference URL (or :class:`ModalEndpoint` to give
-            the health URL explicitly). Keys must be the same names the job spec uses.
+        endpoints: Region → inference URL (or :class:`ModalEndpoint` to give the health URL
+            explicitly). Keys are normalised through ``regions`` when the executor is built
+            (``EU`` is ``eu-west``); an unknown key, or two keys for one region, is an
+            :class:`AdapterConfigError` naming them. One URL may serve several regions:
+            Beacon's multi-region app routes on the ``region`` every request carries.
+        regions: The :class:`~beacon_orchestrator.RegionTable` that normalises the keys and
+            the regions answers report (default: Beacon's three regions and their aliases).
+        verify_region: Check the region each answer reports (``region``; the APAC app says
+            ``asia-southeast``) against the one asked (default ``True``): another region
+            fails the execution with the permanent ``WRONG_REGION``, an answer naming none
+            with ``REGION_NOT_REPORTED``. ``False`` for an app that reports nothing.
         token: The endpoints' token (``str`` or :class:`Secret`). Default: the
             ``BEACON_MODAL_TOKEN`` environment variable; pass ``None`` to send none.
         poll_interval: Least seconds between the starts of two requests of a 303 chain
@@ -183,8 +203,11 @@ class ModalExecutor(HttpExecutorBase):
         health_timeout: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
         max_response_bytes: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
 
-    The generation parameters ``temperature`` (default 0.1) and ``max_tokens`` (default 500)
-    come from the request's ``params``.
+    Each request's body is ``{model, prompt, temperature, max_tokens, region}``: the
+    generation parameters (defaults 0.1 and 500) come from the request's ``params``, and the
+    canonical region routes Beacon's multi-region app (which runs anything else in
+    ``us-east``). A system prompt is sent in Beacon's text form (lines ``system``, the
+    system prompt, ``user``, the question, ``assistant``).
     """
 
     endpoints: Mapping[str, ModalEndpoint] = field(converter=_endpoints)
@@ -197,6 +220,15 @@ class ModalExecutor(HttpExecutorBase):
     max_polls: int = field(
         default=10, kw_only=True, validator=positive_count("max_polls", "redirects")
     )
+    regions: RegionTable = field(default=None, kw_only=True, converter=region_table)
+    verify_region: bool = field(default=True, kw_only=True, validator=flag("verify_region"))
+
+    def __attrs_post_init__(self) -> None:
+        self.endpoints = normalised_keys(self.endpoints, "endpoints", self.regions)
+
+    def endpoint_regions(self) -> frozenset[str]:
+        """The canonical regions this executor has an endpoint for."""
+        return frozenset(self.endpoints)
 
     def _secret(self) -> Secret | None:
         return self.token
@@ -228,15 +260,25 @@ class ModalExecutor(HttpExecutorBase):
         endpoint = self._endpoint(request.region)
         body = {
             "model": request.model,
-            "prompt": request.prompt,
+            "prompt": beacon_prompt(request.prompt, request.system_prompt),
             **generation_params(request.params),
+            "region": request.region,
         }
         what = f"Modal {request.region}, {request.key}"
         origin = httpx.URL(endpoint.inference_url)
         scrubber = self._scrubber()
         response, polls = await self._follow(origin, body, what, self._deadline(request), scrubber)
         data = ok_json(response, what=what, scrubber=scrubber)
-        return _interpret(data, response, what=what, polls=polls, scrubber=scrubber)
+        result = _interpret(data, response, what=what, polls=polls, scrubber=scrubber)
+        served = None
+        if self.verify_region:
+            served = served_region(data.get("region"), self.regions, what=what, field="'region'")
+        return evolve(
+            result,
+            served_region=served,
+            system_prompt=request.system_prompt,
+            request_sha256=request_sha256(body),
+        )
 
     async def _follow(
         self, origin: httpx.URL, body: Any, what: str, deadline: float | None, scrubber: Scrubber
@@ -303,6 +345,7 @@ class ModalExecutor(HttpExecutorBase):
                 (``NO_HEALTH_ENDPOINT``), or the answer is not a JSON object.
             TransientError: The app could not be reached or failed (5xx, timeout).
         """
+        region = self.regions.lookup(region) or region
         endpoint = self._endpoint(region)
         if endpoint.health_url is None:
             raise PermanentError(
@@ -315,7 +358,7 @@ class ModalExecutor(HttpExecutorBase):
             region=region,
             status=optional_str(data.get("status")),
             reported_region=optional_str(data.get("region")),
-            timestamp=optional_str(data.get("timestamp")),
+            timestamp=timestamp(data.get("timestamp")),
             models_available=str_tuple(data.get("models_available")),
             models_ready=str_tuple(data.get("models_ready")),
             raw=data,
@@ -383,6 +426,7 @@ def _interpret(
                 ("polls", polls),
             ],
             receipt=data.get("receipt"),
+            usage=modal_usage(data),
             scrubber=scrubber,
         )
     error = optional_str(data.get("error")) or "no error message"

@@ -1,8 +1,9 @@
 """Executor for any OpenAI-compatible ``/v1/chat/completions`` server.
 
 vLLM, Ollama, llama.cpp's server, LiteLLM and OpenAI itself speak this protocol, so users can
-probe models that are not behind Beacon's router. The prompt is sent as one user message
-(preceded by a system message when ``params["system_prompt"]`` is set); the answer is
+probe models that are not behind Beacon's router. The prompt is sent as one user message,
+preceded by a system message when the job sends a system prompt (or, for older code,
+``params["system_prompt"]`` is set); the answer is
 ``choices[0].message.content``, where ``null`` or ``""`` is a successful empty answer.
 
 The API key comes from the ``api_key`` argument or the ``OPENAI_API_KEY`` environment variable
@@ -15,17 +16,20 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
-from attrs import Factory, define, field
+from attrs import Factory, define, evolve, field
 
 from .._errors import PermanentError
-from .._executor import ExecutionRequest, Response
+from .._executor import ExecutionRequest, Response, request_sha256
+from .._spec import RegionTable
 from ._base import HttpExecutorBase
 from ._config import AdapterConfigError, check_url, name_map, per_region
 from ._decoding import answer, optional_str, reported_failure, unexpected
 from ._params import generation_params
 from ._preflight import check_regions
+from ._regions import normalised_keys, region_table
 from ._secrets import Scrubber, Secret, env_secret_factory, to_secret
 from ._text import trim
+from ._usage import openai_usage
 
 __all__ = ["OPENAI_API_KEY_ENV", "OpenAICompatExecutor"]
 
@@ -52,8 +56,26 @@ def _url_map(value: Any) -> dict[str, str]:
     )
 
 
-def _model_map(value: Any) -> dict[str, str]:
-    return name_map(value, "model_map", of="model id to served name", kind="model", str_keys=False)
+ModelNames = str | Mapping[str, str]
+"""What ``model_map`` gives a model: one served name, or a served name per region."""
+
+
+def _model_map(value: Any) -> dict[str, ModelNames]:
+    if value is not None and not isinstance(value, Mapping):
+        raise AdapterConfigError(
+            f"model_map: expected a mapping of model id to served name, got {type(value).__name__}"
+        )
+    plain = {k: v for k, v in (value or {}).items() if not isinstance(v, Mapping)}
+    result: dict[str, ModelNames] = dict(
+        name_map(plain, "model_map", of="model id to served name", kind="model", str_keys=False)
+    )
+    for model, names in (value or {}).items():
+        if isinstance(names, Mapping):
+            where = f"model_map[{model!r}]"
+            result[model] = name_map(
+                names, where, of="region to served name", kind="model", str_keys=True
+            )
+    return result
 
 
 def _api_key(value: str | Secret | None) -> Secret | None:
@@ -74,8 +96,16 @@ class OpenAICompatExecutor(HttpExecutorBase):
             ``https://api.openai.com/v1``; ``/v1`` is added when missing). ``None`` when
             ``base_urls`` lists every region; a request for another region then fails with
             a :class:`~beacon_orchestrator.PermanentError` naming it.
-        base_urls: Canonical region name → server, for models served per region.
-        model_map: Job model id → the name the server knows it by (default: the same).
+        base_urls: Region → server, for models served per region. Keys are normalised
+            through ``regions`` (``EU`` is ``eu-west``); an unknown key, or two keys for one
+            region, is an :class:`AdapterConfigError` naming them.
+        model_map: Job model id → the name the server knows it by (default: the same), or
+            → a mapping of region → name, for a gateway that serves each region's deployment
+            under its own name (a LiteLLM proxy: ``{"llama3.2-1b": {"eu-west":
+            "llama3.2-1b-eu", ...}}``). A region missing from such a mapping fails its
+            executions with the permanent ``NO_ENDPOINT``.
+        regions: The :class:`~beacon_orchestrator.RegionTable` that normalises region names
+            (default: Beacon's three regions and their aliases).
         api_key: The server's API key (``str`` or :class:`Secret`). Default: the
             ``OPENAI_API_KEY`` environment variable; pass ``None`` to send none.
         client: See :class:`~beacon_orchestrator.adapters.HttpExecutorBase`.
@@ -95,18 +125,44 @@ class OpenAICompatExecutor(HttpExecutorBase):
 
     base_url: str | None = field(default=None, converter=_optional_url)
     base_urls: Mapping[str, str] = field(factory=dict, kw_only=True, converter=_url_map)
-    model_map: Mapping[str, str] = field(factory=dict, kw_only=True, converter=_model_map)
+    model_map: Mapping[str, ModelNames] = field(factory=dict, kw_only=True, converter=_model_map)
     api_key: Secret | None = field(
         default=Factory(env_secret_factory(OPENAI_API_KEY_ENV)),
         kw_only=True,
         converter=_api_key,
     )
 
+    regions: RegionTable = field(default=None, kw_only=True, converter=region_table)
+
     def __attrs_post_init__(self) -> None:
         if self.base_url is None and not self.base_urls:
             raise AdapterConfigError(
                 "base_url: expected a server URL (or base_urls per region), got None"
             )
+        self.base_urls = normalised_keys(self.base_urls, "base_urls", self.regions)
+        self.model_map = {
+            model: names
+            if isinstance(names, str)
+            else normalised_keys(names, f"model_map[{model!r}]", self.regions)
+            for model, names in self.model_map.items()
+        }
+
+    def endpoint_regions(self) -> frozenset[str] | None:
+        """The regions of ``base_urls``; ``None`` (any region) when ``base_url`` is given."""
+        return None if self.base_url is not None else frozenset(self.base_urls)
+
+    def _served_model(self, model: str, region: str) -> str:
+        names = self.model_map.get(model, model)
+        if isinstance(names, str):
+            return names
+        served = names.get(region)
+        if served is None:
+            raise PermanentError(
+                f"model_map[{model!r}] names no served model for region {region!r} "
+                f"(it names: {', '.join(map(repr, sorted(names)))})",
+                code="NO_ENDPOINT",
+            )
+        return served
 
     def _secret(self) -> Secret | None:
         return self.api_key
@@ -131,10 +187,13 @@ class OpenAICompatExecutor(HttpExecutorBase):
         """
         root = self._root(request.region)
         params = request.params
-        served = self.model_map.get(request.model, request.model)
+        served = self._served_model(request.model, request.region)
+        system = request.system_prompt
+        if system is None:
+            system = params.get("system_prompt")
         body: dict[str, Any] = {
             "model": served,
-            "messages": _messages(request.prompt, params.get("system_prompt")),
+            "messages": _messages(request.prompt, system),
             **generation_params(params),
         }
         for name in _PASSTHROUGH:
@@ -144,7 +203,9 @@ class OpenAICompatExecutor(HttpExecutorBase):
         response, data = await self._post_json(
             root + "/chat/completions", body, what=what, deadline=self._deadline(request)
         )
-        return _interpret(data, response, what=what, served=served, scrubber=self._scrubber())
+        result = _interpret(data, response, what=what, served=served, scrubber=self._scrubber())
+        # Such a server does not say where it ran: nothing to verify (served_region stays None).
+        return evolve(result, system_prompt=system, request_sha256=request_sha256(body))
 
     async def models(self, region: str | None = None) -> tuple[str, ...]:
         """The model ids the server for ``region`` (default: ``base_url``) lists at ``/v1/models``.
@@ -240,5 +301,6 @@ def _interpret(
             ("finish_reason", optional_str(choice.get("finish_reason"))),
             ("usage", usage if isinstance(usage, dict) else None),
         ],
+        usage=openai_usage(data),
         scrubber=scrubber,
     )

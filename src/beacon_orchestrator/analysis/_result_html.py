@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import TYPE_CHECKING
 
+from .._errors import UsageError
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from ._divergence import CellDivergence, compare_regions
 from ._labels import Classification, Classifier, Label
@@ -49,16 +50,18 @@ _TD = 'style="padding:1px 6px;text-align:{align}"'
 
 def _rows(
     records: Iterable[ExecutionRecord], max_rows: int
-) -> tuple[list[ExecutionRecord], int, list[str]]:
-    """The records of the first ``max_rows`` question x model rows, the number of rows, regions.
+) -> tuple[list[ExecutionRecord], int, list[str], int]:
+    """The first ``max_rows`` question x model rows' records, the rows, regions, empty answers.
 
     One pass, keeping only the records shown: the rest of a large job is counted, not kept.
     """
+    empty = 0
     rows: set[tuple[str, str]] = set()
     shown: set[tuple[str, str]] = set()
     regions: dict[str, None] = {}
     kept: list[ExecutionRecord] = []
     for record in records:
+        empty += record.empty
         key = record.key
         regions.setdefault(key.region)
         row = (key.question_id, key.model_id)
@@ -68,13 +71,12 @@ def _rows(
                 shown.add(row)
         if row in shown:
             kept.append(record)
-    return kept, len(rows), list(regions)
+    return kept, len(rows), list(regions), empty
 
 
-def _summary(result: JobResult) -> str:
+def _summary(result: JobResult, empty: int) -> str:
     status = result.status.value
     colour = _VERDICT_COLOURS.get(status, "inherit")
-    empty = sum(1 for r in result.records if r.empty)
     counts = " · ".join(
         f"{n} {s.value}" + (f" ({empty} empty)" if s is ExecutionStatus.COMPLETED and empty else "")
         for s, n in result.counts.items()
@@ -154,11 +156,20 @@ def result_html(
     Only the records of the rows shown are classified, so the cost is bounded however large the
     job: one pass over the records to count, and ``max_rows`` rows' worth of classifying.
     """
-    parts = ['<div class="beacon-result">', _summary(result)]
-    if not result.records:
+    try:
+        # One pass over the records, read from the store: counts, and the rows shown.
+        kept, total, regions, empty = _rows(result.records, max_rows)
+    except UsageError:  # a store read asynchronously only: the summary, and how to read them
+        parts = ['<div class="beacon-result">', _summary(result, 0)]
+        parts.append(
+            "<div><em>The records are in a store read asynchronously:</em> "
+            "<code>[r async for r in result.records]</code>.</div></div>"
+        )
+        return "".join(parts)
+    parts = ['<div class="beacon-result">', _summary(result, empty)]
+    if not kept:
         parts.append("<div><em>No records in this result</em> (the store kept none).</div>")
     else:
-        kept, total, regions = _rows(result.records, max_rows)
         parts.append(_matrix(kept, regions, classifier or RefusalClassifier()))
         parts.append(_legend())
         if total > max_rows:

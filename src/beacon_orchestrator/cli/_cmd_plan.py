@@ -24,7 +24,7 @@ from ._cmd_run import check_stored_spec, load_job, with_limits
 from ._locations import StoreLocation, open_store
 from ._options import LIMIT_OPTIONS, flag_of, job_document, job_id_option, plan_options
 from ._planning import DEFAULT_STRATEGY, JobPlan, endpoint_plans, estimate, parse_latencies
-from ._render import format_seconds
+from ._render import format_seconds, samples_factor
 from ._runner import EXIT_OK, finite, print_json_to
 from ._shell import consoles, exits_with_code, run_async
 
@@ -126,7 +126,7 @@ def _print_plan(job: JobPlan, out: Console) -> None:
     out.print(
         f"Job [bold]{escape(spec.id)}[/]: {len(spec.questions)} questions x "
         f"{len(spec.endpoints)} endpoints ({len(spec.models)} models in {len(spec.regions)} "
-        f"regions) = {spec.size} executions. Nothing is run.",
+        f"regions){samples_factor(spec)} = {spec.size} executions. Nothing is run.",
         soft_wrap=True,
     )
     out.print(_store_line(job), soft_wrap=True, highlight=False)

@@ -13,6 +13,7 @@ import click
 from attrs import evolve
 from rich.markup import escape
 
+from .._cost import CostModel, Price
 from .._errors import JobConflictError, SpecError, StoreError, UsageError
 from .._executor import Executor
 from .._scheduler import RunOptions
@@ -64,6 +65,7 @@ def _executor_from(kw: Mapping[str, Any]) -> ExecutorOptions:
         executor=kw["executor"],
         router_url=kw["router_url"],
         modal_endpoints=tuple(kw["modal_endpoints"]),
+        modal_health=tuple(kw["modal_health"]),
         openai_base_url=kw["openai_base_url"],
         model_map=tuple(kw["model_map"]),
         speed=kw["speed"],
@@ -113,6 +115,9 @@ def _run_args(kw: Mapping[str, Any]) -> list[str]:
             args += [flag_of(name), f"{kw[name]:g}"]
     if kw["early_stop"]:
         args.append("--early-stop")
+    args += [flag for flag in ("--adaptive", "--breaker") if kw.get(flag[2:])]
+    if kw.get("cost_per_second") is not None:
+        args += ["--cost-per-second", f"{kw['cost_per_second']:g}"]
     if not kw["rerun_failed"]:
         args.append("--keep-failed")
     return args
@@ -140,6 +145,10 @@ async def check_stored_spec(store: Store, spec: JobSpec, path: StoreLocation) ->
     )
 
 
+def _prices(per_second: float | None) -> CostModel | None:
+    return None if per_second is None else CostModel(default=Price(per_second=per_second))
+
+
 def _run_options_from(
     spec: JobSpec, executor: ExecutorOptions, kw: Mapping[str, Any]
 ) -> CommandRun:
@@ -151,6 +160,9 @@ def _run_options_from(
         early_stop=kw["early_stop"],
         rerun_failed=kw["rerun_failed"],
         preflight=kw["preflight"],
+        adaptive=kw.get("adaptive", False),  # the demo has no fleet options
+        breaker=kw.get("breaker", False),
+        cost_model=_prices(kw.get("cost_per_second")),
     )
     return CommandRun(
         store_path=kw["store_path"],
@@ -171,16 +183,17 @@ def _check_modal(spec: JobSpec, executor: Executor, preflight: bool) -> None:
         return
     missing = [r for r in spec.regions if r not in executor.endpoints]
     if missing:
+        given = ", ".join(executor.endpoints) or "none"
         raise UsageError(
             f"job {spec.id!r} runs in {', '.join(missing)}: give --modal-endpoint REGION=URL "
-            "for each region of the job"
+            f"for each region of the job (given: {given})"
         )
     unhealthy = [r for r in spec.regions if executor.endpoints[r].health_url is None]
     if preflight and unhealthy:
         raise UsageError(
-            f"--preflight: no health URL for {', '.join(unhealthy)}: it is derived from a Modal "
-            "inference URL (https://...-inference.modal.run), and --modal-endpoint gave another "
-            "kind; run without --preflight"
+            f"--preflight: no health URL for {', '.join(unhealthy)}: give --modal-health "
+            "REGION=URL (it is derived only from an inference URL with '-inference' in its "
+            "host or 'inference' at the end of its path)"
         )
 
 

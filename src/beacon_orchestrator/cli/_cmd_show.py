@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
-import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -23,14 +20,15 @@ from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from ..analysis import CellDivergence, Classification, Classifier, Label, RefusalClassifier
 from ..analysis import compare_regions as _compare_regions
 from ..stores import JobInfo
+from ._classifier import load_classifier
 from ._locations import StoreLocation
 from ._options import store_option
 from ._render import Glyphs
 from ._runner import EXIT_OK
 from ._shell import consoles, exits_with_code
-from ._stored import existing, read_stored_job
+from ._stored import existing, one_sample_per_cell, read_stored_job
 
-__all__ = ["JSON_SCHEMA", "load_classifier", "show"]
+__all__ = ["JSON_SCHEMA", "show"]
 
 JSON_SCHEMA = "beacon-show/1"
 """The ``schema`` field of ``beacon show --json``; the number changes when a field does."""
@@ -45,56 +43,6 @@ _LABEL_STYLES: Mapping[Label, str] = {
     Label.EMPTY: "yellow",
     Label.TECHNICAL_FAILURE: "red",
 }
-
-
-# -- the classifier -----------------------------------------------------------------------------
-
-
-def load_classifier(path: str) -> Classifier:
-    """The :class:`Classifier` at ``path`` (``module:attr``): an object, a class or a factory.
-
-    The working directory is searched first, as ``python -m`` would, so a module next to the
-    job file is found. A class or any other callable that is not a classifier itself is called
-    with no arguments.
-
-    Raises:
-        UsageError: One line naming ``path`` and what went wrong.
-    """
-    module_name, sep, attr = path.partition(":")
-    where = f"--classifier {path!r}"
-    if not sep or not module_name or not attr:
-        raise UsageError(f"{where}: expected MODULE:ATTR, e.g. 'my_package.labels:Keyword'")
-    module = _import(module_name, where)
-    found: object = module
-    for part in attr.split("."):
-        if not hasattr(found, part):
-            raise UsageError(f"{where}: module {module_name!r} has no attribute {attr!r}")
-        found = getattr(found, part)
-    if isinstance(found, type) or (callable(found) and not isinstance(found, Classifier)):
-        try:
-            found = found()
-        except Exception as exc:
-            raise UsageError(f"{where}: calling it raised {type(exc).__name__}: {exc}") from None
-    if not isinstance(found, Classifier):
-        raise UsageError(
-            f"{where}: expected a Classifier (name, version and classify(record)), or a "
-            f"zero-argument factory of one; got {found!r}"
-        )
-    return found
-
-
-def _import(name: str, where: str) -> Any:
-    cwd = os.getcwd()
-    added = cwd not in sys.path
-    if added:
-        sys.path.insert(0, cwd)
-    try:
-        return importlib.import_module(name)
-    except Exception as exc:  # a missing module, or one that fails as it is imported
-        raise UsageError(f"{where}: cannot import {name!r}: {type(exc).__name__}: {exc}") from None
-    finally:
-        if added:
-            sys.path.remove(cwd)
 
 
 def _compare(records: Sequence[ExecutionRecord], classifier: Classifier) -> list[CellDivergence]:
@@ -161,6 +109,7 @@ def _job(
     classifier: Classifier,
 ) -> _Job:
     spec, records, info = read_stored_job(path, job_id)
+    one_sample_per_cell(spec, "show")
     kept_q = _pick("question", questions, [q.id for q in spec.questions], job_id)
     kept_m = _pick("model", models, [m.id for m in spec.models], job_id)
     kept = [r for r in records if r.key.question_id in kept_q and r.key.model_id in kept_m]

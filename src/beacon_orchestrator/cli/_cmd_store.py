@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +18,22 @@ from rich.table import Table
 from rich.text import Text
 
 from .._errors import UsageError
+from .._records import RecordFilter
 from .._spec import JobSpec
 from .._types import ExecutionRecord, ExecutionStatus
-from ..stores import JobInfo
+from ..stores import JobInfo, PostgresStore
 from ._locations import StoreLocation, open_store
 from ._options import json_option, store_option
 from ._render import Glyphs, jobs_table, legend, status_matrix, verdict_style, verdict_table
 from ._runner import EXIT_OK, print_json_to
 from ._shell import consoles, exits_with_code, run_async
-from ._stored import existing, load_stored_spec, read_stored_job
+from ._stored import (
+    StoredSummary,
+    existing,
+    load_stored_spec,
+    one_sample_per_cell,
+    read_stored_summary,
+)
 
 __all__ = [
     "CodeCount",
@@ -64,13 +71,17 @@ class CodeCount:
 
 
 def failures(spec: JobSpec, records: Sequence[ExecutionRecord]) -> list[ExecutionRecord]:
-    """The failed and timed-out records, in the job's order (question, then endpoint)."""
+    """The failed and timed-out records, in the job's order (question, endpoint, sample)."""
     questions = {q.id: i for i, q in enumerate(spec.questions)}
     endpoints = {e: i for i, e in enumerate(spec.endpoints)}
     found = [r for r in records if r.status in _FAILURES]
     # A store lists records in the order they were written, which a resume reshuffles.
     found.sort(
-        key=lambda r: (questions.get(r.key.question_id, -1), endpoints.get(r.key.endpoint, -1))
+        key=lambda r: (
+            questions.get(r.key.question_id, -1),
+            endpoints.get(r.key.endpoint, -1),
+            r.key.sample,
+        )
     )
     return found
 
@@ -110,8 +121,9 @@ def failures_table(failed: Sequence[ExecutionRecord]) -> Table:
     table.add_column("attempts", justify="right", no_wrap=True)
     table.add_column("message", no_wrap=True, overflow="ellipsis")
     for r in failed:
+        sample = f" #{r.key.sample}" if r.key.sample else ""
         table.add_row(
-            Text(r.key.question_id),
+            Text(r.key.question_id + sample),
             Text(str(r.key.endpoint)),
             Text(r.status.value, style="red"),
             Text(r.error_code or _NO_CODE),
@@ -124,24 +136,23 @@ def failures_table(failed: Sequence[ExecutionRecord]) -> Table:
 # -- status ---------------------------------------------------------------------------------------
 
 
-def _endpoint_rows(spec: JobSpec, records: Sequence[ExecutionRecord]) -> list[dict[str, Any]]:
-    counts = {e: Counter[str]() for e in spec.endpoints}
-    for r in records:
-        if (tally := counts.get(r.key.endpoint)) is not None:
-            tally[r.status.value] += 1
-            tally["empty"] += r.status is ExecutionStatus.COMPLETED and r.empty
+def _endpoint_rows(summary: StoredSummary) -> list[dict[str, Any]]:
     rows = []
-    for endpoint, tally in counts.items():
-        recorded = sum(tally[s.value] for s in ExecutionStatus)
+    planned = len(summary.spec.questions) * summary.spec.samples  # every sample of each question
+    for endpoint in summary.spec.endpoints:
+        tally = summary.counted.get(endpoint, Counter[str]())
+        empty = tally["empty"]
+        counts = {s.value: tally[s.value] for s in ExecutionStatus}
+        counts["completed"] += empty  # a completed, empty answer is completed here
         rows.append(
             {
                 "endpoint": str(endpoint),
                 "model_id": endpoint.model_id,
                 "region": endpoint.region,
-                "planned": len(spec.questions),
-                **{s.value: tally[s.value] for s in ExecutionStatus},
-                "empty": tally["empty"],
-                "missing": len(spec.questions) - recorded,
+                "planned": planned,
+                **counts,
+                "empty": empty,
+                "missing": planned - sum(counts.values()),
             }
         )
     return rows
@@ -152,6 +163,7 @@ def _record_json(r: ExecutionRecord) -> dict[str, Any]:
         "question_id": r.key.question_id,
         "model_id": r.key.model_id,
         "region": r.key.region,
+        "sample": r.key.sample,
         "status": r.status.value,
         "error_code": r.error_code,
         "error_message": r.error_message,
@@ -159,24 +171,25 @@ def _record_json(r: ExecutionRecord) -> dict[str, Any]:
     }
 
 
-def status_json(
-    spec: JobSpec, info: JobInfo, records: Sequence[ExecutionRecord], *, each: bool
-) -> dict[str, Any]:
+def status_json(summary: StoredSummary, *, each: bool) -> dict[str, Any]:
     """The ``--json`` document of ``beacon status`` (``each``: list each failed execution)."""
-    failed = failures(spec, records)
-    by_status = Counter(r.status for r in records)
+    spec, info = summary.spec, summary.info
+    failed = failures(spec, summary.failed)
+    endpoints = _endpoint_rows(summary)
+    recorded = summary.recorded
     doc: dict[str, Any] = {
         "job_id": spec.id,
         "status": None if info.status is None else info.status.value,
         "reason": info.reason,
         "planned": spec.size,
-        "recorded": len(records),
-        "missing": spec.size - len(records),
-        "counts": {s.value: by_status[s] for s in ExecutionStatus},
-        "empty": sum(1 for r in records if r.status is ExecutionStatus.COMPLETED and r.empty),
+        "samples": spec.samples,
+        "recorded": recorded,
+        "missing": spec.size - recorded,
+        "counts": {s.value: sum(row[s.value] for row in endpoints) for s in ExecutionStatus},
+        "empty": sum(row["empty"] for row in endpoints),
         "created_at": info.created_at,
         "finished_at": info.finished_at,
-        "endpoints": _endpoint_rows(spec, records),
+        "endpoints": endpoints,
         "failure_codes": [
             {"code": c.code, "count": c.count, "example": c.example} for c in failure_codes(failed)
         ],
@@ -186,9 +199,8 @@ def status_json(
     return doc
 
 
-def _print_status(
-    out: Console, spec: JobSpec, info: JobInfo, records: Sequence[ExecutionRecord], each: bool
-) -> None:
+def _print_status(out: Console, summary: StoredSummary, each: bool) -> None:
+    spec, info = summary.spec, summary.info
     glyphs = Glyphs.for_encoding(out.encoding)
     verdict = "unfinished" if info.status is None else info.status.value.upper()
     reason = f" - {escape(info.reason)}" if info.reason else ""
@@ -196,19 +208,30 @@ def _print_status(
         f"[bold]{escape(spec.id)}[/]: [{verdict_style(info.status)}]{verdict}[/]{reason}",
         soft_wrap=True,
     )
-    out.print(f"{len(records)} of {spec.size} executions have a record.")
+    out.print(f"{summary.recorded} of {spec.size} executions have a record{_of_samples(spec)}.")
     out.print(
         status_matrix(
             spec,
-            {r.key: r.status for r in records},
-            empties=[r.key for r in records if r.empty],
+            summary.cells,
+            empties=summary.empties,
             glyphs=glyphs,
             width=out.size.width,
+            questions=range(summary.shown),
         )
     )
+    if summary.shown < len(spec.questions):
+        more = len(spec.questions) - summary.shown
+        out.print(
+            f"... and {more} more questions; the counts below cover them all "
+            f"(every record: beacon export {escape(shlex.quote(spec.id))}).",
+            soft_wrap=True,
+            highlight=False,
+        )
     out.print(legend(glyphs))
-    out.print(verdict_table(spec, records, width=out.size.width))
-    failed = failures(spec, records)
+    out.print(
+        verdict_table(spec, width=out.size.width, counted=summary.counted, spent=summary.spent)
+    )
+    failed = failures(spec, summary.failed)
     codes = failure_codes(failed)
     if not codes:
         out.print("No execution failed or timed out.")
@@ -226,6 +249,13 @@ def _print_status(
         )
 
 
+def _of_samples(spec: JobSpec) -> str:
+    """`` (3 samples of each of 12 cells)`` for a job of several samples, else nothing."""
+    if spec.samples == 1:
+        return ""
+    return f" ({spec.samples} samples of each of {spec.cells} cells)"
+
+
 @click.command(short_help="Show a job: matrix, counts, failures by error code.")
 @click.argument("job_id")
 @store_option
@@ -240,16 +270,16 @@ def _print_status(
 def status(job_id: str, store_path: StoreLocation, each: bool, as_json: bool) -> int:
     """Show job JOB_ID: its matrix, counts per endpoint and failures by error code.
 
-    The matrix has a row per question and a status glyph per model and region. Failed and
-    timed-out executions are counted by error code, with an example message; --failures lists
-    each of them.
+    The matrix has a row per question (the first 20 of a larger job) and a status glyph per
+    model and region. Failed and timed-out executions are counted by error code, with an
+    example message; --failures lists each of them.
     """
-    spec, records, info = read_stored_job(store_path, job_id)
+    summary = read_stored_summary(store_path, job_id)
     out, _ = consoles()
     if as_json:
-        print_json_to(out, status_json(spec, info, records, each=each))
+        print_json_to(out, status_json(summary, each=each))
     else:
-        _print_status(out, spec, info, records, each)
+        _print_status(out, summary, each)
     return EXIT_OK
 
 
@@ -301,18 +331,27 @@ def export(
 
     path = existing(store_path)
 
-    async def main() -> list[ExecutionRecord]:
+    async def main() -> Iterable[ExecutionRecord]:
         async with open_store(path) as store:
-            await load_stored_spec(store, job_id, path)
-            return await store.records(job_id)
+            spec = await load_stored_spec(store, job_id, path)
+            if labels:
+                one_sample_per_cell(spec, "export --labels")
+            if isinstance(store, PostgresStore):
+                # A server's records come over the connection in keyset-paginated batches.
+                return [r async for r in store.iter_records(job_id)]
+        # Streamed from the file through a read-only connection, a batch at a time: an export
+        # of any size holds one batch of records.
+        return store.iter_records_sync(job_id, RecordFilter())
 
     records = run_async("asyncio", main)
     writer = export_jsonl if fmt == "jsonl" else export_csv
     extra = None
     if labels:
         from ..analysis import label_columns
-        from ._cmd_report import load_classifier
+        from ._classifier import load_classifier
 
+        # Labels compare each answer with the other regions' answers: they need every record.
+        records = list(records)
         chosen = None if classifier is None else load_classifier(classifier)
         extra = label_columns(records, classifier=chosen)
     count = writer(records, sys.stdout if output is None else output, extra=extra)

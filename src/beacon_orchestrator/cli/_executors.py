@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping, Sequence
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from attrs import frozen
 
 from .._errors import SpecError, UsageError
 from .._executor import Executor
 from .._retry import RetryPolicy
-from .._spec import normalize_region
+from .._spec import RegionTable
 
 __all__ = ["EXECUTORS", "ExecutorChoice", "ExecutorOptions"]
 
@@ -30,18 +30,37 @@ def _pairs(option: str, form: str, example: str, values: Sequence[str]) -> list[
     return pairs
 
 
-def _parse_endpoints(values: Sequence[str]) -> dict[str, str]:
+def _parse_endpoints(
+    values: Sequence[str], option: str = "--modal-endpoint", kind: str = "inference"
+) -> dict[str, str]:
     endpoints: dict[str, str] = {}
-    example = "us-east=https://me--beacon-inference.modal.run"
-    for region, url in _pairs("--modal-endpoint", "REGION=URL", example, values):
+    example = f"us-east=https://me--beacon-{kind}.modal.run"
+    # Leniently: a job may declare regions of its own, and the job is only known later; the
+    # run checks that every region of the job has an endpoint before anything is sent.
+    table = RegionTable.default(strict=False)
+    for region, url in _pairs(option, "REGION=URL", example, values):
         try:
-            name = normalize_region(region)
+            name = table.normalize(region)
         except SpecError as exc:
             problem = "; ".join(p.message for p in exc.problems)
-            raise UsageError(f"--modal-endpoint {region}=...: unknown region: {problem}") from None
+            raise UsageError(f"{option} {region}=...: unknown region: {problem}") from None
         if name in endpoints:
-            raise UsageError(f"--modal-endpoint names region {name!r} twice")
+            raise UsageError(f"{option} names region {name!r} twice")
         endpoints[name] = url
+    return endpoints
+
+
+def _modal_endpoints(inference: Sequence[str], health: Sequence[str]) -> dict[str, Any]:
+    """``--modal-endpoint`` URLs, with the ``--modal-health`` URL given for a region."""
+    endpoints: dict[str, Any] = dict(_parse_endpoints(inference))
+    from ..adapters.modal import ModalEndpoint
+
+    for region, url in _parse_endpoints(health, "--modal-health", "health").items():
+        if region not in endpoints:
+            raise UsageError(
+                f"--modal-health names region {region!r}, which has no --modal-endpoint"
+            )
+        endpoints[region] = ModalEndpoint(endpoints[region], health_url=url)
     return endpoints
 
 
@@ -65,6 +84,8 @@ class ExecutorOptions:
         executor: Which executor.
         router_url: Base URL of the hybrid router.
         modal_endpoints: ``REGION=URL`` pairs, one per Modal region.
+        modal_health: ``REGION=URL`` pairs: a Modal region's health URL, where it cannot be
+            derived from the inference URL (Beacon's rule: ``-inference`` → ``-health``).
         openai_base_url: Base URL of an OpenAI-compatible server.
         model_map: ``MODEL=NAME`` pairs: the name the OpenAI-compatible server knows a job's
             model by.
@@ -75,6 +96,7 @@ class ExecutorOptions:
     executor: ExecutorChoice
     router_url: str | None = None
     modal_endpoints: tuple[str, ...] = ()
+    modal_health: tuple[str, ...] = ()
     openai_base_url: str | None = None
     model_map: tuple[str, ...] = ()
     speed: float = 1.0
@@ -93,6 +115,8 @@ class ExecutorOptions:
         """
         if self.model_map and self.executor != "openai":
             raise UsageError("--model-map applies to --executor openai only")
+        if self.modal_health and self.executor != "modal":
+            raise UsageError("--modal-health applies to --executor modal only")
         if self.executor == "demo":
             from .._demo import simulated_executor
 
@@ -108,7 +132,10 @@ class ExecutorOptions:
                 raise UsageError("--executor modal needs --modal-endpoint REGION=URL per region")
             from ..adapters.modal import ModalExecutor
 
-            return ModalExecutor(endpoints=_parse_endpoints(self.modal_endpoints))
+            return ModalExecutor(
+                endpoints=_modal_endpoints(self.modal_endpoints, self.modal_health),
+                regions=RegionTable.default(strict=False),
+            )
         if not self.openai_base_url:
             raise UsageError("--executor openai needs --openai-base-url URL")
         from ..adapters.openai_compat import OpenAICompatExecutor
@@ -137,6 +164,8 @@ class ExecutorOptions:
             args += ["--router-url", self.router_url]
         for endpoint in self.modal_endpoints:
             args += ["--modal-endpoint", endpoint]
+        for health in self.modal_health:
+            args += ["--modal-health", health]
         if self.openai_base_url:
             args += ["--openai-base-url", self.openai_base_url]
         for pair in self.model_map:

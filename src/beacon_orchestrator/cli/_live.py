@@ -23,7 +23,7 @@ from rich.text import Text
 from .._events import Event, ExecutionFinished, ExecutionStarted, Progress
 from .._spec import JobSpec
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
-from ._render import Cell, Glyphs, format_seconds, legend, status_matrix
+from ._render import Cell, Glyphs, format_seconds, legend, sample_states, status_matrix
 
 __all__ = ["JobView", "ProgressMode", "resolve_mode", "run_counts"]
 
@@ -74,6 +74,8 @@ def run_counts(progress: Progress) -> list[str]:
     ):
         if n:
             counts.append(f"{n} {what}")
+    if p.spent is not None:
+        counts.append(f"spent {p.spent:.4g}")
     return counts
 
 
@@ -148,15 +150,15 @@ class JobView:
         n = len(self.spec.questions)
         if n <= rows:
             return list(range(n)), 0, 0
-        per_question = len(self.spec.endpoints)
+        spec = self.spec
+        per_question = len(spec.endpoints) * spec.samples
         first_open = n
-        for i, q in enumerate(self.spec.questions):
+        for i, q in enumerate(spec.questions):
             terminal = sum(
                 1
-                for e in self.spec.endpoints
-                if isinstance(
-                    self._cells.get(ExecutionKey(q.id, e.model_id, e.region)), ExecutionStatus
-                )
+                for e in spec.endpoints
+                for state in sample_states(spec, self._cells, q.id, e.model_id, e.region)
+                if isinstance(state, ExecutionStatus)
             )
             if terminal < per_question:
                 first_open = i

@@ -176,6 +176,15 @@ def executor_options(fn: Callable[_P, _T]) -> Callable[_P, _T]:
             help="A Modal inference URL for a region (repeat per region). "
             "Token: BEACON_MODAL_TOKEN.",
         ),
+        click.option(
+            "--modal-health",
+            "modal_health",
+            multiple=True,
+            callback=_check_pair_urls,
+            metavar="REGION=URL",
+            help="A Modal region's health URL, for --preflight (default: derived from its "
+            "inference URL, '-inference' becoming '-health').",
+        ),
         _from_env(
             "--openai-base-url",
             "OPENAI_BASE_URL",
@@ -261,8 +270,31 @@ def run_options(fn: Callable[_P, _T]) -> Callable[_P, _T]:
         click.option(
             "--preflight", is_flag=True, help="Health-check every region before starting."
         ),
+        fleet_options,
         progress_options,
         json_option,
+    ]
+    return _apply(fn, options)
+
+
+def fleet_options(fn: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Adaptive concurrency, the circuit breaker and a price (see "Protect a fleet")."""
+    options: list[_Decorator] = [
+        click.option(
+            "--adaptive",
+            is_flag=True,
+            help="Adapt each endpoint's concurrency between 1 and --per-endpoint.",
+        ),
+        click.option(
+            "--breaker",
+            is_flag=True,
+            help="Stop sending to an endpoint that keeps failing (ENDPOINT_DOWN).",
+        ),
+        _number(
+            "--cost-per-second",
+            "PRICE",
+            "Price of a second of inference: records get a cost; the job's budget is enforced.",
+        ),
     ]
     return _apply(fn, options)
 

@@ -44,7 +44,7 @@ class EndpointPlan:
     Attributes:
         endpoint: The model and region.
         latency: Assumed seconds per execution.
-        executions: Executions planned (one per question).
+        executions: Executions planned (one per question and sample).
         completed: Of those, completed in the store (never run again).
         kept: Failed or timed out in the store and kept (``--keep-failed``).
     """
@@ -180,6 +180,9 @@ async def _simulate(
 ) -> Estimate:
     from ..testing import FakeExecutor, Step
 
+    # The simulated executor ignores generation parameters; without them the simulation does
+    # not log what only a real run should (several samples at temperature 0), once per strategy.
+    spec = evolve(spec, params={})
     store = MemoryStore()
     if stored:
         await store.open_job(spec)
@@ -248,6 +251,6 @@ def endpoint_plans(
         elif record.status in _FAILURES and not rerun_failed:
             kept[endpoint] += 1
     return tuple(
-        EndpointPlan(e, latencies[e], len(spec.questions), completed[e], kept[e])
+        EndpointPlan(e, latencies[e], len(spec.questions) * spec.samples, completed[e], kept[e])
         for e in spec.endpoints
     )

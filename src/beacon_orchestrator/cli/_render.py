@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections import Counter as _Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Literal, TypeAlias
 
 from attrs import frozen
@@ -15,15 +15,18 @@ from rich.text import Text
 
 from .._spec import JobSpec
 from .._status import JobStatus
-from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
+from .._types import Endpoint, ExecutionKey, ExecutionRecord, ExecutionStatus
 from ..stores import JobInfo
 
 __all__ = [
     "Cell",
     "Glyphs",
+    "cell_state",
     "format_seconds",
     "jobs_table",
     "legend",
+    "sample_states",
+    "samples_factor",
     "status_matrix",
     "verdict_style",
     "verdict_table",
@@ -31,6 +34,56 @@ __all__ = [
 
 Cell: TypeAlias = ExecutionStatus | Literal["pending", "running", "retrying"]
 """What a matrix cell shows: a terminal status, or the state of an unfinished execution."""
+
+# Which of a cell's samples its glyph shows: what runs, then what went wrong, then what is left.
+_SHOWN_FIRST: tuple[Cell | None, ...] = (
+    "running",
+    "retrying",
+    ExecutionStatus.FAILED,
+    ExecutionStatus.TIMEOUT,
+    ExecutionStatus.CANCELLED,
+    ExecutionStatus.SKIPPED,
+    None,
+    ExecutionStatus.COMPLETED,
+)
+
+
+def samples_factor(spec: JobSpec) -> str:
+    """`` x 3 samples`` for a job of several samples per cell (its shape's last factor)."""
+    return f" x {spec.samples} samples" if spec.samples > 1 else ""
+
+
+def sample_states(
+    spec: JobSpec, cells: Mapping[ExecutionKey, Cell], question_id: str, model_id: str, region: str
+) -> list[Cell | None]:
+    """The state of each sample of one cell (``None``: pending), in sample order."""
+    return [cells.get(ExecutionKey(question_id, model_id, region, s)) for s in range(spec.samples)]
+
+
+def cell_state(
+    spec: JobSpec,
+    cells: Mapping[ExecutionKey, Cell],
+    empties: Set[ExecutionKey],
+    key: ExecutionKey,
+) -> tuple[Cell, bool]:
+    """What one cell's glyph shows, and whether it is an empty answer.
+
+    With one sample per cell, that sample's state. With several, the first of: one running,
+    one retrying, one failed, timed out, cancelled or skipped, one pending; else every sample
+    completed (empty only if every answer was).
+    """
+    if spec.samples == 1:
+        return cells.get(key, "pending"), key in empties
+    states = sample_states(spec, cells, key.question_id, key.model_id, key.region)
+    shown = min(states, key=_SHOWN_FIRST.index)
+    if shown is None:
+        return "pending", False
+    all_empty = shown is ExecutionStatus.COMPLETED and all(
+        ExecutionKey(key.question_id, key.model_id, key.region, s) in empties
+        for s in range(spec.samples)
+    )
+    return shown, all_empty
+
 
 _STYLES: Mapping[str, str] = {
     "pending": "dim",
@@ -121,10 +174,9 @@ def _region_cells(
     model_id: str,
     model_regions: Sequence[str],
     cells: Mapping[ExecutionKey, Cell],
-    empties: Iterable[ExecutionKey],
+    empties: Set[ExecutionKey],
     glyphs: Glyphs,
 ) -> Text:
-    empty_keys = set(empties)
     text = Text()
     for i, region in enumerate(spec.regions):
         if i:
@@ -132,8 +184,8 @@ def _region_cells(
         if region not in model_regions:
             text.append(" ")
             continue
-        key = ExecutionKey(question_id, model_id, region)
-        text.append_text(glyphs.of(cells.get(key, "pending"), empty=key in empty_keys))
+        state, empty = cell_state(spec, cells, empties, ExecutionKey(question_id, model_id, region))
+        text.append_text(glyphs.of(state, empty=empty))
     return text
 
 
@@ -150,7 +202,8 @@ def status_matrix(
     """A row per question and, per model, one glyph per region (in the job's region order).
 
     When the job has too many models and regions for ``width`` columns, each row shows counts
-    instead of glyphs.
+    instead of glyphs. With several samples per cell, a glyph stands for the cell's samples
+    (see :func:`cell_state`) and the counts count samples.
 
     Args:
         spec: The job.
@@ -163,7 +216,7 @@ def status_matrix(
             timed out; not cancelled or skipped).
     """
     empty_keys = frozenset(empties)
-    per_question = len(spec.endpoints)
+    per_question = len(spec.endpoints) * spec.samples
     show_cells = matrix_fits(spec, width)
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     # Question ids get a quarter of the width (at least 28): whole in a pipe, short on a screen.
@@ -180,7 +233,9 @@ def status_matrix(
         question = spec.questions[qi]
         row: list[RenderableType] = [Text(question.id)]
         states = [
-            cells.get(ExecutionKey(question.id, e.model_id, e.region)) for e in spec.endpoints
+            state
+            for e in spec.endpoints
+            for state in sample_states(spec, cells, question.id, e.model_id, e.region)
         ]
         # Done is an outcome: a cancelled or skipped execution has a record, and runs again.
         done = sum(1 for s in states if isinstance(s, ExecutionStatus) and s.finished)
@@ -219,23 +274,25 @@ def verdict_style(status: JobStatus | None) -> str:
     )
 
 
-def verdict_table(spec: JobSpec, records: Sequence[ExecutionRecord], *, width: int) -> Table:
+def verdict_table(
+    spec: JobSpec,
+    records: Iterable[ExecutionRecord] = (),
+    *,
+    width: int,
+    counted: Mapping[Endpoint, Mapping[str, int]] | None = None,
+    spent: Mapping[Endpoint, float] | None = None,
+) -> Table:
     """Counts per endpoint (or per region, for jobs with many endpoints) and in total.
 
     ``completed``, ``empty`` and ``failed`` always show; the other columns only when some
     record has that status (``missing`` counts keys without a record). When ``width`` columns
-    are too few, the endpoint names are shortened, never the counts.
+    are too few, the endpoint names are shortened, never the counts. The counts come from
+    ``records``, or already counted per endpoint in ``counted`` (by status value, with
+    ``empty`` apart from ``completed``), as a large job's are. A cost column shows what each
+    endpoint's records cost when any has a cost: from ``records``, or in ``spent``.
     """
     by_endpoint = len(spec.endpoints) <= 24
-    groups: dict[str, _Counter[str]] = {}
-    for e in spec.endpoints:
-        name = str(e) if by_endpoint else e.region
-        groups.setdefault(name, _Counter())["planned"] += len(spec.questions)
-    for r in records:
-        name = str(r.key.endpoint) if by_endpoint else r.key.region
-        if name in groups:
-            empty = r.status is ExecutionStatus.COMPLETED and r.empty
-            groups[name]["empty" if empty else r.status.value] += 1
+    groups, priced = _grouped(spec, records, by_endpoint, counted or {}, spent or {})
     totals: _Counter[str] = _Counter()
     for counts in groups.values():
         recorded = sum(n for column, n in counts.items() if column != "planned")
@@ -267,9 +324,42 @@ def verdict_table(spec: JobSpec, records: Sequence[ExecutionRecord], *, width: i
             footer=str(totals[column]),
             no_wrap=True,
         )
+    if priced:  # the run had a cost model: what each endpoint (or region) cost
+        total = f"{sum(priced.values()):.4g}"
+        table.add_column("cost", justify="right", footer=total, no_wrap=True)
     for name, counts in groups.items():
-        table.add_row(Text(name), *(str(counts[c]) for c in columns))
+        price = [f"{priced.get(name, 0.0):.4g}"] if priced else []
+        table.add_row(Text(name), *(str(counts[c]) for c in columns), *price)
     return table
+
+
+def _grouped(
+    spec: JobSpec,
+    records: Iterable[ExecutionRecord],
+    by_endpoint: bool,
+    counted: Mapping[Endpoint, Mapping[str, int]],
+    spent: Mapping[Endpoint, float],
+) -> tuple[dict[str, _Counter[str]], dict[str, float]]:
+    """The counts and the cost of each row of :func:`verdict_table` (endpoint or region)."""
+    groups: dict[str, _Counter[str]] = {}
+    for e in spec.endpoints:
+        name = str(e) if by_endpoint else e.region
+        groups.setdefault(name, _Counter())["planned"] += len(spec.questions) * spec.samples
+    priced: dict[str, float] = {}
+    for r in records:
+        name = str(r.key.endpoint) if by_endpoint else r.key.region
+        if name in groups:
+            empty = r.status is ExecutionStatus.COMPLETED and r.empty
+            groups[name]["empty" if empty else r.status.value] += 1
+            if r.cost is not None:
+                priced[name] = priced.get(name, 0.0) + r.cost
+    for e, tally in counted.items():
+        if (group := groups.get(str(e) if by_endpoint else e.region)) is not None:
+            group.update(tally)
+    for e, cost in spent.items():
+        if (name := str(e) if by_endpoint else e.region) in groups:
+            priced[name] = priced.get(name, 0.0) + cost
+    return groups, priced
 
 
 def _when(epoch: float | None) -> str:

@@ -7,7 +7,7 @@ import json
 import math
 import shlex
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any
 
@@ -21,11 +21,12 @@ from .._executor import Executor
 from .._scheduler import JobHandle, RunOptions, start_job
 from .._spec import JobSpec
 from .._status import JobResult, JobStatus
-from .._types import ExecutionRecord, ExecutionStatus
+from .._types import Endpoint, ExecutionRecord, ExecutionStatus
 from ..stores import Store
+from ._counts import endpoint_counts
 from ._live import JobView, ProgressMode, resolve_mode
 from ._locations import StoreLocation
-from ._render import Glyphs, format_seconds, verdict_style, verdict_table
+from ._render import Glyphs, format_seconds, samples_factor, verdict_style, verdict_table
 
 __all__ = [
     "EXIT_CANCELLED",
@@ -216,13 +217,17 @@ async def run_cli_job(
         # Aborted by a second Ctrl-C: the scheduler still recorded every key on its way out.
         await _report_abort(spec, store, options, before, out=out, err=err)
         return EXIT_CANCELLED
-    _report(spec, result, options, before, out=out, err=err)
+    # Counted from the store's keys, not by reading every record of a large job again.
+    counted, spent = await endpoint_counts(store, spec.id)
+    _report(spec, result, options, before, counted, spent, out=out, err=err)
     return _EXIT_CODES[result.status]
 
 
 def start_line(spec: JobSpec, options: CommandRun, before: _Before) -> str:
     """What a run is about to do: a new job, or the rest of one the store holds."""
-    shape = f"({len(spec.questions)} questions x {len(spec.endpoints)} endpoints)"
+    shape = (
+        f"({len(spec.questions)} questions x {len(spec.endpoints)} endpoints{samples_factor(spec)})"
+    )
     where = f"strategy {options.run.strategy}, store {options.store_path}"
     if not before.completed and not before.kept:
         return f"Running job {spec.id}: {spec.size} executions {shape}, {where}"
@@ -258,7 +263,7 @@ def outcome_line(
     return "Executions: " + ", ".join(parts) + "."
 
 
-def _empty(records: Sequence[ExecutionRecord]) -> int:
+def _empty(records: Iterable[ExecutionRecord]) -> int:
     return sum(1 for r in records if r.status is ExecutionStatus.COMPLETED and r.empty)
 
 
@@ -267,20 +272,23 @@ def _report(
     result: JobResult,
     options: CommandRun,
     before: _Before,
+    counted: Mapping[Endpoint, Mapping[str, int]],
+    spent: Mapping[Endpoint, float],
     *,
     out: Console,
     err: Console,
 ) -> None:
     cancelled = result.status is JobStatus.CANCELLED
+    empty = sum(tally.get("empty", 0) for tally in counted.values())
     if options.as_json:
-        doc = run_json(spec, _Outcome.of(result), options, before)
+        doc = run_json(spec, _Outcome.of(result, empty), options, before)
         if options.simulated:
             err.print(_SIMULATED, style="bold yellow")
         if cancelled:
             _print_resume(err, spec.id, options)
         print_json_to(out, doc)
         return
-    out.print(verdict_table(spec, result.records, width=out.size.width))
+    out.print(verdict_table(spec, width=out.size.width, counted=counted, spent=spent))
     style = verdict_style(result.status)
     out.print(
         f"[{style}]{result.status.value.upper()}[/]: {escape(result.reason)} "
@@ -288,7 +296,7 @@ def _report(
         soft_wrap=True,
     )
     out.print(
-        outcome_line(spec, result.counts, before, empty=_empty(result.records)),
+        outcome_line(spec, result.counts, before, empty=empty),
         soft_wrap=True,
         highlight=False,
     )
@@ -321,12 +329,12 @@ class _Outcome:
     aborted: bool = False
 
     @classmethod
-    def of(cls, result: JobResult) -> _Outcome:
+    def of(cls, result: JobResult, empty: int) -> _Outcome:
         return cls(
             status=result.status,
             reason=result.reason,
             counts=result.counts,
-            empty=_empty(result.records),
+            empty=empty,
             success_rate=result.success_rate,
             started_at=result.started_at,
             finished_at=result.finished_at,

@@ -11,7 +11,15 @@ Write your own by implementing :class:`Store` and running
 from ._claims import Claim, ClaimStatus, SupportsClaims
 from ._export import ROW_FIELDS, Extra, export_csv, export_jsonl, load_jsonl, records_to_rows
 from ._lease import Holder, Lease, grant_lease, holder_alive, is_current_lease, renewed_lease
-from ._protocol import JobInfo, Store, StoredProgress, should_replace
+from ._protocol import (
+    EndpointKeys,
+    JobInfo,
+    RecordFilter,
+    Store,
+    StoredProgress,
+    group_keys,
+    should_replace,
+)
 from .memory import MemoryStore
 from .postgres import PostgresStore
 from .sqlite import SQLiteStore
@@ -20,12 +28,14 @@ __all__ = [
     "ROW_FIELDS",
     "Claim",
     "ClaimStatus",
+    "EndpointKeys",
     "Extra",
     "Holder",
     "JobInfo",
     "Lease",
     "MemoryStore",
     "PostgresStore",
+    "RecordFilter",
     "SQLiteStore",
     "Store",
     "StoredProgress",
@@ -33,6 +43,7 @@ __all__ = [
     "export_csv",
     "export_jsonl",
     "grant_lease",
+    "group_keys",
     "holder_alive",
     "is_current_lease",
     "load_jsonl",

@@ -37,7 +37,8 @@ class Claim:
         worker: The holder's id.
         fence: The fencing token: grows each time the endpoint passes to a holder, so a
             write under an older token is refused.
-        next_q: The index of the next question to start on the endpoint.
+        next_slot: The next slot to start on the endpoint (a slot is a question's sample:
+            ``question index * samples + sample``, as the job's plan numbers them).
     """
 
     job_id: str
@@ -45,7 +46,7 @@ class Claim:
     region: str
     worker: str
     fence: int
-    next_q: int
+    next_slot: int
 
 
 @frozen
@@ -77,11 +78,11 @@ class SupportsClaims(Protocol):
         """Claim up to ``n`` free endpoints (of ``job_id``, or of any open job) for ``lease`` s."""
         ...
 
-    async def start(self, claim: Claim, q: int) -> bool:
-        """The start gate: whether question ``q`` of the claim may start now (then it has)."""
+    async def start(self, claim: Claim, slot: int) -> bool:
+        """The start gate: whether ``slot`` of the claim may start now (then it has)."""
         ...
 
-    async def finish(self, claim: Claim, q: int, record: ExecutionRecord) -> bool:
+    async def finish(self, claim: Claim, slot: int, record: ExecutionRecord) -> bool:
         """Store an execution's record if ``claim`` is still the endpoint's; whether it was."""
         ...
 

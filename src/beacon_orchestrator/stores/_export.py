@@ -72,18 +72,22 @@ def records_to_rows(
     Raises:
         StoreError: A record's metadata or receipt is not JSON-serialisable.
     """
-    rows: list[dict[str, Any]] = []
-    for r in records:
-        try:
-            values = RECORD_CODEC.to_export(r)
-        except EncodeError as exc:
-            raise StoreError(f"record {r.key}: {exc}") from exc
-        started, finished = r.started_at, r.finished_at
-        values["duration"] = None if started is None or finished is None else finished - started
-        row: dict[str, Any] = {} if job_id is None else {"job_id": job_id}
-        row.update((name, values[name]) for name in ROW_FIELDS)
-        rows.append(row)
-    return rows
+    head = () if job_id is None else ("job_id",)
+    columns = (*head, *ROW_FIELDS)
+    return [dict(zip(columns, _row_values(r, head, job_id), strict=True)) for r in records]
+
+
+def _row_values(record: ExecutionRecord, head: tuple[str, ...], job_id: str | None) -> list[Any]:
+    """One record's export values in the order of :data:`ROW_FIELDS` (after ``head``)."""
+    try:
+        values = RECORD_CODEC.to_export(record)
+    except EncodeError as exc:
+        raise StoreError(f"record {record.key}: {exc}") from exc
+    started, finished = record.started_at, record.finished_at
+    values["duration"] = None if started is None or finished is None else finished - started
+    row = [job_id] if head else []
+    row.extend(map(values.__getitem__, ROW_FIELDS))
+    return row
 
 
 @contextmanager
@@ -220,14 +224,18 @@ def export_csv(
     if extra is not None:
         fields = (*fields, *extra.columns)
     count = 0
+    head = () if job_id is None else ("job_id",)
+    empty_at = fields.index("empty")
     with _writer(target, newline="") as fp:
-        writer = csv.DictWriter(fp, fieldnames=fields)
-        writer.writeheader()
+        # A list per row, not a dict: an export of 500,000 records streams at C speed.
+        writer = csv.writer(fp)
+        writer.writerow(fields)
         for r in records:
-            (row,) = records_to_rows([r], job_id=job_id)
-            row["empty"] = "true" if row["empty"] else "false"
+            row = _row_values(r, head, job_id)
+            row[empty_at] = "true" if row[empty_at] else "false"
             if extra is not None:
-                row.update(extra.values(r))
+                values = extra.values(r)
+                row.extend(values.get(c) for c in extra.columns)
             writer.writerow(row)
             count += 1
     return count

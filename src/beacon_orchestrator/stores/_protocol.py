@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence, Set
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from attrs import frozen
 
+from .._records import RecordFilter
 from .._status import JobResult, JobStatus
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from ._lease import Holder, Lease
@@ -14,7 +15,86 @@ from ._lease import Holder, Lease
 if TYPE_CHECKING:
     from .._spec import JobSpec
 
-__all__ = ["JobInfo", "Store", "StoredProgress", "should_replace"]
+__all__ = [
+    "EndpointKeys",
+    "JobInfo",
+    "RecordFilter",
+    "Store",
+    "StoredProgress",
+    "group_keys",
+    "should_replace",
+]
+
+READ_BATCH = 1000
+"""Records a store reads per round trip when it streams them (``iter_records``'s default)."""
+
+
+@frozen
+class EndpointKeys:
+    """The keys of one endpoint (model x region) that have a record, and what each record says.
+
+    What :meth:`Store.keys` yields: the least a resumed run needs to know about the records an
+    earlier run left (which cells to skip and how to count them), without the records
+    themselves. The four tuples are parallel: the record of sample ``samples[i]`` of
+    ``question_ids[i]`` has status ``statuses[i]`` and its answer is empty when ``empty[i]``.
+
+    Attributes:
+        model_id: The model.
+        region: The region.
+        question_ids: The question of each key of this endpoint that has a record (of the asked
+            statuses); a question appears once per sample that has one.
+        samples: Each key's sample index.
+        statuses: Each one's status.
+        empty: Whether each one is a completed, empty answer.
+        cost: What these records cost together (``None``: none of them has a cost), so that a
+            resumed run's budget and a job's summary count what earlier runs spent.
+    """
+
+    model_id: str
+    region: str
+    question_ids: tuple[str, ...]
+    samples: tuple[int, ...]
+    statuses: tuple[ExecutionStatus, ...]
+    empty: tuple[bool, ...]
+    cost: float | None = None
+
+
+def group_keys(
+    records: Iterable[ExecutionRecord], status: Collection[ExecutionStatus] | None = None
+) -> list[EndpointKeys]:
+    """The :class:`EndpointKeys` of records (those of one of ``status``, if given).
+
+    What :meth:`Store.keys` yields, for a store that has the records at hand (in memory, or
+    read in one pass); a database would rather group in its query.
+    """
+    wanted = None if status is None else frozenset(status)
+    found: dict[
+        tuple[str, str], tuple[list[str], list[int], list[ExecutionStatus], list[bool]]
+    ] = {}
+    costs: dict[tuple[str, str], float] = {}
+    for r in records:
+        if wanted is None or r.status in wanted:
+            key = r.key
+            endpoint = (key.model_id, key.region)
+            qids, samples, statuses, empty = found.setdefault(endpoint, ([], [], [], []))
+            qids.append(key.question_id)
+            samples.append(key.sample)
+            statuses.append(r.status)
+            empty.append(r.empty)
+            if r.cost is not None:
+                costs[endpoint] = costs.get(endpoint, 0.0) + r.cost
+    return [
+        EndpointKeys(
+            model,
+            region,
+            tuple(qids),
+            tuple(samples),
+            tuple(statuses),
+            tuple(empty),
+            costs.get((model, region)),
+        )
+        for (model, region), (qids, samples, statuses, empty) in found.items()
+    ]
 
 
 @frozen
@@ -109,7 +189,43 @@ class Store(Protocol):
         ...
 
     async def records(self, job_id: str) -> list[ExecutionRecord]:
-        """Every record of a job, one per key."""
+        """Every record of a job, one per key, in one list.
+
+        Convenient for small jobs and tests; a large job's records are better streamed with
+        :meth:`iter_records`, which holds one batch at a time.
+        """
+        ...
+
+    def iter_records(
+        self,
+        job_id: str,
+        *,
+        status: ExecutionStatus | Collection[ExecutionStatus] | None = None,
+        region: str | None = None,
+        model: str | None = None,
+        question: str | None = None,
+        batch: int = READ_BATCH,
+    ) -> AsyncIterator[ExecutionRecord]:
+        """The records of a job that match every filter given, streamed ``batch`` at a time.
+
+        Records come in the order :meth:`records` gives them (the order their keys were first
+        written). A store holds at most one batch in memory per iterator, so a job of any size
+        is read in constant memory. Filters narrow the read (``status`` may be one status or
+        several); :class:`RecordFilter` says what matches. An unknown job id raises
+        :class:`~beacon_orchestrator.StoreError` when iteration starts.
+        """
+        ...
+
+    def keys(
+        self, job_id: str, *, status: Collection[ExecutionStatus] | None = None
+    ) -> AsyncIterator[EndpointKeys]:
+        """Which keys have a record (of one of ``status``, if given), endpoint by endpoint.
+
+        What a resumed run reads instead of every record: for each endpoint with such records,
+        its keys' question ids and samples, their statuses, whether each answer is empty and
+        what they cost together (one
+        :class:`EndpointKeys` per endpoint, each endpoint once, in no particular order).
+        """
         ...
 
     async def progress(self, job_id: str) -> StoredProgress:

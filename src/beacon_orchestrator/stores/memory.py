@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import time
 from collections import Counter as _Counter
-from collections.abc import Callable, Sequence, Set
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence, Set
 from typing import TYPE_CHECKING
 
+from anyio.lowlevel import checkpoint
 from attrs import define, field
 
 from .._errors import JobConflictError, StoreError
+from .._records import RecordFilter, StatusArg
 from .._status import JobResult
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from ._lease import Holder, Lease, grant_lease, is_current_lease, renewed_lease
-from ._protocol import JobInfo, StoredProgress, should_replace
+from ._protocol import (
+    READ_BATCH,
+    EndpointKeys,
+    JobInfo,
+    StoredProgress,
+    group_keys,
+    should_replace,
+)
 
 if TYPE_CHECKING:
     from .._spec import JobSpec
@@ -37,9 +46,16 @@ class _Job:
 def _by(records: Sequence[ExecutionRecord], index: int) -> dict[str, dict[ExecutionStatus, int]]:
     out: dict[str, dict[ExecutionStatus, int]] = {}
     for r in records:
-        slot = out.setdefault(r.key[index], {})
+        name: str = r.key[index]  # type: ignore[assignment]  # question, model or region
+        slot = out.setdefault(name, {})
         slot[r.status] = slot.get(r.status, 0) + 1
     return out
+
+
+def _key_of(f: RecordFilter) -> ExecutionKey | None:
+    if f.question is None or f.model is None or f.region is None:
+        return None
+    return ExecutionKey(f.question, f.model, f.region)
 
 
 @define
@@ -109,6 +125,44 @@ class MemoryStore:
     async def records(self, job_id: str) -> list[ExecutionRecord]:
         """Every record of the job, in the order keys were first written."""
         return list(self._job(job_id).records.values())
+
+    async def iter_records(
+        self,
+        job_id: str,
+        *,
+        status: StatusArg = None,
+        region: str | None = None,
+        model: str | None = None,
+        question: str | None = None,
+        batch: int = READ_BATCH,
+    ) -> AsyncIterator[ExecutionRecord]:
+        """The records that pass the filters, in the order keys were first written."""
+        f = RecordFilter.of(status=status, region=region, model=model, question=question)
+        for n, record in enumerate(self.iter_records_sync(job_id, f), start=1):
+            yield record
+            if n % batch == 0:
+                await checkpoint()  # a large job's read lets the event loop in, batch by batch
+
+    def iter_records_sync(self, job_id: str, filter: RecordFilter) -> Iterator[ExecutionRecord]:
+        """The records that pass ``filter``, without an event loop (they are in memory).
+
+        Raises:
+            StoreError: Unknown job id (at once, not when iteration starts).
+        """
+        records = self._job(job_id).records
+        key = _key_of(filter)
+        if key is not None:  # a lookup, not a scan
+            found = records.get(key)
+            return iter(() if found is None or not filter.matches(found) else (found,))
+        # A snapshot of the values: the job may go on writing while the caller iterates.
+        return (r for r in list(records.values()) if filter.matches(r))
+
+    async def keys(
+        self, job_id: str, *, status: Collection[ExecutionStatus] | None = None
+    ) -> AsyncIterator[EndpointKeys]:
+        """Which keys have a record (of one of ``status``), endpoint by endpoint."""
+        for found in group_keys(list(self._job(job_id).records.values()), status):
+            yield found
 
     async def progress(self, job_id: str) -> StoredProgress:
         """Counts per status, overall and per question, region and model."""

@@ -129,7 +129,7 @@ def no_duplicates(run: RunLog) -> Iterator[str]:
 
 
 def order(run: RunLog) -> Iterator[str]:
-    """Questions start in the job's order, as the strategy defines it."""
+    """Questions (and each question's samples) start in the job's order, as the strategy says."""
     if run.strategy == "endpoint":
         yield from _endpoint_order(run)
     else:
@@ -137,21 +137,31 @@ def order(run: RunLog) -> Iterator[str]:
 
 
 def _endpoint_order(run: RunLog) -> Iterator[str]:
-    """Under ``"endpoint"``, each endpoint starts its questions in the job's order."""
+    """Under ``"endpoint"``, each endpoint starts its questions in the job's order.
+
+    With several samples per cell, a question's samples start one after another (0, 1, ...)
+    before the next question's.
+    """
     q_index = {q.id: i for i, q in enumerate(run.spec.questions)}
-    last_q: dict[Endpoint, int] = {}
+    last: dict[Endpoint, tuple[int, int]] = {}
     for kind, key in run.replay():
         if kind == "start":
-            qi, prev = q_index[key.question_id], last_q.get(key.endpoint, -1)
-            if qi <= prev:
-                yield f"{key.endpoint} started question #{qi} after question #{prev}"
-            last_q[key.endpoint] = qi
+            slot, prev = (q_index[key.question_id], key.sample), last.get(key.endpoint, (-1, 0))
+            if slot <= prev:
+                yield f"{key.endpoint} started {_slot_name(*slot)} after {_slot_name(*prev)}"
+            last[key.endpoint] = slot
+
+
+def _slot_name(question: int, sample: int) -> str:
+    return f"question #{question}" + (f" sample #{sample}" if sample else "")
 
 
 def _barrier_order(run: RunLog) -> Iterator[str]:
     """A question starts once the questions before it are terminal in its group.
 
-    The group is the key's region under ``"region"``, every region under ``"lockstep"``.
+    The group is the key's region under ``"region"``, every region under ``"lockstep"``. With
+    several samples per cell, each sample is a step of its own: sample n + 1 of a question
+    starts once sample n is terminal in the group.
     """
     terminal = set(run.resumed)
     for kind, key in run.replay():
@@ -164,12 +174,21 @@ def _barrier_order(run: RunLog) -> Iterator[str]:
 
 
 def _earlier_in_group(run: RunLog, key: ExecutionKey) -> Iterator[ExecutionKey]:
-    """The keys that must be terminal before ``key`` starts, question by question."""
+    """The keys that must be terminal before ``key`` starts: each earlier slot of its group.
+
+    A slot is a sample of a question: the questions before it, every sample; then the samples
+    of its own question before its own.
+    """
     q_index = [q.id for q in run.spec.questions].index(key.question_id)
     group = [e for e in run.spec.endpoints if run.strategy != "region" or e.region == key.region]
+    samples = run.spec.samples
     for q in run.spec.questions[:q_index]:
         for e in group:
-            yield ExecutionKey(q.id, e.model_id, e.region)
+            for s in range(samples):
+                yield ExecutionKey(q.id, e.model_id, e.region, s)
+    for s in range(key.sample):
+        for e in group:
+            yield ExecutionKey(key.question_id, e.model_id, e.region, s)
 
 
 # 6. Bounds ------------------------------------------------------------------------------------

@@ -213,6 +213,23 @@ class LeaseRules:
                 tg.start_soon(ask, holder)
         return outcomes
 
+    @precondition(lambda self: bool(self.specs))
+    @rule(data=st.data(), which=st.sampled_from((0, 1, 3)))
+    def take_over_an_expired_lease(self, data: st.DataObject, which: int) -> None:
+        """A lease left alone past its TTL is granted to the next live runner who asks.
+
+        The clock jumps to just past the job's lease expiry, so a store whose leases never
+        expire is caught whenever this rule runs, not only when random steps happen to add up.
+        """
+        job_id = data.draw(st.sampled_from(sorted(self.specs)))
+        holder = self.holders[which]
+        current = self.leases.get(job_id)
+        if current is not None:
+            self.clock.advance(max(0.0, current.heartbeat + current.ttl - self.clock.now) + 0.5)
+        got = self.outcome(self.store.acquire_lease, job_id, holder, _TTLS[0])
+        assert isinstance(got, Lease), f"{holder.owner} was refused a free lease: {got!r}"
+        self.granted(job_id, holder, _TTLS[0], got)
+
     @rule(seconds=st.sampled_from(_STEPS))
     def advance_clock(self, seconds: float) -> None:
         """Time passes: leases age."""

@@ -102,6 +102,7 @@ def job_specs(
     max_regions: int = 6,
     regions: Sequence[str] | None = None,
     with_limits: bool = True,
+    max_samples: int = 1,
 ) -> st.SearchStrategy[JobSpec]:
     """A strategy for valid job specs.
 
@@ -120,6 +121,7 @@ def job_specs(
             ``asia-pacific``, then other slugs as ``max_regions`` asks).
         with_limits: Draw :class:`~beacon_orchestrator.Limits` too; when false every spec has
             the default (unbounded, one request per endpoint, no timeouts).
+        max_samples: Most samples per cell (each spec has 1 to this many).
 
     Raises:
         UsageError: When the bounds are inconsistent or a region name is not canonical.
@@ -132,6 +134,8 @@ def job_specs(
         raise UsageError(f"need 1 <= min_models <= max_models, got {min_models}, {max_models}")
     if max_regions < 1:
         raise UsageError(f"need max_regions >= 1, got {max_regions}")
+    if max_samples < 1:
+        raise UsageError(f"need max_samples >= 1, got {max_samples}")
     if regions is None:
         pool = [*BUILTIN_REGIONS, *_EXTRA_REGIONS]
         pool += [f"region-{i}" for i in range(len(pool), max_regions)]
@@ -149,6 +153,7 @@ def job_specs(
         max_regions=max_regions,
         pool=tuple(pool),
         with_limits=with_limits,
+        max_samples=max_samples,
     )
 
 
@@ -163,6 +168,7 @@ def _job_specs(
     max_regions: int,
     pool: tuple[str, ...],
     with_limits: bool,
+    max_samples: int,
 ) -> JobSpec:
     job_regions = draw(
         st.lists(
@@ -200,4 +206,6 @@ def _job_specs(
         limits=draw(_LIMITS) if with_limits else Limits(),
         policy=policy,
         metadata=draw(_METADATA),
+        # Drawn last and only when asked for: the specs drawn without samples stay as they were.
+        samples=draw(st.integers(1, max_samples)) if max_samples > 1 else 1,
     )

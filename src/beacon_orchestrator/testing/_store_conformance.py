@@ -5,7 +5,8 @@ conflicting specs; write and write_many records of random keys and statuses, inc
 to replace ``COMPLETED`` ones; finish jobs; ask about unknown job ids; acquire, renew and
 release leases by several holders, two at once, while a fake wall clock moves on) and, after
 every step, checks that every read of the store (``records``, ``completed_keys``, ``progress``,
-``jobs`` with their leases, ``load_spec``) agrees with the model.
+``jobs`` with their leases, ``load_spec``) agrees with the model; the bulk reads
+(``iter_records`` with filters and batches, ``keys``) are checked by rules of their own.
 
 Hypothesis rules are synchronous, so the store runs on an event loop in a
 :func:`anyio.from_thread.start_blocking_portal` thread, on asyncio or trio. The factory gets
@@ -47,8 +48,10 @@ from .._errors import JobConflictError, StoreError
 from .._spec import JobSpec, ModelTarget, Question
 from .._status import JobResult, JobStatus
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
+from .._usage import Usage
 from ..stores._protocol import JobInfo, Store, StoredProgress, should_replace
 from ._lease_conformance import LeaseRules, WallClock
+from ._read_conformance import ReadRules
 
 __all__ = [
     "Snapshot",
@@ -71,11 +74,14 @@ _MODELS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("m1", ("us-east", "eu-west")),
     ("m2", ("asia-pacific",)),
 )
+_REGIONS = tuple(sorted({r for _, regions in _MODELS for r in regions}))
+_SAMPLES = 2  # so a store must keep the samples of a cell apart
 _KEYS = tuple(
-    ExecutionKey(q, model, region)
+    ExecutionKey(q, model, region, sample)
     for q in _QUESTIONS
     for model, regions in _MODELS
     for region in regions
+    for sample in range(_SAMPLES)
 )
 
 
@@ -89,6 +95,7 @@ def _spec(job_id: str, variant: int) -> JobSpec:
         models=models,
         params={"temperature": 0.1 * (variant + 1), "max_tokens": 100},
         metadata={"variant": variant},
+        samples=_SAMPLES,
     )
 
 
@@ -132,7 +139,18 @@ def conformance_records(
         provider=st.none() | st.sampled_from(["modal", "runpod"]),
         metadata=_json_objects,
         receipt=st.none() | _json_objects,
+        usage=st.none() | _usages,
+        cost=st.none() | st.floats(0, 1e6, allow_nan=False),
     )
+
+
+_usages = st.builds(
+    Usage,
+    tokens_in=st.none() | st.integers(0, 10**9),
+    tokens_out=st.none() | st.integers(0, 10**9),
+    inference_seconds=st.none() | st.floats(0, 1e6, allow_nan=False),
+    provider_cost=st.none() | st.floats(0, 1e6, allow_nan=False),
+)
 
 
 def _nonzero(counts: Mapping[ExecutionStatus, int]) -> dict[ExecutionStatus, int]:
@@ -146,7 +164,7 @@ def _nonzero_by(
     return {name: counts for name, counts in out.items() if counts}
 
 
-class StoreStateMachine(LeaseRules, RuleBasedStateMachine):
+class StoreStateMachine(LeaseRules, ReadRules, RuleBasedStateMachine):
     """Drives a store and a reference model side by side; subclass to add rules.
 
     Set :attr:`factory` (and optionally :attr:`backend`, :attr:`backend_options`) on a
@@ -186,6 +204,7 @@ class StoreStateMachine(LeaseRules, RuleBasedStateMachine):
         self.results: dict[str, JobResult] = {}
         self.created_at: dict[str, float] = {}
         self.init_leases()
+        self.read_names = (_QUESTIONS, tuple(m for m, _ in _MODELS), _REGIONS)
 
     def teardown(self) -> None:
         """Close the store and stop its event loop."""
@@ -399,7 +418,8 @@ class StoreStateMachine(LeaseRules, RuleBasedStateMachine):
             ):
                 want: dict[str, dict[ExecutionStatus, int]] = {}
                 for r in records:
-                    slot = want.setdefault(r.key[index], {})
+                    group: str = r.key[index]  # type: ignore[assignment]  # not the sample
+                    slot = want.setdefault(group, {})
                     slot[r.status] = slot.get(r.status, 0) + 1
                 assert _nonzero_by(groups) == want, f"{job_id}: progress.{name}"
 

@@ -45,12 +45,14 @@ def scheduling_specs(
     max_questions: int = 10,
     max_models: int = 6,
     max_regions: int = 6,
+    min_samples: int = 1,
+    max_samples: int = 1,
 ) -> JobSpec:
     """Job specs of random shape, for scheduling properties.
 
     1..max_questions questions, 1..max_models models, each served from a non-empty subset of
-    1..max_regions regions. Ids are short and ASCII; ``job_specs`` stresses loading and
-    validation instead.
+    1..max_regions regions, and min_samples..max_samples samples per cell. Ids are short and ASCII;
+    ``job_specs`` stresses loading and validation instead.
     """
     n_q = draw(st.integers(1, max_questions))
     n_regions = draw(st.integers(1, max_regions))
@@ -61,7 +63,9 @@ def scheduling_specs(
         mine = draw(st.lists(st.sampled_from(regions), min_size=1, max_size=n_regions, unique=True))
         models.append(ModelTarget(f"m{i}", tuple(mine)))
     questions = [Question(f"q{i}", f"prompt {i}") for i in range(n_q)]
-    return JobSpec(id="job", questions=questions, models=models)
+    # Drawn last, and only when asked for, so the shapes drawn without samples stay as they were.
+    samples = draw(st.integers(min_samples, max_samples)) if max_samples > 1 else min_samples
+    return JobSpec(id="job", questions=questions, models=models, samples=samples)
 
 
 def steps(*, hangs: bool = True, crashes: bool = True) -> st.SearchStrategy[Step]:

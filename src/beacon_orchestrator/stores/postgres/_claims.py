@@ -8,8 +8,12 @@ matter. The invariants, each held by one statement:
   grows by one each time. Taking over an expired endpoint sends the executions its old holder
   left running back to pending (or, run twice already, to ``FAILED``), in the same transaction.
 - **Start gate**: the job row is read ``FOR SHARE`` (so a cancel's update waits for it, and a
-  gate after a committed cancel sees it), and the endpoint's ``next_q`` is compared and
+  gate after a committed cancel sees it), and the endpoint's ``next_slot`` is compared and
   incremented under the current fence and an unexpired lease.
+
+A cell is one slot of an endpoint: sample ``s`` of question ``q`` is slot ``q * samples + s``,
+as the job's plan numbers them, so an endpoint runs its questions in order, each question's
+samples one after another.
 - **Fenced finish**: a record is stored only if its cell is running under this fence *and*
   the endpoint is still held under it with an unexpired lease (checked in the same UPDATE).
 - **Verdict**: the job row is locked ``FOR UPDATE``; only an open job with every cell done
@@ -72,24 +76,30 @@ def publish_job(conn: psycopg.Connection[Any], schema: str, spec: JobSpec) -> No
     ).fetchone()
     if inserted is None:
         return
-    question_ids = [q.id for q in spec.questions]
+    samples = spec.samples
+    slots = [
+        (q * samples + s, question.id, s)
+        for q, question in enumerate(spec.questions)
+        for s in range(samples)
+    ]
     endpoints = [(m.id, r) for m in spec.models for r in m.regions]
     with conn.cursor() as cur:
         cur.executemany(
-            f"INSERT INTO {schema}.endpoints (job_id, model_id, region, ord, n_q) "
+            f"INSERT INTO {schema}.endpoints (job_id, model_id, region, ord, n_slots) "
             "VALUES (%s, %s, %s, %s, %s)",
-            [(job, m, r, i, len(question_ids)) for i, (m, r) in enumerate(endpoints)],
+            [(job, m, r, i, len(slots)) for i, (m, r) in enumerate(endpoints)],
         )
         cur.executemany(
-            f"INSERT INTO {schema}.cells (job_id, model_id, region, q, question_id) "
-            "VALUES (%s, %s, %s, %s, %s)",
-            [(job, m, r, q, qid) for m, r in endpoints for q, qid in enumerate(question_ids)],
+            f"INSERT INTO {schema}.cells (job_id, model_id, region, slot, question_id, sample) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            [(job, m, r, slot, qid, s) for m, r in endpoints for slot, qid, s in slots],
         )
     finished = [s.value for s in ExecutionStatus if s.finished]
     conn.execute(
         f"UPDATE {schema}.cells c SET state = 'done' FROM {schema}.records r "
         "WHERE c.job_id = %s AND r.job_id = c.job_id AND r.question_id = c.question_id "
-        "AND r.model_id = c.model_id AND r.region = c.region AND r.status = ANY(%s)",
+        "AND r.model_id = c.model_id AND r.region = c.region AND r.sample = c.sample "
+        "AND r.status = ANY(%s)",
         (job, finished),
     )
     _settle_endpoints(conn, schema, job)
@@ -109,12 +119,13 @@ def _lock_endpoints(conn: psycopg.Connection[Any], schema: str, where: str, args
 
 
 def _settle_endpoints(conn: psycopg.Connection[Any], schema: str, job: str) -> None:
-    """Each endpoint's ``next_q`` at its first cell not done, and ``done`` when none is left."""
+    """Each endpoint's ``next_slot`` at its first cell not done, and ``done`` when none is left."""
     _lock_endpoints(conn, schema, "job_id = %s", (job,))
     conn.execute(
         f"UPDATE {schema}.endpoints e SET "
-        f"next_q = coalesce((SELECT min(q) FROM {schema}.cells c WHERE c.job_id = e.job_id "
-        "AND c.model_id = e.model_id AND c.region = e.region AND c.state = 'pending'), e.n_q), "
+        f"next_slot = coalesce((SELECT min(slot) FROM {schema}.cells c WHERE c.job_id = e.job_id "
+        "AND c.model_id = e.model_id AND c.region = e.region AND c.state = 'pending'), "
+        "e.n_slots), "
         f"done = NOT EXISTS (SELECT 1 FROM {schema}.cells c WHERE c.job_id = e.job_id "
         "AND c.model_id = e.model_id AND c.region = e.region AND c.state <> 'done') "
         "WHERE e.job_id = %s",
@@ -148,11 +159,11 @@ def claim(
     claims = []
     for job, model, region, fence in rows:
         _take_over(conn, schema, job, model, region, sql)
-        (next_q,) = conn.execute(
-            f"SELECT next_q FROM {schema}.endpoints WHERE {_EP}",
+        (next_slot,) = conn.execute(
+            f"SELECT next_slot FROM {schema}.endpoints WHERE {_EP}",
             {"job": job, "model": model, "region": region},
         ).fetchone() or (0,)
-        claims.append(Claim(job, model, region, worker, int(fence), int(next_q)))
+        claims.append(Claim(job, model, region, worker, int(fence), int(next_slot)))
     return claims
 
 
@@ -163,45 +174,45 @@ def _take_over(
     where = {"job": job, "model": model, "region": region}
     left = conn.execute(
         f"UPDATE {schema}.cells SET state = CASE WHEN runs >= 2 THEN 'done' ELSE 'pending' END "
-        f"WHERE {_EP} AND state = 'running' RETURNING question_id, runs",
+        f"WHERE {_EP} AND state = 'running' RETURNING question_id, sample, runs",
         where,
     ).fetchall()
     if not left:
         return
     failed = [
         ExecutionRecord(
-            key=ExecutionKey(qid, model, region),
+            key=ExecutionKey(qid, model, region, int(sample)),
             status=ExecutionStatus.FAILED,
             error_code="INTERRUPTED",
             error_message=f"the worker running it stopped, {runs} times",
             attempts=int(runs),
         )
-        for qid, runs in left
+        for qid, sample, runs in left
         if runs >= 2
     ]
     if failed:
         with conn.cursor() as cur:
             cur.executemany(sql.upsert, [to_row(job, r) for r in failed])
     conn.execute(
-        f"UPDATE {schema}.endpoints e SET next_q = coalesce((SELECT min(q) FROM {schema}.cells "
-        f"c WHERE c.job_id = e.job_id AND c.model_id = e.model_id AND c.region = e.region "
-        f"AND c.state = 'pending'), e.n_q) WHERE {_EP}",
+        f"UPDATE {schema}.endpoints e SET next_slot = coalesce((SELECT min(slot) FROM "
+        f"{schema}.cells c WHERE c.job_id = e.job_id AND c.model_id = e.model_id "
+        f"AND c.region = e.region AND c.state = 'pending'), e.n_slots) WHERE {_EP}",
         where,
     )
 
 
-def start(conn: psycopg.Connection[Any], schema: str, c: Claim, q: int) -> bool:
+def start(conn: psycopg.Connection[Any], schema: str, c: Claim, slot: int) -> bool:
     """The start gate, in one statement (see the module's docstring)."""
     row = conn.execute(
         f"WITH job AS (SELECT 1 FROM {schema}.claim_jobs WHERE job_id = %(job)s "
         "AND state = 'open' AND cancelled_at IS NULL FOR SHARE), "
-        f"ep AS (UPDATE {schema}.endpoints SET next_q = next_q + 1 WHERE {_EP} "
+        f"ep AS (UPDATE {schema}.endpoints SET next_slot = next_slot + 1 WHERE {_EP} "
         "AND holder = %(worker)s AND fence = %(fence)s AND lease_until > clock_timestamp() "
-        "AND next_q = %(q)s AND EXISTS (SELECT 1 FROM job) RETURNING 1) "
+        "AND next_slot = %(slot)s AND EXISTS (SELECT 1 FROM job) RETURNING 1) "
         f"UPDATE {schema}.cells SET state = 'running', fence = %(fence)s, runs = runs + 1 "
-        f"WHERE {_EP} AND q = %(q)s AND state = 'pending' AND EXISTS (SELECT 1 FROM ep) "
+        f"WHERE {_EP} AND slot = %(slot)s AND state = 'pending' AND EXISTS (SELECT 1 FROM ep) "
         "RETURNING 1",
-        _args(c, q=q),
+        _args(c, slot=slot),
     ).fetchone()
     return row is not None
 
@@ -210,7 +221,7 @@ def finish(
     conn: psycopg.Connection[Any],
     schema: str,
     c: Claim,
-    q: int,
+    slot: int,
     record: ExecutionRecord,
     sql: Statements,
 ) -> bool:
@@ -219,16 +230,16 @@ def finish(
     done = conn.execute(
         f"UPDATE {schema}.cells x SET state = 'done' FROM {schema}.endpoints e "
         "WHERE x.job_id = %(job)s AND x.model_id = %(model)s AND x.region = %(region)s "
-        "AND x.q = %(q)s AND x.state = 'running' AND x.fence = %(fence)s "
+        "AND x.slot = %(slot)s AND x.state = 'running' AND x.fence = %(fence)s "
         "AND e.job_id = x.job_id AND e.model_id = x.model_id AND e.region = x.region "
         "AND e.fence = %(fence)s AND e.holder = %(worker)s "
-        "AND e.lease_until > clock_timestamp() RETURNING e.n_q",
-        _args(c, q=q),
+        "AND e.lease_until > clock_timestamp() RETURNING e.n_slots",
+        _args(c, slot=slot),
     ).fetchone()
     if done is None:
         return False
     conn.execute(sql.upsert, row)
-    if q + 1 >= int(done[0]):
+    if slot + 1 >= int(done[0]):
         conn.execute(
             f"UPDATE {schema}.endpoints SET done = true, holder = NULL, lease_until = NULL "
             f"WHERE {_EP} AND fence = %(fence)s",
@@ -257,7 +268,7 @@ def renew(conn: psycopg.Connection[Any], schema: str, worker: str, lease: float)
 
 
 def release(conn: psycopg.Connection[Any], schema: str, c: Claim) -> None:
-    """Hand the endpoint back if this claim still holds it; its next question stays next."""
+    """Hand the endpoint back if this claim still holds it; its next slot stays next."""
     conn.execute(
         f"UPDATE {schema}.endpoints SET holder = NULL, lease_until = NULL "
         f"WHERE {_EP} AND holder = %(worker)s AND fence = %(fence)s",
@@ -278,19 +289,19 @@ def cancel_job(
         return False
     skipped = conn.execute(
         f"UPDATE {schema}.cells SET state = 'done' WHERE job_id = %s AND state = 'pending' "
-        "RETURNING question_id, model_id, region",
+        "RETURNING question_id, model_id, region, sample",
         (job_id,),
     ).fetchall()
     at = conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8").fetchone()
     records = [
         ExecutionRecord(
-            key=ExecutionKey(qid, model, region),
+            key=ExecutionKey(qid, model, region, int(sample)),
             status=ExecutionStatus.SKIPPED,
             error_code="SKIPPED",
             error_message=f"never started: {reason}",
             finished_at=None if at is None else float(at[0]),
         )
-        for qid, model, region in skipped
+        for qid, model, region, sample in skipped
     ]
     if records:
         with conn.cursor() as cur:
@@ -313,13 +324,14 @@ def sweep(conn: psycopg.Connection[Any], schema: str, sql: Statements, at: float
         "AND j.state = 'open' AND e.job_id = c.job_id AND e.model_id = c.model_id "
         "AND e.region = c.region AND c.state = 'running' AND c.fence = e.fence "
         "AND e.lease_until < clock_timestamp() "
-        "RETURNING c.job_id, c.question_id, c.model_id, c.region, c.runs, j.cancel_reason",
+        "RETURNING c.job_id, c.question_id, c.model_id, c.region, c.sample, c.runs, "
+        "j.cancel_reason",
     ).fetchall()
     by_job: dict[str, list[ExecutionRecord]] = {}
-    for job, qid, model, region, runs, reason in rows:
+    for job, qid, model, region, sample, runs, reason in rows:
         by_job.setdefault(job, []).append(
             ExecutionRecord(
-                key=ExecutionKey(qid, model, region),
+                key=ExecutionKey(qid, model, region, int(sample)),
                 status=ExecutionStatus.CANCELLED,
                 error_code="CANCELLED",
                 error_message=f"interrupted: {reason} (its worker stopped answering)",

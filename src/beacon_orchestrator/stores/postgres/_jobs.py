@@ -84,8 +84,11 @@ def store_result(
     )
 
 
-def result_from_json(job_id: str, text: str, records: list[ExecutionRecord]) -> JobResult:
-    """The verdict stored as ``result_json`` wrote it, with the job's records."""
+def result_from_json(job_id: str, text: str, failures: list[ExecutionRecord]) -> JobResult:
+    """The verdict stored as ``result_json`` wrote it, with its first failures.
+
+    The result holds no other record: its ``records`` are the caller's to attach.
+    """
     data = json.loads(text)
     return JobResult(
         job_id=job_id,
@@ -94,7 +97,7 @@ def result_from_json(job_id: str, text: str, records: list[ExecutionRecord]) -> 
         counts={ExecutionStatus(s): n for s, n in data["counts"].items()},
         success_rate=data["success_rate"],
         planned=data["planned"],
-        records=tuple(records),
+        failures=tuple(failures),
         started_at=data["started_at"],
         finished_at=data["finished_at"],
         cancelled_by=data["cancelled_by"],

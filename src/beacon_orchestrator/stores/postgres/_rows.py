@@ -8,12 +8,14 @@ hold the NUL character, and an answer may.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Final
 
 from ..._errors import StoreError
 from ..._record_codec import EncodeError
+from ..._records import RecordFilter
 from ..._types import RECORD_CODEC, ExecutionKey, ExecutionRecord, ExecutionStatus
+from .._protocol import EndpointKeys
 
 __all__ = [
     "BYTEA_COLUMNS",
@@ -21,6 +23,7 @@ __all__ = [
     "KEY_COLUMNS",
     "Row",
     "Statements",
+    "endpoint_keys",
     "record_reader",
     "to_row",
 ]
@@ -69,6 +72,63 @@ class Statements:
         self.completed: Final = (
             f"SELECT {key} FROM {schema}.records WHERE job_id = %s AND status = '{_COMPLETED}'"
         )
+        self._batch = f"SELECT seq, {', '.join(RECORD_CODEC.columns)} FROM {schema}.records "
+        # Each endpoint's keys as parallel arrays, in the order they were first written: a
+        # resumed run of a large job reads a row per endpoint, not one per key.
+        self._keys = (
+            "SELECT model_id, region, array_agg(question_id ORDER BY seq), "
+            "array_agg(sample ORDER BY seq), array_agg(status ORDER BY seq), "
+            f"array_agg(empty ORDER BY seq), sum(cost) FROM {schema}.records "
+        )
+
+    def batch(self, job_id: str, f: RecordFilter, after: int, limit: int) -> tuple[str, Any]:
+        """The query of up to ``limit`` records passing ``f`` after row ``after`` (by ``seq``).
+
+        Keyset pagination: each batch is a query of its own, so no cursor stays open between
+        batches and the job's writes go on meanwhile.
+        """
+        where, params = _where(job_id, f)
+        return (
+            f"{self._batch}WHERE {where} AND seq > %s ORDER BY seq LIMIT %s",
+            (*params, after, limit),
+        )
+
+    def keys(self, job_id: str, statuses: Collection[ExecutionStatus] | None) -> tuple[str, Any]:
+        """The query of :func:`endpoint_keys`: the keys with a record of ``statuses``."""
+        f = RecordFilter(None if statuses is None else frozenset(statuses))
+        where, params = _where(job_id, f)
+        return f"{self._keys}WHERE {where} GROUP BY model_id, region", params
+
+
+def _where(job_id: str, f: RecordFilter) -> tuple[str, tuple[Any, ...]]:
+    """The SQL conditions of a filter on one job, and their parameters."""
+    sql = ["job_id = %s"]
+    params: list[Any] = [job_id]
+    if f.statuses is not None:
+        sql.append("status = ANY(%s)")
+        params.append(sorted(s.value for s in f.statuses))
+    for column, value in (("region", f.region), ("model_id", f.model), ("question_id", f.question)):
+        if value is not None:
+            sql.append(f"{column} = %s")
+            params.append(value)
+    return " AND ".join(sql), tuple(params)
+
+
+_STATUS: Final = {s.value: s for s in ExecutionStatus}
+
+
+def endpoint_keys(row: Sequence[Any]) -> EndpointKeys:
+    """One row of :meth:`Statements.keys` as the endpoint's :class:`EndpointKeys`."""
+    model, region, qids, samples, statuses, empty, cost = row
+    return EndpointKeys(
+        model_id=model,
+        region=region,
+        question_ids=tuple(qids),
+        samples=tuple(int(s) for s in samples),
+        statuses=tuple(_STATUS[s] for s in statuses),
+        empty=tuple(bool(e) for e in empty),
+        cost=None if cost is None else float(cost),
+    )
 
 
 def to_row(job_id: str, record: ExecutionRecord) -> Row:

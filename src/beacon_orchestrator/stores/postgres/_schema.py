@@ -85,8 +85,8 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         """,
     ),
     # 2: many workers sharing one job (_claims.py): each endpoint's holder, lease and fence,
-    # and each cell's state. A cell is (endpoint, question index); at most one runs per
-    # endpoint at a time, which the partial unique index enforces whatever a worker does.
+    # and each cell's state. A cell is (endpoint, question index; a slot since 3); at most one
+    # runs per endpoint at a time, which the partial unique index enforces whatever a worker does.
     (
         """
         CREATE TABLE {s}.claim_jobs (
@@ -126,6 +126,26 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )
         """,
         "CREATE UNIQUE INDEX ON {s}.cells (job_id, model_id, region) WHERE state = 'running'",
+    ),
+    # 3: samples per cell, region identity, usage and cost. The execution key gains its sample
+    # index (every record written before has sample 0), and so does the primary key; a claim
+    # cell becomes a slot (question index x samples + sample: the same number while a job has
+    # one sample per cell, so claims stored before keep their meaning). An index on status
+    # serves reads by status and Store.keys without walking every answer.
+    (
+        "ALTER TABLE {s}.records ADD COLUMN sample bigint NOT NULL DEFAULT 0",
+        "ALTER TABLE {s}.records DROP CONSTRAINT records_pkey",
+        "ALTER TABLE {s}.records ADD PRIMARY KEY (job_id, question_id, model_id, region, sample)",
+        "ALTER TABLE {s}.records ADD COLUMN served_region bytea",
+        "ALTER TABLE {s}.records ADD COLUMN system_prompt bytea",
+        "ALTER TABLE {s}.records ADD COLUMN request_sha256 bytea",
+        "ALTER TABLE {s}.records ADD COLUMN usage text",
+        "ALTER TABLE {s}.records ADD COLUMN cost double precision",
+        "CREATE INDEX ON {s}.records (job_id, status, seq)",
+        "ALTER TABLE {s}.endpoints RENAME COLUMN n_q TO n_slots",
+        "ALTER TABLE {s}.endpoints RENAME COLUMN next_q TO next_slot",
+        "ALTER TABLE {s}.cells RENAME COLUMN q TO slot",
+        "ALTER TABLE {s}.cells ADD COLUMN sample bigint NOT NULL DEFAULT 0",
     ),
 )
 

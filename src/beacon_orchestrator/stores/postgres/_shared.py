@@ -75,14 +75,16 @@ class SharedJobs:
             )
         )
 
-    async def start(self, claim: Claim, q: int) -> bool:
-        """The start gate: whether question ``q`` of the claim may start now (then it has)."""
-        return await self._call(partial(_claims.start, schema=self.schema, c=claim, q=q))
+    async def start(self, claim: Claim, slot: int) -> bool:
+        """The start gate: whether ``slot`` of the claim may start now (then it has)."""
+        return await self._call(partial(_claims.start, schema=self.schema, c=claim, slot=slot))
 
-    async def finish(self, claim: Claim, q: int, record: ExecutionRecord) -> bool:
+    async def finish(self, claim: Claim, slot: int, record: ExecutionRecord) -> bool:
         """Store an execution's record if ``claim`` is still the endpoint's; whether it was."""
         return await self._call(
-            partial(_claims.finish, schema=self.schema, c=claim, q=q, record=record, sql=self._sql)
+            partial(
+                _claims.finish, schema=self.schema, c=claim, slot=slot, record=record, sql=self._sql
+            )
         )
 
     async def renew(self, worker: str, lease: float) -> ClaimStatus:

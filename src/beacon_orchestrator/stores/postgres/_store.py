@@ -22,24 +22,33 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence, Set
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence, Set
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.to_thread
-from attrs import define, field
+from attrs import define, evolve, field
 
 from ..._errors import JobConflictError, StoreError, UsageError
-from ..._status import JobResult
-from ..._types import ExecutionKey, ExecutionRecord
+from ..._records import RecordFilter, Records, StatusArg
+from ..._status import SHOWN_FAILURES, JobResult
+from ..._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from .._lease import Holder, Lease, holder_alive
-from .._protocol import JobInfo, StoredProgress
+from .._protocol import READ_BATCH, EndpointKeys, JobInfo, StoredProgress
 from . import _jobs
 from ._commit import Batches
+from ._config import (
+    check_dsn,
+    check_pool_size,
+    check_timeout,
+    psycopg_pool_module,
+    redacted_repr,
+    schema_name,
+)
 from ._dsn import redact_dsn, scrub
-from ._rows import Row, Statements, record_reader, to_row
-from ._schema import check_schema_name, migrate
+from ._rows import Row, Statements, endpoint_keys, record_reader, to_row
+from ._schema import migrate
 from ._shared import SharedJobs
 
 if TYPE_CHECKING:
@@ -51,50 +60,6 @@ if TYPE_CHECKING:
 __all__ = ["PostgresStore"]
 
 _T = TypeVar("_T")
-
-
-def _check_dsn(_: object, __: object, value: Any) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise UsageError(
-            "PostgresStore dsn: expected a connection string such as "
-            f"'postgresql://user@host/db', got {type(value).__name__}"
-        )
-
-
-def _check_pool_size(_: object, __: object, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
-        raise UsageError(f"PostgresStore pool_size: expected an integer 1..1000, got {value!r}")
-
-
-def _check_timeout(_: object, __: object, value: object) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise UsageError(
-            f"PostgresStore connect_timeout: expected a finite number of seconds > 0, got {value!r}"
-        )
-
-
-def _redacted_repr(value: str) -> str:
-    return repr(redact_dsn(value))
-
-
-def _schema_name(value: str) -> str:
-    return check_schema_name(value)
-
-
-def _psycopg() -> Any:
-    try:
-        import psycopg_pool
-    except ImportError:
-        raise UsageError(
-            "PostgresStore needs psycopg 3 and psycopg-pool: "
-            "pip install 'beacon-orchestrator[postgres]'"
-        ) from None
-    return psycopg_pool
 
 
 @define
@@ -129,10 +94,10 @@ class PostgresStore(SharedJobs):
             name, or an invalid ``pool_size`` or ``connect_timeout``.
     """
 
-    dsn: str = field(validator=_check_dsn, repr=_redacted_repr)
-    schema: str = field(default="beacon", kw_only=True, converter=_schema_name)
-    pool_size: int = field(default=4, kw_only=True, validator=_check_pool_size)
-    connect_timeout: float = field(default=10.0, kw_only=True, validator=_check_timeout)
+    dsn: str = field(validator=check_dsn, repr=redacted_repr)
+    schema: str = field(default="beacon", kw_only=True, converter=schema_name)
+    pool_size: int = field(default=4, kw_only=True, validator=check_pool_size)
+    connect_timeout: float = field(default=10.0, kw_only=True, validator=check_timeout)
     clock: Callable[[], float] = field(default=time.time, kw_only=True, repr=False)
     _pool: psycopg_pool.ConnectionPool[Any] | None = field(default=None, init=False, repr=False)
     _opening: anyio.Lock = field(factory=anyio.Lock, init=False, repr=False)
@@ -199,7 +164,7 @@ class PostgresStore(SharedJobs):
         return self._pool
 
     def _open_pool(self) -> psycopg_pool.ConnectionPool[Any]:
-        pool_module = _psycopg()
+        pool_module = psycopg_pool_module()
         import psycopg
 
         try:
@@ -300,10 +265,9 @@ class PostgresStore(SharedJobs):
 
     @staticmethod
     def _same_spec(stored_json: str, spec: JobSpec) -> bool:
-        from ..._spec import JobSpec
-
+        # Byte-different JSON can still be the same spec (written by another library version).
         try:
-            return JobSpec.from_dict(json.loads(stored_json)) == spec
+            return _spec_from_json(stored_json) == spec
         except Exception:  # an unreadable stored spec is simply not this one
             return False
 
@@ -318,15 +282,13 @@ class PostgresStore(SharedJobs):
 
     async def load_spec(self, job_id: str) -> JobSpec:
         """The spec the job was opened with."""
-        from ..._spec import JobSpec
-
         known = await self._require(job_id)
         if known.spec is None:
             stored_json = await self._call(
                 partial(_jobs.read_spec, schema=self.schema, job_id=job_id)
             )
             try:
-                known.spec = JobSpec.from_dict(json.loads(stored_json))
+                known.spec = _spec_from_json(stored_json)
             except Exception as exc:
                 raise StoreError(
                     f"job {job_id!r} in {self.where}: the stored spec cannot be loaded: {exc}"
@@ -342,21 +304,26 @@ class PostgresStore(SharedJobs):
         await self._call(store)
 
     async def load_result(self, job_id: str) -> JobResult | None:
-        """The verdict stored by :meth:`finish_job` with the job's records, or ``None``.
+        """The verdict stored by :meth:`finish_job`, reading its records from here, or ``None``.
 
         Not part of the :class:`~beacon_orchestrator.Store` protocol: a convenience for tools
         that show finished jobs.
         """
         await self._require(job_id)
-        select = self._sql.select
+        first_failures = self._sql.batch(job_id, _NOT_COMPLETED, 0, SHOWN_FAILURES)
 
-        def read(conn: psycopg.Connection[Any]) -> tuple[str | None, list[ExecutionRecord]]:
+        def read(conn: psycopg.Connection[Any]) -> JobResult | None:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             text = _jobs.read_result(conn, self.schema, job_id)
-            return text, _read_records(conn.execute(select, (job_id,)))
+            if text is None:
+                return None
+            failures, _ = _read_batch(conn, first_failures)
+            return _jobs.result_from_json(job_id, text, failures)
 
-        text, records = await self._call(read)
-        return None if text is None else _jobs.result_from_json(job_id, text, records)
+        result = await self._call(read)
+        if result is None:
+            return None
+        return evolve(result, records=Records(self, job_id, count=sum(result.counts.values())))
 
     async def jobs(self) -> list[JobInfo]:
         """Every job, oldest first, each with its lease."""
@@ -439,6 +406,47 @@ class PostgresStore(SharedJobs):
 
         return await self._call(read)
 
+    async def iter_records(
+        self,
+        job_id: str,
+        *,
+        status: StatusArg = None,
+        region: str | None = None,
+        model: str | None = None,
+        question: str | None = None,
+        batch: int = READ_BATCH,
+    ) -> AsyncIterator[ExecutionRecord]:
+        """The records that pass the filters, ``batch`` per query, in the order of :meth:`records`.
+
+        Each batch is a query of its own (keyset pagination on the row's ``seq``), so a job of
+        any size is read in constant memory and the job's writes go on between batches.
+        """
+        f = RecordFilter.of(status=status, region=region, model=model, question=question)
+        if batch < 1:  # LIMIT 0 would never end the loop
+            raise UsageError(f"batch: expected an integer >= 1, got {batch!r}")
+        await self._require(job_id)
+        after = 0
+        while True:
+            query = self._sql.batch(job_id, f, after, batch)
+            found, after = await self._call(partial(_read_batch, query=query))
+            for record in found:
+                yield record
+            if len(found) < batch:
+                return
+
+    async def keys(
+        self, job_id: str, *, status: Collection[ExecutionStatus] | None = None
+    ) -> AsyncIterator[EndpointKeys]:
+        """Which keys have a record (of one of ``status``), endpoint by endpoint, in one query."""
+        await self._require(job_id)
+        query = self._sql.keys(job_id, status)
+
+        def read(conn: psycopg.Connection[Any]) -> list[EndpointKeys]:
+            return [endpoint_keys(row) for row in conn.execute(*query)]
+
+        for found in await self._call(read):
+            yield found
+
     async def progress(self, job_id: str) -> StoredProgress:
         """Counts per status, overall and per question, region and model (one snapshot)."""
         await self._require(job_id)
@@ -448,6 +456,33 @@ class PostgresStore(SharedJobs):
             return _jobs.read_progress(conn, self.schema, job_id)
 
         return await self._call(read)
+
+
+_NOT_COMPLETED = RecordFilter(frozenset(ExecutionStatus) - {ExecutionStatus.COMPLETED})
+
+
+def _spec_from_json(stored_json: str) -> JobSpec:
+    """A stored spec, read leniently (its region names are not checked against the table).
+
+    It was checked when it was stored, and one stored by an earlier release may use regions
+    that release never declared.
+    """
+    from ..._spec import JobSpec, RegionTable
+
+    lenient = RegionTable.default(strict=False)
+    return JobSpec.from_dict(json.loads(stored_json), regions=lenient)
+
+
+def _read_batch(
+    conn: psycopg.Connection[Any], query: tuple[str, Any]
+) -> tuple[list[ExecutionRecord], int]:
+    """A batch's records (the query's first column is each row's ``seq``), and the last read."""
+    cursor = conn.execute(*query)
+    rows = cursor.fetchall()
+    if not rows:
+        return [], 0
+    read = record_reader([d.name for d in (cursor.description or [])[1:]])
+    return [read(row[1:]) for row in rows], int(rows[-1][0])
 
 
 def _read_records(cursor: psycopg.Cursor[Any]) -> list[ExecutionRecord]:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from ..._status import JobResult, JobStatus
+from ..._records import RecordFilter
+from ..._status import SHOWN_FAILURES, JobResult, JobStatus
 from ..._types import ExecutionRecord, ExecutionStatus
 from .._protocol import JobInfo, StoredProgress
 from ._leases import LEASE_COLUMNS, lease_from_row
-from ._rows import SELECT_RECORDS, read_records
+from ._rows import read_batch
 from ._transactions import read_snapshot
 
 __all__ = [
@@ -71,14 +72,20 @@ def store_result(conn: sqlite3.Connection, job_id: str, result: JobResult, at: f
 
 
 def read_result(conn: sqlite3.Connection, job_id: str) -> JobResult | None:
-    """A job's stored verdict with its records (one snapshot), or ``None`` if it has none."""
+    """A job's stored verdict with its first failures (one snapshot), or ``None``.
+
+    The result reads no other record: its ``records`` are the caller's to attach.
+    """
     with read_snapshot(conn):
         row = conn.execute("SELECT result FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        records = read_records(conn.execute(SELECT_RECORDS, (job_id,)))
-    return None if row[0] is None else _result(job_id, row[0], records)
+        failures, _ = read_batch(conn, job_id, _NOT_COMPLETED, 0, SHOWN_FAILURES)
+    return None if row[0] is None else _result(job_id, row[0], failures)
 
 
-def _result(job_id: str, text: str, records: list[ExecutionRecord]) -> JobResult:
+_NOT_COMPLETED = RecordFilter(frozenset(ExecutionStatus) - {ExecutionStatus.COMPLETED})
+
+
+def _result(job_id: str, text: str, failures: list[ExecutionRecord]) -> JobResult:
     data = json.loads(text)
     return JobResult(
         job_id=job_id,
@@ -87,7 +94,7 @@ def _result(job_id: str, text: str, records: list[ExecutionRecord]) -> JobResult
         counts={ExecutionStatus(s): n for s, n in data["counts"].items()},
         success_rate=data["success_rate"],
         planned=data["planned"],
-        records=tuple(records),
+        failures=tuple(failures),
         started_at=data["started_at"],
         finished_at=data["finished_at"],
         cancelled_by=data["cancelled_by"],
@@ -118,33 +125,41 @@ def read_jobs(conn: sqlite3.Connection) -> list[JobInfo]:
 
 
 def read_progress(conn: sqlite3.Connection, job_id: str) -> StoredProgress:
-    """Counts per status, overall and per question, model and region (one snapshot)."""
-    # One read transaction: the three GROUP BYs see the same snapshot.
+    """Counts per status, overall and per question, model and region (one snapshot).
+
+    Two grouped queries over the outcomes index: per status and question (in the index's
+    order), and per status and endpoint (models, regions and the total are sums of it).
+    """
     with read_snapshot(conn):
         planned = int(
             conn.execute("SELECT planned FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
         )
-        groups = {
-            column: _tally(
-                conn.execute(
-                    f"SELECT {column}, status, count(*) FROM records "
-                    f"WHERE job_id = ? GROUP BY {column}, status",
-                    (job_id,),
-                ).fetchall()
-            )
-            for column in ("question_id", "model_id", "region")
-        }
+        endpoints = conn.execute(
+            "SELECT model_id, region, status, count(*) FROM records WHERE job_id = ? "
+            "GROUP BY status, model_id, region",
+            (job_id,),
+        ).fetchall()
+        questions = conn.execute(
+            "SELECT question_id, status, count(*) FROM records WHERE job_id = ? "
+            "GROUP BY status, question_id",
+            (job_id,),
+        ).fetchall()
     counts: dict[ExecutionStatus, int] = {}
-    for slot in groups["region"].values():
-        for status, n in slot.items():
-            counts[status] = counts.get(status, 0) + n
+    by_model: dict[str, dict[ExecutionStatus, int]] = {}
+    by_region: dict[str, dict[ExecutionStatus, int]] = {}
+    for model, region, value, n in endpoints:
+        status = ExecutionStatus(value)
+        counts[status] = counts.get(status, 0) + n
+        for name, groups in ((model, by_model), (region, by_region)):
+            slot = groups.setdefault(name, {})
+            slot[status] = slot.get(status, 0) + n
     return StoredProgress(
         job_id=job_id,
         planned=planned,
         counts=counts,
-        by_question=groups["question_id"],
-        by_region=groups["region"],
-        by_model=groups["model_id"],
+        by_question=_tally(questions),
+        by_region=by_region,
+        by_model=by_model,
     )
 
 

@@ -7,11 +7,14 @@ Every statement names the codec's columns (after ``job_id``), so a field added t
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Collection
 from typing import Any, Final
 
 from ..._errors import StoreError
 from ..._record_codec import EncodeError
+from ..._records import RecordFilter
 from ..._types import RECORD_CODEC, ExecutionKey, ExecutionRecord, ExecutionStatus
+from .._protocol import EndpointKeys
 from ._transactions import write_transaction
 
 __all__ = [
@@ -20,6 +23,8 @@ __all__ = [
     "SELECT_RECORDS",
     "UPSERT",
     "Row",
+    "read_batch",
+    "read_keys",
     "read_records",
     "to_row",
     "write_rows",
@@ -89,3 +94,81 @@ def read_records(cursor: sqlite3.Cursor) -> list[ExecutionRecord]:
     """The records of a query's result, its columns found by name."""
     read = RECORD_CODEC.sql_reader([d[0] for d in cursor.description])
     return [read(row) for row in cursor]
+
+
+_SELECT_BATCH: Final = f"SELECT rowid, {', '.join(RECORD_CODEC.columns)} FROM records WHERE "
+
+
+def _where(f: RecordFilter) -> tuple[str, list[Any]]:
+    """The SQL conditions of a filter (after ``job_id = ?``) and their parameters."""
+    sql: list[str] = []
+    params: list[Any] = []
+    if f.statuses is not None:
+        sql.append(f"status IN ({', '.join('?' for _ in f.statuses)})")
+        params.extend(sorted(s.value for s in f.statuses))
+    for column, value in (("region", f.region), ("model_id", f.model), ("question_id", f.question)):
+        if value is not None:
+            sql.append(f"{column} = ?")
+            params.append(value)
+    return "".join(f" AND {c}" for c in sql), params
+
+
+def read_batch(
+    conn: sqlite3.Connection, job_id: str, f: RecordFilter, after: int, limit: int
+) -> tuple[list[ExecutionRecord], int]:
+    """Up to ``limit`` records passing ``f`` stored after row ``after``, and the last row read.
+
+    Each batch is a query of its own (keyset pagination on the row id), so no statement stays
+    open between batches and writes go on meanwhile.
+    """
+    where, params = _where(f)
+    # With a question, the primary key finds its rows; with statuses, the outcomes index. With
+    # neither, walk the table in row id order from ``after`` (``+job_id`` keeps SQLite from
+    # scanning an index and sorting the whole job for every batch).
+    indexed = f.question is not None or f.statuses is not None
+    job = "job_id = ?" if indexed else "+job_id = ?"
+    cursor = conn.execute(
+        f"{_SELECT_BATCH}{job}{where} AND rowid > ? ORDER BY rowid LIMIT ?",
+        (job_id, *params, after, limit),
+    )
+    rows = cursor.fetchall()
+    if not rows:
+        return [], after
+    read = RECORD_CODEC.sql_reader([d[0] for d in cursor.description[1:]])
+    return [read(row[1:]) for row in rows], int(rows[-1][0])
+
+
+_SEP: Final = "\x1f"  # ids are printable text: a control character never occurs in one
+_STATUS: Final = {s.value: s for s in ExecutionStatus}
+
+
+def read_keys(
+    conn: sqlite3.Connection, job_id: str, statuses: Collection[ExecutionStatus] | None
+) -> list[EndpointKeys]:
+    """Which keys have a record of ``statuses``, endpoint by endpoint, from one grouped query.
+
+    The question ids, samples, statuses and empty flags of an endpoint come as four concatenated
+    strings (the aggregates visit the group's rows in one order), split here: a resumed run of
+    a large job reads a few hundred rows rather than one per key.
+    """
+    where, params = _where(RecordFilter(None if statuses is None else frozenset(statuses)))
+    rows = conn.execute(
+        "SELECT model_id, region, group_concat(question_id, char(31)), "
+        "group_concat(sample, char(31)), group_concat(status, char(31)), "
+        "group_concat(empty, ''), sum(cost) "
+        f"FROM records WHERE job_id = ?{where} GROUP BY model_id, region",
+        (job_id, *params),
+    )
+    status = _STATUS.__getitem__
+    return [
+        EndpointKeys(
+            model_id=model,
+            region=region,
+            question_ids=tuple(qids.split(_SEP)),
+            samples=tuple(map(int, samples.split(_SEP))),
+            statuses=tuple(map(status, codes.split(_SEP))),
+            empty=tuple(c == "1" for c in empty),
+            cost=cost,
+        )
+        for model, region, qids, samples, codes, empty, cost in rows
+    ]

@@ -23,8 +23,10 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -40,10 +42,59 @@ _log = logging.getLogger(__name__)
 APPLICATION_ID: Final = 0x42454143
 """SQLite ``application_id`` stamped on every file this store creates (ASCII ``BEAC``)."""
 
+Step = str | Callable[[sqlite3.Connection], None]
+"""One step of a migration: an SQL statement, or a function for what SQL alone cannot say."""
+
+
+def _key_with_sample(conn: sqlite3.Connection) -> None:
+    """Rebuild the records table with ``sample`` in its primary key (schema version 3).
+
+    SQLite cannot change a primary key in place. The new table is the old one's own
+    ``CREATE TABLE`` with the key widened, so every column the table has by now (whatever
+    migrations ran before this one) is kept, and rows are copied with their rowids, which keep
+    the order records were first written in. Every record written before has sample 0.
+    """
+    (create,) = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'records'"
+    ).fetchone()
+    wider, found = _OLD_KEY.subn(_NEW_KEY, create, count=1)
+    if not found:
+        raise StoreError(
+            f"cannot migrate it to schema version 3: its records table is not keyed by "
+            f"(job_id, question_id, model_id, region) ({' '.join(create.split())}); nothing "
+            "was changed"
+        )
+    columns = ", ".join(row[1] for row in conn.execute("PRAGMA table_info(records)"))
+    indexes = [
+        sql
+        for (sql,) in conn.execute(
+            "SELECT sql FROM sqlite_master "
+            "WHERE type = 'index' AND tbl_name = 'records' AND sql IS NOT NULL"
+        )
+    ]
+    conn.execute(re.sub(r"\brecords\b", "records_rebuilt", wider, count=1))
+    conn.execute(
+        f"INSERT INTO records_rebuilt (rowid, {columns}) "
+        f"SELECT rowid, {columns} FROM records ORDER BY rowid"
+    )
+    conn.execute("DROP TABLE records")
+    conn.execute("ALTER TABLE records_rebuilt RENAME TO records")
+    for sql in indexes:
+        conn.execute(sql)
+
+
+_OLD_KEY: Final = re.compile(
+    r"PRIMARY\s+KEY\s*\(\s*job_id\s*,\s*question_id\s*,\s*model_id\s*,\s*region\s*\)"
+)
+_NEW_KEY: Final = (
+    "sample        INTEGER NOT NULL DEFAULT 0,\n"
+    "            PRIMARY KEY (job_id, question_id, model_id, region, sample)"
+)
+
 # _MIGRATIONS[n] takes a file from schema version n to n + 1. Append, never edit: files in the
 # wild hold every version that ever shipped. A new column of the records table (a new field of
 # ExecutionRecord) is a new migration: "ALTER TABLE records ADD COLUMN ...".
-_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+_MIGRATIONS: Final[tuple[tuple[Step, ...], ...]] = (
     (
         """
         CREATE TABLE jobs (
@@ -94,6 +145,29 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )
         """,
     ),
+    # 3: what the provider says about where it ran and what it was sent (issue 11).
+    (
+        "ALTER TABLE records ADD COLUMN served_region TEXT",
+        "ALTER TABLE records ADD COLUMN system_prompt TEXT",
+        "ALTER TABLE records ADD COLUMN request_sha256 TEXT",
+    ),
+    # 4: samples per cell. The execution key gains its sample index, and so does the primary
+    # key; a table rebuild, since SQLite cannot change a primary key in place.
+    (_key_with_sample,),
+    # 5: what each execution used and cost (ExecutionRecord.usage, .cost).
+    (
+        "ALTER TABLE records ADD COLUMN usage TEXT",
+        "ALTER TABLE records ADD COLUMN cost REAL",
+    ),
+    # 6: the outcome of every key in a small index, so that resuming, progress, status and
+    # reads by status scan it rather than the records (whose answers make them large). Its
+    # order follows how records arrive (a status, then question by question), so a commit
+    # touches a few of its pages: ordered by endpoint first, it cost writes 3.6x. With the
+    # cost, it answers Store.keys alone (a resumed run's budget counts what was spent).
+    (
+        "CREATE INDEX records_outcomes "
+        "ON records (job_id, status, question_id, sample, model_id, region, empty, cost)",
+    ),
 )
 
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
@@ -103,6 +177,10 @@ SCHEMA_VERSION: Final = len(_MIGRATIONS)
 _TABLES: Final = (
     frozenset({"jobs", "records"}),
     frozenset({"jobs", "records", "leases"}),
+    frozenset({"jobs", "records", "leases"}),
+    frozenset({"jobs", "records", "leases"}),
+    frozenset({"jobs", "records", "leases"}),
+    frozenset({"jobs", "records", "leases"}),  # 6: an index, no new table
 )
 _CORRUPT: Final = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 _HEADER: Final = b"SQLite format 3\x00"
@@ -212,7 +290,8 @@ def migrate(conn: sqlite3.Connection, where: str) -> None:
     """Bring the database to :data:`SCHEMA_VERSION` and stamp it as ours, in one transaction.
 
     Raises:
-        StoreError: Another program changed the file while it was being opened.
+        StoreError: Another program changed the file while it was being opened, or a
+            migration found the file unlike its version (the file is left as it was).
     """
     if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
         return  # the common case takes no write lock, so readers never block a writer
@@ -225,11 +304,21 @@ def migrate(conn: sqlite3.Connection, where: str) -> None:
             )  # fmt: skip
         else:
             _log.debug("SQLite store %s: creating schema version %d", where, SCHEMA_VERSION)
-        for statements in _MIGRATIONS[version:]:
-            for statement in statements:
-                conn.execute(statement)
+        for steps in _MIGRATIONS[version:]:
+            for step in steps:
+                _apply(conn, step, where)
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _apply(conn: sqlite3.Connection, step: Step, where: str) -> None:
+    if isinstance(step, str):
+        conn.execute(step)
+        return
+    try:
+        step(conn)
+    except StoreError as exc:  # the whole migration is rolled back
+        raise StoreError(f"SQLite store {where}: {exc}") from None
 
 
 def _locked_version(conn: sqlite3.Connection, where: str) -> int:

@@ -16,7 +16,7 @@ How it stays correct:
   not an SQLite file, a corrupt one, another application's database (SQLite's
   ``application_id``) or a schema newer than this library knows all raise
   :class:`~beacon_orchestrator.StoreError` and leave the file untouched (``_schema``).
-- **No duplicates.** Records are keyed by ``(job_id, question_id, model_id, region)``; the
+- **No duplicates.** Records are keyed by ``(job_id, question_id, model_id, region, sample)``; the
   write rule of :func:`~beacon_orchestrator.stores.should_replace` is one SQL upsert whose
   ``WHERE`` keeps ``COMPLETED`` rows (``_rows``, whose columns come from the record codec).
 - **One run per job.** A job's lease is granted in one ``BEGIN IMMEDIATE`` transaction that
@@ -30,23 +30,24 @@ import math
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence, Set
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence, Set
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, TypeVar
 
 import anyio
 import anyio.to_thread
-from attrs import define, field
+from attrs import define, evolve, field
 
 from ..._errors import JobConflictError, StoreError, UsageError
+from ..._records import RecordFilter, Records, StatusArg
 from ..._status import JobResult
-from ..._types import ExecutionKey, ExecutionRecord
+from ..._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from .._lease import Holder, Lease, holder_alive
-from .._protocol import JobInfo, StoredProgress
+from .._protocol import READ_BATCH, EndpointKeys, JobInfo, StoredProgress
 from . import _jobs, _leases
 from ._commit import GroupCommit
-from ._rows import SELECT_RECORDS, Row, read_records, to_row, write_rows
+from ._rows import SELECT_RECORDS, Row, read_batch, read_keys, read_records, to_row, write_rows
 from ._schema import connect, sqlite_failure
 
 if TYPE_CHECKING:
@@ -243,10 +244,12 @@ class SQLiteStore:
     @staticmethod
     def _same_spec(stored_json: str, spec: JobSpec) -> bool:
         # Byte-different JSON can still be the same spec (written by another library version).
-        from ..._spec import JobSpec
+        from ..._spec import JobSpec, RegionTable
 
         try:
-            return JobSpec.from_dict(json.loads(stored_json)) == spec
+            # Leniently: a spec stored by an earlier release may use regions it never declared.
+            lenient = RegionTable.default(strict=False)
+            return JobSpec.from_dict(json.loads(stored_json), regions=lenient) == spec
         except Exception:  # an unreadable stored spec is simply not this one
             return False
 
@@ -261,13 +264,15 @@ class SQLiteStore:
 
     async def load_spec(self, job_id: str) -> JobSpec:
         """The spec the job was opened with."""
-        from ..._spec import JobSpec
+        from ..._spec import JobSpec, RegionTable
 
         known = await self._require(job_id)
         if known.spec is None:
             stored_json = await self._call(partial(_jobs.read_spec, job_id=job_id))
             try:
-                known.spec = JobSpec.from_dict(json.loads(stored_json))
+                # Leniently, as above: the stored spec was checked when it was stored.
+                lenient = RegionTable.default(strict=False)
+                known.spec = JobSpec.from_dict(json.loads(stored_json), regions=lenient)
             except Exception as exc:
                 raise StoreError(
                     f"job {job_id!r} in {self._where()}: the stored spec cannot be loaded: {exc}"
@@ -280,13 +285,16 @@ class SQLiteStore:
         await self._call(partial(_jobs.store_result, job_id=job_id, result=result, at=self.clock()))
 
     async def load_result(self, job_id: str) -> JobResult | None:
-        """The verdict stored by :meth:`finish_job` with the job's records, or ``None``.
+        """The verdict stored by :meth:`finish_job`, reading its records from here, or ``None``.
 
         Not part of the :class:`~beacon_orchestrator.Store` protocol: a convenience for tools
         that show finished jobs.
         """
         await self._require(job_id)
-        return await self._call(partial(_jobs.read_result, job_id=job_id))
+        result = await self._call(partial(_jobs.read_result, job_id=job_id))
+        if result is None:
+            return None
+        return evolve(result, records=Records(self, job_id, count=sum(result.counts.values())))
 
     async def jobs(self) -> list[JobInfo]:
         """Every job, oldest first, each with its lease."""
@@ -355,11 +363,11 @@ class SQLiteStore:
 
         def read(conn: sqlite3.Connection) -> frozenset[ExecutionKey]:
             rows = conn.execute(
-                "SELECT question_id, model_id, region FROM records "
+                "SELECT question_id, model_id, region, sample FROM records "
                 "WHERE job_id = ? AND status = 'completed'",
                 (job_id,),
             )
-            return frozenset(ExecutionKey(q, m, r) for q, m, r in rows)
+            return frozenset(ExecutionKey._make(row) for row in rows)
 
         return await self._call(read)
 
@@ -376,3 +384,84 @@ class SQLiteStore:
         """Counts per status, overall and per question, region and model (one snapshot)."""
         await self._require(job_id)
         return await self._call(partial(_jobs.read_progress, job_id=job_id))
+
+    async def iter_records(
+        self,
+        job_id: str,
+        *,
+        status: StatusArg = None,
+        region: str | None = None,
+        model: str | None = None,
+        question: str | None = None,
+        batch: int = READ_BATCH,
+    ) -> AsyncIterator[ExecutionRecord]:
+        """The records that pass the filters, ``batch`` per query, in the order of :meth:`records`.
+
+        Each batch is read in one query of its own, so a job of any size is read in constant
+        memory and the job's writes go on between batches.
+        """
+        f = RecordFilter.of(status=status, region=region, model=model, question=question)
+        await self._require(job_id)
+        after = 0
+        while True:
+            found, after = await self._call(
+                partial(read_batch, job_id=job_id, f=f, after=after, limit=batch)
+            )
+            for record in found:
+                yield record
+            if len(found) < batch:
+                return
+
+    def iter_records_sync(
+        self, job_id: str, filter: RecordFilter, *, batch: int = READ_BATCH
+    ) -> Iterator[ExecutionRecord]:
+        """The records that pass ``filter``, read without an event loop, in the calling thread.
+
+        Reads through a connection of its own, opened read-only for the iteration (the store's
+        connection belongs to its event loop). In async code prefer :meth:`iter_records`, which
+        does not block the event loop.
+
+        Raises:
+            UsageError: The store is ``":memory:"`` (a private database no other connection
+                can read).
+            StoreError: Unknown job id, or the file cannot be read.
+        """
+        if str(self.path) == ":memory:":
+            raise UsageError(
+                "a ':memory:' SQLiteStore is read asynchronously only: "
+                "use 'async for record in result.records(...)'"
+            )
+        return self._iter_sync(job_id, filter, batch)
+
+    def _iter_sync(self, job_id: str, f: RecordFilter, batch: int) -> Iterator[ExecutionRecord]:
+        try:
+            conn = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=self.busy_timeout
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"SQLite store {self._where()}: {sqlite_failure(exc, self.path)}"
+            ) from exc
+        try:
+            if conn.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is None:
+                raise StoreError(f"unknown job id {job_id!r} in SQLite store {self._where()}")
+            after = 0
+            while True:
+                found, after = read_batch(conn, job_id, f, after, batch)
+                yield from found
+                if len(found) < batch:
+                    return
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"SQLite store {self._where()}: {sqlite_failure(exc, self.path)}"
+            ) from exc
+        finally:
+            conn.close()
+
+    async def keys(
+        self, job_id: str, *, status: Collection[ExecutionStatus] | None = None
+    ) -> AsyncIterator[EndpointKeys]:
+        """Which keys have a record (of one of ``status``), endpoint by endpoint, in one query."""
+        await self._require(job_id)
+        for found in await self._call(partial(read_keys, job_id=job_id, statuses=status)):
+            yield found
