@@ -86,7 +86,8 @@ def _record(key: ExecutionKey) -> ExecutionRecord:
     )
 
 
-async def _write_round(dsn: str, questions: int) -> float:
+async def _write_round(dsn: str, questions: int) -> tuple[float, float, float]:
+    """Records written per second, records streamed back per second, and ``keys()``'s seconds."""
     schema = f"bench_{uuid.uuid4().hex[:12]}"
     spec = _spec("bench", questions, 10, 10)
     records = [_record(k) for k in spec.plan()]
@@ -104,10 +105,19 @@ async def _write_round(dsn: str, questions: int) -> float:
                 for _ in range(100):
                     tg.start_soon(writer)
             elapsed = time.perf_counter() - start
-            assert len(await store.records("bench")) == len(records)
+            start = time.perf_counter()
+            n = 0
+            async for _ in store.iter_records("bench"):
+                n += 1
+            streamed = time.perf_counter() - start
+            assert n == len(records)
+            start = time.perf_counter()
+            found = [k async for k in store.keys("bench")]
+            grouped = time.perf_counter() - start
+            assert sum(len(k.samples) for k in found) == len(records)
     finally:
         _drop(dsn, schema)
-    return len(records) / elapsed
+    return len(records) / elapsed, len(records) / streamed, grouped
 
 
 def _drop(dsn: str, schema: str) -> None:
@@ -162,7 +172,11 @@ def run(quick: bool) -> list[dict[str, object]]:
     """Measure PostgresStore's write throughput and the shared mode's scaling."""
     dsn = server_dsn()
     questions, rounds = (20, 2) if quick else (100, 3)
-    writes = max(anyio.run(_write_round, dsn, questions) for _ in range(rounds))
+    best = [anyio.run(_write_round, dsn, questions) for _ in range(rounds)]
+    writes = max(w for w, _, _ in best)
+    reads = max(r for _, r, _ in best)
+    keys_s = min(k for _, _, k in best)
+    n = questions * 100
     rows = [
         row(
             "postgres_write_records_per_s",
@@ -171,8 +185,21 @@ def run(quick: bool) -> list[dict[str, object]]:
             target=5_000.0,
             target_op=">=",
             note=f"store.write from 100 concurrent tasks of one process (group commit), "
-            f"{questions * 100} records, best of {rounds}",
-        )
+            f"{n} records, best of {rounds}",
+        ),
+        row(
+            "postgres_iter_records_per_s",
+            reads,
+            "records/s",
+            note=f"store.iter_records over {n} records (keyset batches of 1,000), best of {rounds}",
+        ),
+        row(
+            "postgres_keys_seconds",
+            keys_s,
+            "s",
+            note=f"store.keys over {n} records (100 endpoints, one grouped query), best of "
+            f"{rounds}",
+        ),
     ]
     q = 4 if quick else 8
     latency_bound = [q, 8, 8]  # 64 endpoints
