@@ -21,7 +21,7 @@ from .._errors import UsageError
 from .._records import RecordFilter
 from .._spec import JobSpec
 from .._types import ExecutionRecord, ExecutionStatus
-from ..stores import JobInfo, PostgresStore
+from ..stores import JobInfo, PostgresStore, SQLiteStore
 from ._locations import StoreLocation, open_store
 from ._options import json_option, store_option
 from ._render import Glyphs, jobs_table, legend, status_matrix, verdict_style, verdict_table
@@ -331,7 +331,7 @@ def export(
 
     path = existing(store_path)
 
-    async def main() -> Iterable[ExecutionRecord]:
+    async def main() -> SQLiteStore | list[ExecutionRecord]:
         async with open_store(path) as store:
             spec = await load_stored_spec(store, job_id, path)
             if labels:
@@ -339,11 +339,14 @@ def export(
             if isinstance(store, PostgresStore):
                 # A server's records come over the connection in keyset-paginated batches.
                 return [r async for r in store.iter_records(job_id)]
-        # Streamed from the file through a read-only connection, a batch at a time: an export
-        # of any size holds one batch of records.
-        return store.iter_records_sync(job_id, RecordFilter())
+        return store
 
-    records = run_async("asyncio", main)
+    read = run_async("asyncio", main)
+    # From a file, streamed through a read-only connection of this thread, a batch at a time:
+    # an export of any size holds one batch of records.
+    records: Iterable[ExecutionRecord] = (
+        read if isinstance(read, list) else read.iter_records_sync(job_id, RecordFilter())
+    )
     writer = export_jsonl if fmt == "jsonl" else export_csv
     extra = None
     if labels:
