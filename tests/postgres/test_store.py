@@ -3,6 +3,8 @@ schema and its versions, free text PostgreSQL's text cannot hold, and passwords 
 
 from __future__ import annotations
 
+import json
+
 import psycopg
 import pytest
 
@@ -200,3 +202,56 @@ async def test_unknown_jobs_and_a_closed_store_are_errors(
     await store.aclose()
     with pytest.raises(UsageError, match="is closed"):
         await store.jobs()
+
+
+@pytest.mark.anyio
+async def test_a_version_2_schema_is_migrated_with_its_records_and_claims_kept(
+    postgres_dsn: str, pg_schema: str
+) -> None:
+    """Records of a version-2 store (no sample) read back with sample 0, and its claim cells
+    (keyed by question index) become slots with the same numbers: a one-sample job's slot is
+    its question index."""
+    from beacon_orchestrator.stores.postgres._schema import _MIGRATIONS
+
+    spec = make_spec("old", questions=2, models=1)
+    with psycopg.connect(postgres_dsn) as conn:
+        conn.execute(f"CREATE SCHEMA {pg_schema}")
+        for steps in _MIGRATIONS[:2]:
+            for template in steps:
+                conn.execute(template.format(s=pg_schema).encode())
+        conn.execute(f"INSERT INTO {pg_schema}.meta VALUES ('schema_version', '2')")
+        conn.execute(
+            f"INSERT INTO {pg_schema}.jobs (id, spec, planned, created_at) "
+            "VALUES ('old', %s, %s, 1.0)",
+            (json.dumps(spec.to_dict()), spec.size),
+        )
+        conn.execute(
+            f"INSERT INTO {pg_schema}.records (job_id, question_id, model_id, region, status, "
+            "text, empty, attempts, metadata) VALUES ('old', 'q1', 'm0', %s, 'completed', "
+            "'answer'::bytea, false, 1, '{}')",
+            (spec.models[0].regions[0],),
+        )
+        conn.execute(f"INSERT INTO {pg_schema}.claim_jobs (job_id) VALUES ('old')")
+        conn.execute(
+            f"INSERT INTO {pg_schema}.endpoints (job_id, model_id, region, ord, n_q, next_q) "
+            "VALUES ('old', 'm0', %s, 0, 2, 1)",
+            (spec.models[0].regions[0],),
+        )
+    async with PostgresStore(postgres_dsn, schema=pg_schema) as store:
+        (kept,) = await store.records("old")
+        assert kept.key == ExecutionKey("q1", "m0", spec.models[0].regions[0], 0)
+        assert kept.text == "answer"
+        assert (kept.served_region, kept.cost) == (None, None)
+        assert await store.completed_keys("old") == {kept.key}
+        (keys,) = [k async for k in store.keys("old")]
+        assert (keys.question_ids, keys.samples, keys.statuses) == (("q1",), (0,), (C,))
+        # the same key with a sample is another record now
+        await store.write("old", record(ExecutionKey("q1", "m0", kept.key.region, 1), F))
+        assert len(await store.records("old")) == 2
+    with psycopg.connect(postgres_dsn) as conn:
+        version = conn.execute(
+            f"SELECT value FROM {pg_schema}.meta WHERE key = 'schema_version'"
+        ).fetchone()
+        ends = conn.execute(f"SELECT n_slots, next_slot FROM {pg_schema}.endpoints").fetchone()
+    assert version == (str(SCHEMA_VERSION),)
+    assert ends == (2, 1)
