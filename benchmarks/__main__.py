@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, str] = {
     "makespan": "benchmarks.bench_makespan",
     "cancel": "benchmarks.bench_cancel",
     "sqlite": "benchmarks.bench_sqlite",
+    "postgres": "benchmarks.bench_postgres",
     "http": "benchmarks.bench_http",
     "report": "benchmarks.bench_report",
     "scale": "benchmarks.bench_scale",

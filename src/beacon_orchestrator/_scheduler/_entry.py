@@ -16,8 +16,9 @@ from .._executor import Executor
 from .._spec import JobSpec
 from .._status import JobResult
 from ..stores import Store
-from ._options import RunOptionArgs, RunOptions
+from ._options import RunOptionArgs, RunOptions, resolve_options
 from ._runner import RegionQueue
+from ._shared import run_shared, shares_jobs
 
 __all__ = ["JobHandle", "run_job", "run_job_sync", "start_job"]
 
@@ -102,6 +103,8 @@ async def run_job(
         StoreError: When the store cannot open the job.
         PreflightError: When ``preflight`` finds a region unusable.
     """
+    if shares_jobs(store):  # many workers may share the job: claim endpoints
+        return await run_shared(spec, executor, store, resolve_options(options, overrides))
     queue = RegionQueue(spec, executor, store=store, options=options, **overrides)
     return await queue.run()
 

@@ -30,6 +30,8 @@ _COMMANDS: Mapping[str, str] = {
     "jobs": "._cmd_store:jobs",
     "show": "._cmd_show:show",
     "report": "._cmd_report:report",
+    "worker": "._cmd_shared:worker",
+    "cancel": "._cmd_shared:cancel",
 }
 
 

@@ -21,6 +21,7 @@ from rich.text import Text
 from .._spec import JobSpec, Limits
 from .._types import ExecutionRecord, ExecutionStatus
 from ._cmd_run import check_stored_spec, load_job, with_limits
+from ._locations import StoreLocation, open_store
 from ._options import LIMIT_OPTIONS, flag_of, job_document, job_id_option, plan_options
 from ._planning import DEFAULT_STRATEGY, JobPlan, endpoint_plans, estimate, parse_latencies
 from ._render import format_seconds, samples_factor
@@ -36,14 +37,13 @@ _SLOW_SIZE = 20_000
 # -- the store ------------------------------------------------------------------------------------
 
 
-def _stored_records(spec: JobSpec, path: Path) -> tuple[bool, list[ExecutionRecord]]:
+def _stored_records(spec: JobSpec, path: StoreLocation) -> tuple[bool, list[ExecutionRecord]]:
     """Whether ``path`` holds job ``spec.id`` (with this spec), and its records; reads only."""
-    if str(path) == ":memory:" or not path.exists():
+    if isinstance(path, Path) and (str(path) == ":memory:" or not path.exists()):
         return False, []
-    from ..stores import SQLiteStore
 
     async def main() -> tuple[bool, list[ExecutionRecord]]:
-        async with SQLiteStore(path) as store:
+        async with open_store(path) as store:
             if not await check_stored_spec(store, spec, path):
                 return False, []
             return True, await store.records(spec.id)
@@ -233,7 +233,7 @@ def plan(job: Path, catalogue: Path | None, job_id: str | None, **kw: Any) -> in
     spec = load_job(job, catalogue, job_id)
     latencies = parse_latencies(spec, kw["latency"], kw["endpoint_latencies"])
     limits = with_limits(spec, kw)
-    path: Path = kw["store_path"]
+    path: StoreLocation = kw["store_path"]
     stored, records = _stored_records(spec, path)
     rerun_failed: bool = kw["rerun_failed"]
     out, err = consoles()
@@ -252,7 +252,7 @@ def plan(job: Path, catalogue: Path | None, job_id: str | None, **kw: Any) -> in
         endpoints=endpoint_plans(spec, records, latencies, rerun_failed),
         estimates=estimates,
         store_path=path,
-        store_exists=str(path) != ":memory:" and path.exists(),
+        store_exists=not isinstance(path, Path) or (str(path) != ":memory:" and path.exists()),
         stored=stored,
     )
     if kw["as_json"]:

@@ -8,6 +8,7 @@ import click
 
 from .._errors import UsageError
 from ._classifier import load_classifier
+from ._locations import StoreLocation
 from ._options import store_option
 from ._runner import EXIT_OK
 from ._shell import exits_with_code
@@ -35,7 +36,9 @@ __all__ = ["report"]
     "directory or the installed packages.",
 )
 @exits_with_code
-def report(job_id: str, output: Path, store_path: Path, classifier_path: str | None) -> int:
+def report(
+    job_id: str, output: Path, store_path: StoreLocation, classifier_path: str | None
+) -> int:
     """Write job JOB_ID as one HTML file that compares its regions.
 
     The regions' answers side by side, ranked by how much they differ, with counts per region

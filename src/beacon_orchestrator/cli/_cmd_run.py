@@ -20,6 +20,7 @@ from .._scheduler import RunOptions
 from .._spec import JobSpec, Limits, load_jobspec, read_document
 from ..stores import Store
 from ._executors import EXECUTORS, ExecutorOptions, command_line
+from ._locations import StoreLocation, open_store
 from ._options import (
     DEFAULT_STORE,
     LIMIT_OPTIONS,
@@ -122,7 +123,7 @@ def _run_args(kw: Mapping[str, Any]) -> list[str]:
     return args
 
 
-async def check_stored_spec(store: Store, spec: JobSpec, path: Path) -> bool:
+async def check_stored_spec(store: Store, spec: JobSpec, path: StoreLocation) -> bool:
     """Whether ``store`` holds job ``spec.id``; refuses a different spec under that id.
 
     Raises:
@@ -197,15 +198,13 @@ def _check_modal(spec: JobSpec, executor: Executor, preflight: bool) -> None:
 
 
 def _execute(
-    path: Path, job: JobSpec | str, executor: ExecutorOptions, kw: Mapping[str, Any]
+    path: StoreLocation, job: JobSpec | str, executor: ExecutorOptions, kw: Mapping[str, Any]
 ) -> int:
     """Run ``job`` (a spec, or the id of a job in the store) and return the exit code.
 
     Everything the options can get wrong is checked before the store is opened (created, for a
     new file) when the spec is at hand; a stored job's spec is only known once it is open.
     """
-    from ..stores import SQLiteStore
-
     built = executor.build()
 
     def prepare(spec: JobSpec) -> CommandRun:
@@ -217,7 +216,7 @@ def _execute(
 
     async def main() -> int:
         out, err = consoles()
-        async with SQLiteStore(path) as store:
+        async with open_store(path) as store:
             if isinstance(job, JobSpec):
                 spec = job
                 await check_stored_spec(store, spec, path)
@@ -294,7 +293,7 @@ def resume(job_id: str, **kw: Any) -> int:
 @progress_options
 @json_option
 @exits_with_code
-def demo(speed: float, job_id: str | None, store_path: Path, **kw: Any) -> int:
+def demo(speed: float, job_id: str | None, store_path: StoreLocation, **kw: Any) -> int:
     """Run a shipped 64-execution job against a SIMULATED executor (no model is called).
 
     Beacon's 8 questions, 3 models served in 3 regions, with realistic timing (cold starts),

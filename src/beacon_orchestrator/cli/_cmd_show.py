@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import click
@@ -22,6 +21,7 @@ from ..analysis import CellDivergence, Classification, Classifier, Label, Refusa
 from ..analysis import compare_regions as _compare_regions
 from ..stores import JobInfo
 from ._classifier import load_classifier
+from ._locations import StoreLocation
 from ._options import store_option
 from ._render import Glyphs
 from ._runner import EXIT_OK
@@ -102,7 +102,11 @@ def _pick(kind: str, asked: Sequence[str], known: Sequence[str], job_id: str) ->
 
 
 def _job(
-    path: Path, job_id: str, questions: Sequence[str], models: Sequence[str], classifier: Classifier
+    path: StoreLocation,
+    job_id: str,
+    questions: Sequence[str],
+    models: Sequence[str],
+    classifier: Classifier,
 ) -> _Job:
     spec, records, info = read_stored_job(path, job_id)
     one_sample_per_cell(spec, "show")
@@ -381,7 +385,7 @@ def show(
     failures: bool,
     classifier_path: str | None,
     as_json: bool,
-    store_path: Path,
+    store_path: StoreLocation,
 ) -> int:
     """Show the answers of job JOB_ID: per question, a models x regions table.
 

@@ -21,7 +21,8 @@ from .._errors import UsageError
 from .._records import RecordFilter
 from .._spec import JobSpec
 from .._types import ExecutionRecord, ExecutionStatus
-from ..stores import JobInfo
+from ..stores import JobInfo, PostgresStore, SQLiteStore
+from ._locations import StoreLocation, open_store
 from ._options import json_option, store_option
 from ._render import Glyphs, jobs_table, legend, status_matrix, verdict_style, verdict_table
 from ._runner import EXIT_OK, print_json_to
@@ -266,7 +267,7 @@ def _of_samples(spec: JobSpec) -> str:
 )
 @json_option
 @exits_with_code
-def status(job_id: str, store_path: Path, each: bool, as_json: bool) -> int:
+def status(job_id: str, store_path: StoreLocation, each: bool, as_json: bool) -> int:
     """Show job JOB_ID: its matrix, counts per endpoint and failures by error code.
 
     The matrix has a row per question (the first 20 of a larger job) and a status glyph per
@@ -316,38 +317,43 @@ def status(job_id: str, store_path: Path, each: bool, as_json: bool) -> int:
 @exits_with_code
 def export(
     job_id: str,
-    store_path: Path,
+    store_path: StoreLocation,
     fmt: str,
     output: Path | None,
     labels: bool,
     classifier: str | None,
 ) -> int:
     """Write the records of job JOB_ID as JSON lines or CSV."""
-    from ..stores import SQLiteStore, export_csv, export_jsonl
+    from ..stores import export_csv, export_jsonl
 
     if classifier is not None and not labels:
         raise UsageError("--classifier labels answers: give it with --labels")
 
     path = existing(store_path)
 
-    async def main() -> SQLiteStore:
-        async with SQLiteStore(path) as store:
+    async def main() -> SQLiteStore | list[ExecutionRecord]:
+        async with open_store(path) as store:
             spec = await load_stored_spec(store, job_id, path)
             if labels:
                 one_sample_per_cell(spec, "export --labels")
+            if isinstance(store, PostgresStore):
+                # A server's records come over the connection in keyset-paginated batches.
+                return [r async for r in store.iter_records(job_id)]
         return store
 
-    store = run_async("asyncio", main)
+    read = run_async("asyncio", main)
     target = sys.stdout if output is None else output
-    if not labels:
+    if not labels and not isinstance(read, list):
         # Straight from the stored rows: the bytes of the record path below, without records.
-        count = store.export_sync(job_id, "jsonl" if fmt == "jsonl" else "csv", target)
+        count = read.export_sync(job_id, "jsonl" if fmt == "jsonl" else "csv", target)
         if output is not None:
             click.echo(f"Wrote {count} records of {job_id} to {output}.", err=True)
         return EXIT_OK
-    # Streamed from the file through a read-only connection, a batch at a time: an export of
-    # any size holds one batch of records.
-    records: Iterable[ExecutionRecord] = store.iter_records_sync(job_id, RecordFilter())
+    # From a file, streamed through a read-only connection of this thread, a batch at a time:
+    # an export of any size holds one batch of records.
+    records: Iterable[ExecutionRecord] = (
+        read if isinstance(read, list) else read.iter_records_sync(job_id, RecordFilter())
+    )
     writer = export_jsonl if fmt == "jsonl" else export_csv
     extra = None
     if labels:
@@ -364,7 +370,7 @@ def export(
     return EXIT_OK
 
 
-def jobs_json(path: Path, found: Sequence[JobInfo]) -> dict[str, Any]:
+def jobs_json(path: StoreLocation, found: Sequence[JobInfo]) -> dict[str, Any]:
     """The ``--json`` document of ``beacon jobs``."""
     return {
         "store": str(path),
@@ -387,14 +393,12 @@ def jobs_json(path: Path, found: Sequence[JobInfo]) -> dict[str, Any]:
 @store_option
 @json_option
 @exits_with_code
-def jobs(store_path: Path, as_json: bool) -> int:
+def jobs(store_path: StoreLocation, as_json: bool) -> int:
     """List the jobs in the store, oldest first."""
-    from ..stores import SQLiteStore
-
     path = existing(store_path)
 
     async def main() -> list[JobInfo]:
-        async with SQLiteStore(path) as store:
+        async with open_store(path) as store:
             return await store.jobs()
 
     found = run_async("asyncio", main)

@@ -18,6 +18,7 @@ import click
 from .._scheduler import STRATEGIES
 from ._executors import EXECUTORS
 from ._live import ProgressMode
+from ._locations import StoreLocationType
 
 __all__ = [
     "DEFAULT_STORE",
@@ -132,16 +133,16 @@ def _from_env(flag: str, envvar: str, text: str, **settings: Any) -> _Decorator:
 
 
 def store_option(fn: Callable[_P, _T]) -> Callable[_P, _T]:
-    """``--store``: the SQLite file every command reads and writes."""
+    """``--store``: the SQLite file (or PostgreSQL DSN) every command reads and writes."""
     return click.option(
         "--store",
         "store_path",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=StoreLocationType(),
         default=DEFAULT_STORE,
         show_default=True,
         envvar="BEACON_STORE",
         show_envvar=True,
-        help="SQLite file holding jobs and records.",
+        help="SQLite file holding jobs and records, or a postgresql:// DSN.",
     )(fn)
 
 

@@ -10,7 +10,6 @@ it is synchronous to call; the simulation runs in its own event loop on virtual 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import anyio
 from attrs import evolve, frozen
@@ -21,6 +20,7 @@ from .._scheduler import STRATEGIES, RunOptions, Strategy, run_job
 from .._spec import JobSpec, Limits, normalize_region
 from .._types import Endpoint, ExecutionRecord, ExecutionStatus
 from ..stores import MemoryStore
+from ._locations import StoreLocation
 
 __all__ = [
     "DEFAULT_STRATEGY",
@@ -99,7 +99,7 @@ class JobPlan:
     latency: float
     endpoints: tuple[EndpointPlan, ...]
     estimates: tuple[Estimate, ...]
-    store_path: Path
+    store_path: StoreLocation
     store_exists: bool
     stored: bool
 

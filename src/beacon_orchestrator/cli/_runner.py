@@ -9,7 +9,6 @@ import shlex
 import signal
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -26,6 +25,7 @@ from .._types import Endpoint, ExecutionRecord, ExecutionStatus
 from ..stores import Store
 from ._counts import endpoint_counts
 from ._live import JobView, ProgressMode, resolve_mode
+from ._locations import StoreLocation
 from ._render import Glyphs, format_seconds, samples_factor, verdict_style, verdict_table
 
 __all__ = [
@@ -69,7 +69,7 @@ class CommandRun:
     """How the command line runs a job: the library's run options and what only a shell needs.
 
     Attributes:
-        store_path: The SQLite file records go to.
+        store_path: The SQLite file (or PostgreSQL DSN) records go to.
         run: The run options, exactly as :func:`beacon_orchestrator.run_job` takes them.
         progress: How to show progress.
         interval: Seconds between plain progress lines.
@@ -78,7 +78,7 @@ class CommandRun:
         as_json: Whether the verdict is printed as JSON (everything else goes to stderr).
     """
 
-    store_path: Path
+    store_path: StoreLocation
     run: RunOptions = field(factory=RunOptions)
     progress: ProgressMode = "auto"
     interval: float = 10.0

@@ -11,8 +11,9 @@ from attrs import frozen
 from .._errors import StoreError, UsageError
 from .._spec import JobSpec
 from .._types import Endpoint, ExecutionKey, ExecutionRecord, ExecutionStatus
-from ..stores import JobInfo, Store
+from ..stores import JobInfo, SQLiteStore, Store
 from ._counts import costs, tally_keys
+from ._locations import StoreLocation, open_store
 from ._shell import run_async
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "StoredSummary",
     "existing",
     "load_stored_spec",
+    "one_sample_per_cell",
     "read_keys_summary",
     "read_stored_job",
     "read_stored_summary",
@@ -27,9 +29,9 @@ __all__ = [
 ]
 
 
-def existing(path: Path) -> Path:
+def existing(path: StoreLocation) -> StoreLocation:
     """``path``, if a store is there (commands that only read must not create one)."""
-    if str(path) != ":memory:" and not path.exists():
+    if isinstance(path, Path) and str(path) != ":memory:" and not path.exists():
         raise UsageError(
             f"no store at {str(path)!r}: run a job first, or point --store (or BEACON_STORE) "
             "at an existing file"
@@ -37,7 +39,7 @@ def existing(path: Path) -> Path:
     return path
 
 
-async def load_stored_spec(store: Store, job_id: str, path: Path) -> JobSpec:
+async def load_stored_spec(store: Store, job_id: str, path: StoreLocation) -> JobSpec:
     """The spec of job ``job_id`` in ``store`` (at ``path``), or a usage error naming its jobs."""
     try:
         return await store.load_spec(job_id)
@@ -64,14 +66,14 @@ def one_sample_per_cell(spec: JobSpec, command: str) -> None:
         )
 
 
-def read_stored_job(path: Path, job_id: str) -> tuple[JobSpec, list[ExecutionRecord], JobInfo]:
+def read_stored_job(
+    path: StoreLocation, job_id: str
+) -> tuple[JobSpec, list[ExecutionRecord], JobInfo]:
     """Job ``job_id`` of the store at ``path`` (which must exist): spec, records and info."""
-    from ..stores import SQLiteStore
-
     where = existing(path)
 
     async def main() -> tuple[JobSpec, list[ExecutionRecord], JobInfo]:
-        async with SQLiteStore(where) as store:
+        async with open_store(where) as store:
             spec = await load_stored_spec(store, job_id, where)
             records = await store.records(job_id)
             info = next(j for j in await store.jobs() if j.job_id == job_id)
@@ -120,18 +122,18 @@ class StoredSummary:
         return min(len(self.spec.questions), MATRIX_QUESTIONS)
 
 
-def read_stored_summary(path: Path, job_id: str) -> StoredSummary:
+def read_stored_summary(path: StoreLocation, job_id: str) -> StoredSummary:
     """Job ``job_id`` of the store at ``path`` as ``beacon status`` shows it.
 
     Reads counts per endpoint (one aggregate row each), the keys of the questions the matrix
     draws and the failed records, never every record.
     """
-    from ..stores import SQLiteStore
-
     where = existing(path)
 
     async def main() -> StoredSummary:
-        async with SQLiteStore(where) as store:
+        async with open_store(where) as store:
+            if not isinstance(store, SQLiteStore):  # a server's store: counted from its keys
+                return await read_keys_summary(store, job_id, where)
             spec = await load_stored_spec(store, job_id, where)
             info = next(j for j in await store.jobs() if j.job_id == job_id)
             shown = [q.id for q in spec.questions[:MATRIX_QUESTIONS]]
@@ -142,7 +144,7 @@ def read_stored_summary(path: Path, job_id: str) -> StoredSummary:
     return run_async("asyncio", main)
 
 
-async def read_keys_summary(store: Store, job_id: str, path: Path) -> StoredSummary:
+async def read_keys_summary(store: Store, job_id: str, path: StoreLocation) -> StoredSummary:
     """What :func:`read_stored_summary` reads, from any store's keys (``Store.keys``)."""
     spec = await load_stored_spec(store, job_id, path)
     info = next(j for j in await store.jobs() if j.job_id == job_id)

@@ -1,0 +1,132 @@
+"""One worker of the multi-process tests: ``python -m tests.postgres.fleet_worker ...``.
+
+It runs ``run_job`` on a PostgresStore (the shared mode), sending every attempt to the tests'
+loopback endpoint over HTTP, and prints ``RESULT <status>`` when the job has its verdict.
+Options: the DSN, the schema, the job's size, the endpoint's URL, the lease (seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import sys
+
+import anyio
+import httpx
+
+from beacon_orchestrator import (
+    ExecutionRequest,
+    FunctionExecutor,
+    JobSpec,
+    Limits,
+    ModelTarget,
+    Question,
+    Response,
+    RetryPolicy,
+    RunOptions,
+    TransientError,
+)
+from beacon_orchestrator._scheduler import _shared
+from beacon_orchestrator._scheduler._shared import SharedOptions, run_shared
+from beacon_orchestrator.stores.postgres import PostgresStore, _claims
+
+# Mutants: one guarantee broken each, to show the scenario that checks it fails. Each is a text
+# edit of the function's source (asserted present, so a mutant cannot silently go stale).
+MUTANTS: dict[str, list[tuple[str, str, str]]] = {
+    # claim endpoints other workers hold
+    "storm": [("claim", "AND (e.holder IS NULL OR e.lease_until < clock_timestamp()) ", "")],
+    # never take over an expired endpoint
+    "kill": [("claim", " OR e.lease_until < clock_timestamp()", "")],
+    # store a result without checking the endpoint's current holder and lease
+    "zombie": [
+        (
+            "finish",
+            "\"AND x.q = %(q)s AND x.state = 'running' AND x.fence = %(fence)s \"",
+            '"AND x.q = %(q)s "',
+        ),
+        ("finish", '"AND e.fence = %(fence)s AND e.holder = %(worker)s "', '""'),
+        ("finish", '"AND e.lease_until > clock_timestamp() RETURNING e.n_q"', '"RETURNING e.n_q"'),
+    ],
+    # the start gate and the cancel ignore each other
+    "cancel": [
+        ("start", "\"AND state = 'open' AND cancelled_at IS NULL FOR SHARE), \"", '"), "'),
+        ("cancel_job", "AND state = 'pending' ", "AND false "),
+    ],
+}
+
+
+def apply_mutant(name: str) -> None:
+    """Replace functions of ``_claims`` by their mutated source."""
+    sources: dict[str, str] = {}
+    for function, old, new in MUTANTS[name]:
+        source = sources.get(function) or inspect.getsource(getattr(_claims, function))
+        assert old in source, f"mutant {name}: {old!r} not in {function}"
+        sources[function] = source.replace(old, new)
+    for source in sources.values():
+        exec(source, _claims.__dict__)
+    if name == "cancel":
+        _shared.SharedRun._on_cancel = lambda self, job_id: None  # type: ignore[method-assign]
+    if name == "zombie":  # and no heartbeat: nothing tells the zombie it lost its endpoints
+        _shared.SharedRun._heartbeat = _no_heartbeat  # type: ignore[method-assign]
+
+
+async def _no_heartbeat(self: object) -> None:
+    await anyio.sleep_forever()
+
+
+def fleet_spec(job_id: str, questions: int, models: int, regions: int) -> JobSpec:
+    """``questions`` x ``models`` x ``regions`` executions; every model in every region."""
+    names = tuple(f"r{i}" for i in range(regions))
+    return JobSpec(
+        id=job_id,
+        questions=tuple(Question(f"q{i:02d}", f"question {i}?") for i in range(questions)),
+        models=tuple(ModelTarget(f"m{i}", names) for i in range(models)),
+        limits=Limits(attempt_timeout=30.0),
+    )
+
+
+async def main(args: argparse.Namespace) -> None:
+    spec = fleet_spec(args.job, args.questions, args.models, args.regions)
+    pid = str(os.getpid())
+    async with (
+        httpx.AsyncClient(base_url=args.url, timeout=30.0) as client,
+        PostgresStore(args.dsn, schema=args.schema, pool_size=3) as store,
+    ):
+
+        async def send(request: ExecutionRequest) -> Response:
+            key = request.key
+            try:
+                reply = await client.post(
+                    "/run",
+                    json={"key": list(key), "attempt": request.attempt, "pid": pid},
+                )
+            except httpx.HTTPError as exc:
+                raise TransientError(f"endpoint: {exc}") from None
+            return Response(text=f"{reply.json()['text']} for {pid}")
+
+        options = RunOptions(retry=RetryPolicy(attempts=1))
+        # The zombie's mutant also turns self-fencing off, so its late write is attempted.
+        margin = -1e6 if args.mutant == "zombie" else None
+        shared = SharedOptions(lease=args.lease, poll=0.05, capacity=args.capacity, margin=margin)
+        result = await run_shared(spec, FunctionExecutor(send), store, options, shared)
+    print(f"RESULT {result.status.value}", flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dsn", required=True)
+    parser.add_argument("--schema", required=True)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--job", default="fleet")
+    parser.add_argument("--questions", type=int, default=6)
+    parser.add_argument("--models", type=int, default=2)
+    parser.add_argument("--regions", type=int, default=3)
+    parser.add_argument("--lease", type=float, default=2.0)
+    parser.add_argument("--capacity", type=int, default=8)
+    parser.add_argument("--mutant", choices=sorted(MUTANTS), default=None)
+    parsed = parser.parse_args()
+    if parsed.mutant is not None:
+        apply_mutant(parsed.mutant)
+    anyio.run(main, parsed)
+    sys.exit(0)
