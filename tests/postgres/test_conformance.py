@@ -9,12 +9,21 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
+import pytest
 
 from beacon_orchestrator import Store
 from beacon_orchestrator.stores.postgres import PostgresStore
 from beacon_orchestrator.testing._store_conformance import store_conformance_test
 
 from .server import drop_schema, new_schema, server_dsn
+
+# psycopg_pool draws from the global `random` (jitter on each new connection's lifetime) in
+# its own threads; when that lands while hypothesis draws a step, hypothesis takes it for the
+# strategy's own use of `random`. Nothing of the suite's generation depends on it.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Do not use the `random` module inside strategies"
+    ":hypothesis.errors.HypothesisDeprecationWarning"
+)
 
 
 @asynccontextmanager

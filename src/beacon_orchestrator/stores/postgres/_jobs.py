@@ -80,7 +80,13 @@ def store_result(
     conn.execute(
         f"UPDATE {schema}.jobs SET status = %s, reason = %s, result = %s, finished_at = %s "
         "WHERE id = %s",
-        (JobStatus(result.status).value, result.reason, result_json(result), at, job_id),
+        (
+            JobStatus(result.status).value,
+            result.reason.encode("utf-8", "surrogatepass"),
+            result_json(result),
+            at,
+            job_id,
+        ),
     )
 
 
@@ -145,7 +151,7 @@ def read_jobs(conn: psycopg.Connection[Any], schema: str) -> list[JobInfo]:
             planned=int(planned),
             records=int(count),
             status=None if status is None else JobStatus(status),
-            reason=reason,
+            reason=None if reason is None else bytes(reason).decode("utf-8", "surrogatepass"),
             created_at=created_at,
             finished_at=finished_at,
             lease=lease_from_row(job_id, tuple(lease))[0] if lease[0] is not None else None,

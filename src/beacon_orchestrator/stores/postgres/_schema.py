@@ -146,6 +146,8 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "ALTER TABLE {s}.endpoints RENAME COLUMN next_q TO next_slot",
         "ALTER TABLE {s}.cells RENAME COLUMN q TO slot",
         "ALTER TABLE {s}.cells ADD COLUMN sample bigint NOT NULL DEFAULT 0",
+        # A verdict's reason is free text too (a user's policy writes it): NUL must fit.
+        "ALTER TABLE {s}.jobs ALTER COLUMN reason TYPE bytea USING convert_to(reason, 'UTF8')",
     ),
 )
 
