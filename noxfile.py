@@ -64,9 +64,10 @@ def dist(session: nox.Session) -> None:
     """Build the sdist and the wheel, and check each works on its own (a few minutes).
 
     Each is installed into a fresh virtualenv that runs ``beacon demo``; the README's clone
-    command (``pip install -e '.[cli]' && beacon demo``) runs in the unpacked sdist; and the
-    sdist's own test suite runs from the unpacked sdist against the package installed from it,
-    so the sdist ships everything its tests read.
+    command (``pip install -e '.[cli]' && beacon demo``) runs in the unpacked sdist; the sdist
+    must hold every file git tracks (but ``.ci/``); and the tests that read files beside the
+    package run from the unpacked sdist against the package installed from it
+    (``nox -s dist -- tests`` runs the whole suite there).
     """
     # uv (installed beside nox, as the README says) takes seconds where pip takes minutes.
     uv = shutil.which("uv") or shutil.which("uv", path=str(Path(sys.executable).parent))
@@ -110,8 +111,42 @@ def dist(session: nox.Session) -> None:
     demo(sdist_bin, tmp)
     for left in unpacked.glob("beacon.db*"):  # the demo's store: not part of the sdist
         left.unlink()
+    _check_sdist_ships_the_tree(session, unpacked)
+    # The whole suite ran in `nox -s tests`; from the unpacked sdist run the tests that read
+    # files outside the package (the docs, the README, the examples, the stored test data)
+    # against the package installed from the sdist.
     env = {"HYPOTHESIS_PROFILE": os.environ.get("HYPOTHESIS_PROFILE", "dev")}
     with session.chdir(unpacked):
         session.run(
-            str(sdist_bin / "python"), "-m", "pytest", *session.posargs, env=env, external=True
+            str(sdist_bin / "python"),
+            "-m",
+            "pytest",
+            *(session.posargs or SDIST_TESTS),
+            env=env,
+            external=True,
         )
+
+
+# Tests that read files beside the package: README and docs/, examples/, the stored store of
+# the previous release, the spec files, the refusal corpus.
+SDIST_TESTS = (
+    "tests/test_docs.py",
+    "tests/test_examples.py",
+    "tests/test_public_api.py",
+    "tests/test_samples.py",
+    "tests/test_spec_files.py",
+    "tests/analysis/test_refusal_corpus.py",
+)
+
+
+def _check_sdist_ships_the_tree(session: nox.Session, unpacked: Path) -> None:
+    """Every file git tracks (but CI's own) is in the sdist: nothing a test reads is left out."""
+    git = shutil.which("git")
+    if git is None or not Path(".git").exists():
+        session.log("not a git checkout: the sdist's file list is not compared")
+        return
+    tracked = session.run(git, "ls-files", silent=True, external=True) or ""
+    wanted = {p for p in str(tracked).splitlines() if not p.startswith((".ci/", ".git"))}
+    missing = sorted(p for p in wanted if not (unpacked / p).is_file())
+    if missing:
+        session.error(f"the sdist lacks {len(missing)} tracked files: {missing[:20]}")
