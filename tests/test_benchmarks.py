@@ -110,6 +110,21 @@ def test_cancel_latency_is_measured_with_everything_in_flight() -> None:
         assert _num(by_name[f"cancel_to_verdict_{backend}"], "value") >= _num(latency, "value")
 
 
+def test_cancel_with_many_in_flight_is_measured_in_wall_and_cpu_time_against_a_bare_group() -> None:
+    rows = bench_cancel.measure_large(repeats=1, models=10, regions=10)
+    by_name = _by_name(validate_rows("cancel", rows))
+    for backend in ("asyncio", "trio"):
+        for clock in ("", "_cpu"):
+            last = by_name[f"cancel_10k_last_end{clock}_{backend}"]
+            assert 0 < _num(last, "value") < 5_000  # ms
+            assert 0 < _num(last, "baseline") < 5_000
+            assert last["target_of"] == "ratio"
+            verdict = by_name[f"cancel_10k_to_verdict{clock}_{backend}"]
+            # The verdict comes after every interrupted execution has ended.
+            assert _num(verdict, "value") >= _num(last, "value")
+        assert _num(by_name[f"cancel_10k_call_{backend}"], "value") >= 0
+
+
 @pytest.mark.parametrize(
     ("bad", "message"),
     [

@@ -22,7 +22,12 @@ from beacon_orchestrator import (
     Question,
     Response,
 )
-from beacon_orchestrator._scheduler._ledger import AttemptTimeout, Ledger, StopReason
+from beacon_orchestrator._scheduler._ledger import (
+    AttemptTimeout,
+    Ledger,
+    StopReason,
+    interrupted_message,
+)
 from beacon_orchestrator._scheduler._options import Strategy
 from beacon_orchestrator._scheduler._picker import Picker
 from beacon_orchestrator._scheduler._plan import EndpointState, Plan
@@ -210,6 +215,26 @@ def test_ledger_builds_records_on_wall_time() -> None:
         ExecutionStatus.SKIPPED,
         0,
         1002.0,
+    )
+
+
+@pytest.mark.parametrize("reason", ["cancelled by the caller", None])
+def test_ledger_builds_an_interrupted_record_in_bulk_as_failed_builds_it(
+    reason: str | None,
+) -> None:
+    """The end of a job's shortcut for an execution interrupted before any failure."""
+    ledger = ledger_for(spec({"a": ("us-east",)}))
+    key = ExecutionKey("q0", "a", "us-east")
+    stop = StopReason()
+    stop.reason = reason
+    bulk = ledger.interrupted(key, interrupted_message(stop), 2, 1.0, 3.0)
+    assert bulk == ledger.failed(key, ExecutionStatus.CANCELLED, None, 2, 1.0, 3.0, stop)
+    assert bulk.error_message == f"interrupted: {reason or 'cancelled'}"
+    assert (bulk.status, bulk.attempts, bulk.started_at, bulk.finished_at) == (
+        ExecutionStatus.CANCELLED,
+        2,
+        1001.0,
+        1003.0,
     )
 
 

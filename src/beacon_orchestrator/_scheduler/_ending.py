@@ -21,7 +21,7 @@ from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from ..stores import Store
 from ._attempts import Interrupted
 from ._lease import LeaseKeeper
-from ._ledger import Ledger, StopReason
+from ._ledger import Ledger, StopReason, interrupted_message
 from ._plan import EndpointState
 from ._salvage import salvage
 
@@ -88,17 +88,30 @@ class JobEnd:
             interrupted: Executions cut short, stored ``CANCELLED``.
         """
         batch = list(unwritten)
-        cancelled = ExecutionStatus.CANCELLED
-        for i in interrupted:
-            located = self.plan.locate(i.key)
-            assert located is not None
-            rec = self.ledger.failed(
-                i.key, cancelled, i.error, i.attempts, i.started, i.ended, self.stop
-            )
-            batch.append((rec, *located))
+        batch.extend(self._interrupted(interrupted))
         await self.write(batch)
         await self._store_skipped()
         return not self.lease.fenced
+
+    def _interrupted(self, interrupted: Iterable[Interrupted]) -> list[Accounted]:
+        """The ``CANCELLED`` records of the interrupted executions, built in one pass.
+
+        With 10,000 in flight this is 10,000 records between the cancellation and the verdict:
+        those with no earlier failure (nearly all) share one message, built once.
+        """
+        ledger, stop, locate = self.ledger, self.stop, self.plan.locate
+        plain = interrupted_message(stop)
+        cancelled = ExecutionStatus.CANCELLED
+        built: list[Accounted] = []
+        for i in interrupted:
+            located = locate(i.key)
+            assert located is not None
+            if i.error is None:
+                rec = ledger.interrupted(i.key, plain, i.attempts, i.started, i.ended)
+            else:
+                rec = ledger.failed(i.key, cancelled, i.error, i.attempts, i.started, i.ended, stop)
+            built.append((rec, *located))
+        return built
 
     async def store_batch(self, batch: Sequence[Accounted]) -> None:
         """Store records in one write and count each; salvage a batch the store refuses."""

@@ -18,7 +18,7 @@ from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from ._plan import EndpointState, Plan
 from ._resume import KeptKeys
 
-__all__ = ["AttemptTimeout", "Ledger", "StopReason", "error_code"]
+__all__ = ["AttemptTimeout", "Ledger", "StopReason", "error_code", "interrupted_message"]
 
 COMPLETED = ExecutionStatus.COMPLETED
 FAILED = ExecutionStatus.FAILED
@@ -54,6 +54,11 @@ def _failure(err: BaseException | None) -> tuple[str | None, str | None]:
     if err is not None:
         return "EXECUTOR_ERROR", f"{type(err).__name__}: {err}"
     return None, None
+
+
+def interrupted_message(stop: StopReason) -> str:
+    """The message of an interrupted execution's record, before any failure it had."""
+    return f"interrupted: {stop.reason or 'cancelled'}"
 
 
 def error_code(err: BaseException) -> str | None:
@@ -199,8 +204,7 @@ class Ledger:
         code, message = _failure(err)
         if status is CANCELLED:
             code = "CANCELLED"
-            why = stop.reason or "cancelled"
-            message = f"interrupted: {why}" + (f" (last failure: {message})" if message else "")
+            message = interrupted_message(stop) + (f" (last failure: {message})" if message else "")
         off = self.wall_offset
         # An answer from the wrong region: what was asked, and where it was answered.
         wrong = err if isinstance(err, WrongRegionError) else None
@@ -215,6 +219,25 @@ class Ledger:
             served_region=None if wrong is None else wrong.served,
             system_prompt=None if wrong is None else wrong.system_prompt,
             request_sha256=None if wrong is None else wrong.request_sha256,
+        )
+
+    def interrupted(
+        self, key: ExecutionKey, message: str, attempts: int, started: float, ended: float
+    ) -> ExecutionRecord:
+        """The ``CANCELLED`` record of an execution interrupted with no failure before.
+
+        What :meth:`failed` builds for it, with the message given (:func:`interrupted_message`,
+        the same for every such execution of a job): the end of a job builds thousands at once.
+        """
+        off = self.wall_offset
+        return ExecutionRecord(
+            key=key,
+            status=CANCELLED,
+            error_code="CANCELLED",
+            error_message=message,
+            attempts=attempts,
+            started_at=started + off,
+            finished_at=ended + off,
         )
 
     def skipped(self, key: ExecutionKey, reason: str, at: float) -> ExecutionRecord:
