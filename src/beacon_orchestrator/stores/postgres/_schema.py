@@ -151,7 +151,8 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ),
     # 4: caps held across workers (_slots.py): per_region and max_concurrency as slot rows, a
     # set per cap (scope 'region:<name>' or 'job'), the cap being the number of rows. A slot is
-    # held under an endpoint's claim (holder, endpoint fence, cell) with its lease.
+    # held under an endpoint's claim (holder, endpoint fence, cell) with its lease; endpoints
+    # waiting for a slot queue first come, first served.
     (
         """
         CREATE TABLE {s}.slots (
@@ -169,6 +170,9 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )
         """,
         "CREATE INDEX ON {s}.slots (holder) WHERE holder IS NOT NULL",
+        # An endpoint whose start found a cap full waits in line: the set it waits for, since.
+        "ALTER TABLE {s}.endpoints ADD COLUMN waiting_for text",
+        "ALTER TABLE {s}.endpoints ADD COLUMN waiting_since timestamptz",
     ),
 )
 

@@ -63,28 +63,35 @@ def scopes(spec: JobSpec, limits: Limits) -> dict[str, int]:
 def publish_job(
     conn: psycopg.Connection[Any], schema: str, spec: JobSpec, limits: Limits | None
 ) -> None:
-    """Publish the job's endpoints and, on its first publication only, its slots.
+    """Publish the job's endpoints and, unless it has slots already, its slots.
 
-    A job's caps are fixed by its first publication: a worker that publishes it again (with
-    other limits) changes nothing, so every worker holds the same caps.
+    A job's caps are fixed by its first publication with caps: a worker that publishes it
+    again (with other limits) changes nothing, so every worker holds the same caps. Two first
+    publications at once are ordered by the job row's insert (the second waits for the first
+    to commit, then sees its slots: each statement reads what committed before it).
     """
-    first = (
-        conn.execute(f"SELECT 1 FROM {schema}.claim_jobs WHERE job_id = %s", (spec.id,)).fetchone()
-        is None
-    )
     _claims.publish_job(conn, schema, spec)
-    if not first:
+    has_slots = conn.execute(
+        f"SELECT 1 FROM {schema}.slots WHERE job_id = %s LIMIT 1", (spec.id,)
+    ).fetchone()
+    if has_slots is not None:
         return
     caps = scopes(spec, spec.limits if limits is None else limits)
     with conn.cursor() as cur:
         cur.executemany(
-            f"INSERT INTO {schema}.slots (job_id, scope, n) VALUES (%s, %s, %s)",
+            f"INSERT INTO {schema}.slots (job_id, scope, n) VALUES (%s, %s, %s) "
+            "ON CONFLICT DO NOTHING",
             [(spec.id, scope, n) for scope, cap in caps.items() for n in range(cap)],
         )
 
 
 def _take(conn: psycopg.Connection[Any], schema: str, c: Claim) -> list[tuple[str, int]] | None:
-    """Lock one free slot of each set the claim's executions need; ``None`` if one is full."""
+    """Lock one free slot of each set the claim's executions need; ``None`` if one is full.
+
+    A set is full for this endpoint also when another live endpoint waits for it since
+    earlier: waiters are served first come, first served, so an endpoint that just freed a
+    slot cannot take it straight back, over and over, while another waits.
+    """
     taken = []
     for scope in (JOB_SCOPE, region_scope(c.region)):
         row = conn.execute(
@@ -92,16 +99,44 @@ def _take(conn: psycopg.Connection[Any], schema: str, c: Claim) -> list[tuple[st
             "ORDER BY n LIMIT 1 FOR UPDATE SKIP LOCKED",
             (c.job_id, scope),
         ).fetchone()
-        if row is not None:
+        if row is None:
+            capped = conn.execute(
+                f"SELECT 1 FROM {schema}.slots WHERE job_id = %s AND scope = %s LIMIT 1",
+                (c.job_id, scope),
+            ).fetchone()
+            if capped is None:
+                continue  # the job has no such cap
+        elif not _waited_for_longer(conn, schema, _claims._args(c, scope=scope)):
             taken.append((scope, int(row[0])))
             continue
-        capped = conn.execute(
-            f"SELECT 1 FROM {schema}.slots WHERE job_id = %s AND scope = %s LIMIT 1",
-            (c.job_id, scope),
-        ).fetchone()
-        if capped is not None:
-            return None  # every slot of the set is held (or locked by another gate right now)
+        _wait_in_line(conn, schema, c, scope)
+        return None
     return taken
+
+
+def _waited_for_longer(conn: psycopg.Connection[Any], schema: str, args: dict[str, Any]) -> bool:
+    """Whether another endpoint, held under a live lease, waits for the set since earlier."""
+    row = conn.execute(
+        f"SELECT 1 FROM {schema}.endpoints w WHERE w.job_id = %(job)s "
+        "AND w.waiting_for = %(scope)s AND NOT w.done AND w.lease_until > clock_timestamp() "
+        "AND NOT (w.model_id = %(model)s AND w.region = %(region)s) "
+        "AND w.waiting_since < coalesce((SELECT waiting_since FROM "
+        f"{schema}.endpoints WHERE job_id = %(job)s AND model_id = %(model)s "
+        "AND region = %(region)s), clock_timestamp()) LIMIT 1",
+        args,
+    ).fetchone()
+    return row is not None
+
+
+def _wait_in_line(conn: psycopg.Connection[Any], schema: str, c: Claim, scope: str) -> None:
+    """Note that the claim's endpoint waits for ``scope`` (keeping its place if it waited)."""
+    conn.execute(
+        f"UPDATE {schema}.endpoints SET waiting_for = %(scope)s, "
+        "waiting_since = coalesce(waiting_since, clock_timestamp()) "
+        "WHERE job_id = %(job)s AND model_id = %(model)s AND region = %(region)s "
+        "AND holder = %(worker)s AND fence = %(fence)s",
+        _claims._args(c, scope=scope),
+    )
 
 
 def start(conn: psycopg.Connection[Any], schema: str, c: Claim, slot: int) -> bool | None:
@@ -115,6 +150,12 @@ def start(conn: psycopg.Connection[Any], schema: str, c: Claim, slot: int) -> bo
         return None
     if not _claims.start(conn, schema, c, slot):
         return False
+    if taken:  # out of the line it may have waited in
+        conn.execute(
+            f"UPDATE {schema}.endpoints SET waiting_for = NULL, waiting_since = NULL "
+            "WHERE job_id = %s AND model_id = %s AND region = %s",
+            (c.job_id, c.model_id, c.region),
+        )
     for scope, n in taken:
         conn.execute(
             f"UPDATE {schema}.slots s SET holder = %(worker)s, fence = s.fence + 1, "
@@ -122,16 +163,7 @@ def start(conn: psycopg.Connection[Any], schema: str, c: Claim, slot: int) -> bo
             f"lease_until = e.lease_until FROM {schema}.endpoints e "
             "WHERE s.job_id = %(job)s AND s.scope = %(scope)s AND s.n = %(n)s "
             "AND e.job_id = %(job)s AND e.model_id = %(model)s AND e.region = %(region)s",
-            {
-                "job": c.job_id,
-                "model": c.model_id,
-                "region": c.region,
-                "worker": c.worker,
-                "fence": c.fence,
-                "cell": slot,
-                "scope": scope,
-                "n": n,
-            },
+            _claims._args(c, cell=slot, scope=scope, n=n),
         )
     return True
 
@@ -141,14 +173,7 @@ def _free(conn: psycopg.Connection[Any], schema: str, c: Claim, cell: int | None
     freed = conn.execute(
         f"UPDATE {schema}.slots SET holder = NULL, lease_until = NULL "
         f"WHERE {_HELD} AND (%(cell)s::integer IS NULL OR cell = %(cell)s) RETURNING 1",
-        {
-            "job": c.job_id,
-            "worker": c.worker,
-            "model": c.model_id,
-            "region": c.region,
-            "fence": c.fence,
-            "cell": cell,
-        },
+        _claims._args(c, cell=cell),
     ).fetchall()
     if freed:
         conn.execute("SELECT pg_notify(%s, %s)", (SLOT_CHANNEL, f"{schema}:{c.job_id}"))
