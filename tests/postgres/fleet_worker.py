@@ -76,18 +76,15 @@ def apply_mutant(name: str) -> None:
 # Mutants of the caps (``_slots``), the same way: a cap skipped once full, or slots that never
 # expire (a dead worker's slots never come back).
 SLOT_MUTANTS: dict[str, list[tuple[str, str, str]]] = {
-    "nocap": [("_take", "if capped is not None:", "if False:")],
-    "leak": [("start", "taken = _take(conn, schema, c)", "taken = _take_leaky(conn, schema, c)")],
+    "nocap": [
+        ("_take", "_wait_in_line(conn, schema, c, scope)\n            return None", "continue")
+    ],
+    "leak": [("_take", "AND {_FREE} ", "AND holder IS NULL ")],
 }
 
 
 def apply_slot_mutant(name: str) -> None:
     """Replace functions of ``_slots`` by their mutated source."""
-    if name == "leak":
-        leaky = inspect.getsource(_slots._take).replace("def _take(", "def _take_leaky(")
-        leaky = leaky.replace("AND {_FREE} ", "AND holder IS NULL ")
-        assert "holder IS NULL " in leaky
-        exec(leaky, _slots.__dict__)
     for function, old, new in SLOT_MUTANTS[name]:
         source = inspect.getsource(getattr(_slots, function))
         assert old in source, f"mutant {name}: {old!r} not in {function}"

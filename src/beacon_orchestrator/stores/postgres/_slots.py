@@ -92,25 +92,24 @@ def _take(conn: psycopg.Connection[Any], schema: str, c: Claim) -> list[tuple[st
     earlier: waiters are served first come, first served, so an endpoint that just freed a
     slot cannot take it straight back, over and over, while another waits.
     """
+    capped = conn.execute(
+        f"SELECT scope FROM {schema}.slots WHERE job_id = %s AND scope = ANY(%s) AND n = 0 "
+        "ORDER BY scope",
+        (c.job_id, [JOB_SCOPE, region_scope(c.region)]),
+    ).fetchall()
     taken = []
-    for scope in (JOB_SCOPE, region_scope(c.region)):
-        row = conn.execute(
-            f"SELECT n FROM {schema}.slots WHERE job_id = %s AND scope = %s AND {_FREE} "
-            "ORDER BY n LIMIT 1 FOR UPDATE SKIP LOCKED",
-            (c.job_id, scope),
-        ).fetchone()
-        if row is None:
-            capped = conn.execute(
-                f"SELECT 1 FROM {schema}.slots WHERE job_id = %s AND scope = %s LIMIT 1",
+    for (scope,) in capped:
+        row = None
+        if not _waited_for_longer(conn, schema, _claims._args(c, scope=scope)):
+            row = conn.execute(
+                f"SELECT n FROM {schema}.slots WHERE job_id = %s AND scope = %s AND {_FREE} "
+                "ORDER BY n LIMIT 1 FOR UPDATE SKIP LOCKED",
                 (c.job_id, scope),
             ).fetchone()
-            if capped is None:
-                continue  # the job has no such cap
-        elif not _waited_for_longer(conn, schema, _claims._args(c, scope=scope)):
-            taken.append((scope, int(row[0])))
-            continue
-        _wait_in_line(conn, schema, c, scope)
-        return None
+        if row is None:
+            _wait_in_line(conn, schema, c, scope)
+            return None
+        taken.append((scope, int(row[0])))
     return taken
 
 
