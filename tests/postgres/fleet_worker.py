@@ -73,13 +73,15 @@ def apply_mutant(name: str) -> None:
         _shared.SharedRun._heartbeat = _no_heartbeat  # type: ignore[method-assign]
 
 
-# Mutants of the caps (``_slots``), the same way: a cap skipped once full, or slots that never
-# expire (a dead worker's slots never come back).
+# Mutants of the caps (``_slots``), the same way: a cap skipped once full, slots that never
+# expire (a dead worker's slots never come back), no first come, first served among waiters.
 SLOT_MUTANTS: dict[str, list[tuple[str, str, str]]] = {
     "nocap": [
         ("_take", "_wait_in_line(conn, schema, c, scope)\n            return None", "continue")
     ],
     "leak": [("_take", "AND {_FREE} ", "AND holder IS NULL ")],
+    # no line: a start takes a free slot even when another endpoint waits for one since earlier
+    "unfair": [("_take", "if not _waited_for_longer(", "if True or _waited_for_longer(")],
 }
 
 

@@ -11,6 +11,7 @@ slot SQL) and shows that the scenario fails.
 from __future__ import annotations
 
 import random
+import re
 import signal
 import tempfile
 import time
@@ -183,6 +184,23 @@ def killed_holder(dsn: str, schema: str, seed: int, mutant: str | None = None) -
     assert sum(stored.values()) == 24 * 12
 
 
+def taking_turns(dsn: str, schema: str, seed: int, mutant: str | None = None) -> None:
+    """Two workers, one endpoint each, in one region capped at 1: they take turns, neither
+    runs a stretch while the other waits (first come, first served among waiters)."""
+    size: dict[str, object] = {"questions": 12, "models": 2, "regions": 1, "lease": 10.0}
+    size |= {"per_region": 1, "capacity": 1}
+    if mutant:
+        size["slot_mutant"] = mutant
+    with FakeEndpoint(latency=random.Random(seed).choice([0.03, 0.05])).running() as endpoint:
+        workers = start_together(2, dsn, schema, endpoint.url, **size)
+        outs = wait_all(workers, timeout=120)
+    assert all("RESULT completed" in out for out in outs), outs
+    assert max(most_at_once(endpoint.arrivals, _region).values()) == 1
+    order = "".join(a.key[1] for a in sorted(endpoint.arrivals, key=lambda a: a.arrived))
+    longest = max(len(run) for run in re.findall(r"(?:m0)+|(?:m1)+", order)) // 2
+    assert longest <= 2, f"an endpoint ran {longest} in a row while the other waited: {order}"
+
+
 # -- the tests ------------------------------------------------------------------------------
 
 
@@ -200,14 +218,25 @@ def test_a_killed_workers_slots_come_back_when_its_lease_passes_and_not_before(
     killed_holder(postgres_dsn, schema, seed)
 
 
+@pytest.mark.parametrize("seed", range(2))
+def test_endpoints_waiting_for_a_slot_take_turns(postgres_dsn: str, schema: str, seed: int) -> None:
+    taking_turns(postgres_dsn, schema, seed)
+
+
 @pytest.mark.parametrize(
     ("scenario", "mutant", "failure"),
     [
+        (taking_turns, "unfair", "in a row"),
         (caps_held, "nocap", "over its cap"),
         (killed_holder, "nocap", "over its cap"),
         (killed_holder, "leak", "never came back|late"),
     ],
-    ids=["caps-skipped-when-full", "kill-caps-skipped-when-full", "kill-slots-never-expire"],
+    ids=[
+        "no-line-among-waiters",
+        "caps-skipped-when-full",
+        "kill-caps-skipped-when-full",
+        "kill-slots-never-expire",
+    ],
 )
 def test_each_caps_scenario_fails_when_the_cap_is_broken(
     postgres_dsn: str, schema: str, scenario: Callable[..., None], mutant: str, failure: str
