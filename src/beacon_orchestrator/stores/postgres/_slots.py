@@ -10,15 +10,20 @@ claim races, and a counter leaks what a crashed worker held.
 A slot is held under the endpoint's claim (holder, endpoint fence and slot of the cell it
 runs) with the endpoint's lease: the heartbeat renews both in one transaction, a release or a
 finish frees it only under that same claim (a stale claim frees nothing), and a dead worker's
-slots become free when its lease passes, never earlier. Each function runs in the one
-transaction the store opened for it, calling the endpoint SQL of :mod:`._claims` where the two
-meet.
+slots become free when its lease passes, never earlier.
+
+An endpoint whose gate found a set full notes, on its endpoint row, the set it waits for and
+since when; a gate leaves a free slot to a live endpoint that has waited longer (first come,
+first served), so an endpoint that just freed a slot cannot take it back over and over while
+another waits. Each function runs in the one transaction the store opened for it, calling the
+endpoint SQL of :mod:`._claims` where the two meet.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..._types import ExecutionRecord
 from .._claims import Claim, ClaimStatus
 from . import _claims
 
@@ -28,7 +33,17 @@ if TYPE_CHECKING:
     from ..._spec import JobSpec, Limits
     from ._rows import Statements
 
-__all__ = ["SLOT_CHANNEL", "finish", "publish_job", "release", "renew", "scopes", "start"]
+__all__ = [
+    "JOB_SCOPE",
+    "SLOT_CHANNEL",
+    "finish",
+    "publish_job",
+    "region_scope",
+    "release",
+    "renew",
+    "scopes",
+    "start",
+]
 
 SLOT_CHANNEL = "beacon_slot"
 """The NOTIFY channel of freed slots (the payload is ``schema:job_id``)."""
@@ -183,7 +198,7 @@ def finish(
     schema: str,
     c: Claim,
     slot: int,
-    record: Any,
+    record: ExecutionRecord,
     sql: Statements,
 ) -> bool:
     """The fenced finish, freeing the cell's slots in the same transaction (stored or not)."""
