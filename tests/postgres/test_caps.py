@@ -307,3 +307,35 @@ async def test_three_workers_hold_per_region_and_max_concurrency_together(
     per_region = _most_at_once(fake, lambda k: k.region)
     assert max(per_region.values()) == 2, per_region
     assert max(_most_at_once(fake, lambda k: "job").values()) == 5
+
+
+@pytest.mark.anyio
+async def test_a_cancel_frees_every_slot_and_waiting_endpoints_stop(
+    postgres_dsn: str, pg_schema: str
+) -> None:
+    """Cancelled mid-run under per_region 1 (endpoints running and endpoints waiting): every
+    worker returns the cancelled verdict, and no slot is left held."""
+    spec = evolve(make_spec("cancelled", questions=4, models=3), limits=Limits(per_region=1))
+    fake = FakeExecutor.random(seed=3, latency=(0.3, 0.3))
+    shared = SharedOptions(lease=3.0, poll=0.05, capacity=9)
+    results = []
+    async with PostgresStore(postgres_dsn, schema=pg_schema) as store:
+
+        async def one() -> None:
+            results.append(await run_shared(spec, fake, store, RunOptions(), shared))
+
+        async def cancel() -> None:
+            while sum(c.kind == "start" for c in fake.log) < 4:
+                await anyio.sleep(0.01)
+            assert await store.cancel_job(spec.id, "stopped by the test")
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(2):
+                tg.start_soon(one)
+            tg.start_soon(cancel)
+    assert [r.status for r in results] == [JobStatus.CANCELLED] * 2
+    with psycopg.connect(postgres_dsn) as conn:
+        rows = conn.execute(
+            f"SELECT scope, n FROM {pg_schema}.slots WHERE holder IS NOT NULL"
+        ).fetchall()
+    assert rows == [], f"slots left held after the cancel: {rows}"
