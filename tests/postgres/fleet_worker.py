@@ -11,9 +11,11 @@ import argparse
 import inspect
 import os
 import sys
+from pathlib import Path
 
 import anyio
 import httpx
+from attrs import evolve
 
 from beacon_orchestrator import (
     ExecutionRequest,
@@ -29,7 +31,7 @@ from beacon_orchestrator import (
 )
 from beacon_orchestrator._scheduler import _shared
 from beacon_orchestrator._scheduler._shared import SharedOptions, run_shared
-from beacon_orchestrator.stores.postgres import PostgresStore, _claims
+from beacon_orchestrator.stores.postgres import PostgresStore, _claims, _slots
 
 # Mutants: one guarantee broken each, to show the scenario that checks it fails. Each is a text
 # edit of the function's source (asserted present, so a mutant cannot silently go stale).
@@ -71,6 +73,38 @@ def apply_mutant(name: str) -> None:
         _shared.SharedRun._heartbeat = _no_heartbeat  # type: ignore[method-assign]
 
 
+# Mutants of the caps (``_slots``), the same way: a cap skipped once full, slots that never
+# expire (a dead worker's slots never come back), no first come, first served among waiters.
+SLOT_MUTANTS: dict[str, list[tuple[str, str, str]]] = {
+    "nocap": [
+        ("_take", "_wait_in_line(conn, schema, c, scope)\n            return None", "continue")
+    ],
+    "leak": [("_take", "AND {_FREE} ", "AND holder IS NULL ")],
+    # no line: a start takes a free slot even when another endpoint waits for one since earlier
+    "unfair": [("_take", "if not _waited_for_longer(", "if True or _waited_for_longer(")],
+}
+
+
+def apply_slot_mutant(name: str) -> None:
+    """Replace functions of ``_slots`` by their mutated source."""
+    for function, old, new in SLOT_MUTANTS[name]:
+        source = inspect.getsource(getattr(_slots, function))
+        assert old in source, f"mutant {name}: {old!r} not in {function}"
+        exec(source.replace(old, new), _slots.__dict__)
+
+
+async def ready_and_wait(folder: Path, store: PostgresStore) -> None:
+    """Say this worker is up (``<pid>.ready`` in ``folder``), wait for ``go``, say it goes.
+
+    So a test starts its workers together, however long each process takes to start.
+    """
+    await store.open()
+    (folder / f"{os.getpid()}.ready").touch()
+    while not (folder / "go").exists():
+        await anyio.sleep(0.005)
+    (folder / f"{os.getpid()}.going").touch()
+
+
 async def _no_heartbeat(self: object) -> None:
     await anyio.sleep_forever()
 
@@ -88,6 +122,9 @@ def fleet_spec(job_id: str, questions: int, models: int, regions: int) -> JobSpe
 
 async def main(args: argparse.Namespace) -> None:
     spec = fleet_spec(args.job, args.questions, args.models, args.regions)
+    if args.per_region or args.max_concurrency:
+        caps = {"per_region": args.per_region, "max_concurrency": args.max_concurrency}
+        spec = evolve(spec, limits=evolve(spec.limits, **caps))
     pid = str(os.getpid())
     async with (
         httpx.AsyncClient(base_url=args.url, timeout=30.0) as client,
@@ -109,6 +146,8 @@ async def main(args: argparse.Namespace) -> None:
         # The zombie's mutant also turns self-fencing off, so its late write is attempted.
         margin = -1e6 if args.mutant == "zombie" else None
         shared = SharedOptions(lease=args.lease, poll=0.05, capacity=args.capacity, margin=margin)
+        if args.ready is not None:
+            await ready_and_wait(Path(args.ready), store)
         result = await run_shared(spec, FunctionExecutor(send), store, options, shared)
     print(f"RESULT {result.status.value}", flush=True)
 
@@ -125,7 +164,13 @@ if __name__ == "__main__":
     parser.add_argument("--lease", type=float, default=2.0)
     parser.add_argument("--capacity", type=int, default=8)
     parser.add_argument("--mutant", choices=sorted(MUTANTS), default=None)
+    parser.add_argument("--per_region", type=int, default=None)
+    parser.add_argument("--max_concurrency", type=int, default=None)
+    parser.add_argument("--slot_mutant", choices=sorted(SLOT_MUTANTS), default=None)
+    parser.add_argument("--ready", default=None)
     parsed = parser.parse_args()
+    if parsed.slot_mutant is not None:
+        apply_slot_mutant(parsed.slot_mutant)
     if parsed.mutant is not None:
         apply_mutant(parsed.mutant)
     anyio.run(main, parsed)

@@ -79,7 +79,7 @@ def test_a_completion_committing_while_the_sweep_waits_is_never_overwritten(
 def test_a_fenced_write_after_the_lease_expired_is_refused(postgres_dsn: str, schema: str) -> None:
     spec = make_spec("fenced", questions=2, models=1)
 
-    async def scenario() -> tuple[bool, bool, list[ExecutionRecord]]:
+    async def scenario() -> tuple[bool, bool | None, list[ExecutionRecord]]:
         async with PostgresStore(postgres_dsn, schema=schema) as store:
             await store.publish_job(spec)
             (old,) = await store.claim("w1", 1, 0.5, spec.id)

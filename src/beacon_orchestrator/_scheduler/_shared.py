@@ -7,7 +7,10 @@ Used by :func:`run_job` when the store implements
 A worker claims endpoints (model x region) under a lease with a fencing token and runs each
 claimed endpoint's questions in order, one at a time, each through the store's start gate; it
 writes every record fenced against its claim, so a worker that lost an endpoint can store
-nothing for it. Its own guards:
+nothing for it. The job's ``per_region`` and ``max_concurrency`` are held by the store across
+workers (its gate starts an execution only with a free slot under each cap); an endpoint whose
+start finds a cap full keeps its claim and asks again when a slot is freed (a notice) or after
+a poll. Its own guards:
 
 - **Self-fencing.** Each endpoint runs in a cancel scope whose deadline is the send time of the
   last successful renewal plus the lease, less a margin: a worker that cannot renew stops its
@@ -25,6 +28,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, Protocol, TypeGuard
 
 import anyio
@@ -64,9 +68,10 @@ class SharedOptions:
 
     Attributes:
         lease: Seconds an endpoint stays a worker's without a renewal.
-        capacity: Endpoints a worker runs at once (default: the job's ``max_concurrency``,
-            else 8).
-        poll: Seconds between two looks for free endpoints when nothing wakes the worker.
+        capacity: Endpoints a worker holds at once (default: the job's ``max_concurrency``,
+            else 8). The job's ``max_concurrency`` itself holds across all workers.
+        poll: Seconds between two looks for free endpoints, or for a free slot under a cap,
+            when nothing wakes the worker.
         margin: Seconds before its lease expires at which a worker that could not renew stops
             its own requests.
     """
@@ -114,8 +119,6 @@ def _check_supported(spec: JobSpec, options: RunOptions) -> None:
         problems.append(f"strategy {options.strategy!r} (only 'endpoint')")
     if limits.per_endpoint != 1:
         problems.append(f"per_endpoint {limits.per_endpoint} (only 1)")
-    if limits.per_region is not None:
-        problems.append(f"per_region {limits.per_region} (not enforced across workers yet)")
     if options.early_stop:
         problems.append("early_stop")
     # The fleet guards count what one process sees: across workers, an endpoint's breaker,
@@ -159,6 +162,7 @@ class SharedRun:
     _jobs: dict[str, _Job] = field(factory=dict, init=False)
     _cancelled: set[str] = field(factory=set, init=False)
     _wake: anyio.Event = field(factory=anyio.Event, init=False)
+    _slot_freed: anyio.Event = field(factory=anyio.Event, init=False)
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -168,7 +172,7 @@ class SharedRun:
             tg.start_soon(self._heartbeat)
             # Nothing is claimed before the listener listens: a cancel reaches this worker
             # from its first execution on.
-            await tg.start(self.store.listen, self._on_cancel)
+            await tg.start(partial(self.store.listen, self._on_cancel, on_slot=self._on_slot))
             async with anyio.create_task_group() as endpoints:
                 result = await self._claim_loop(endpoints)
                 endpoints.cancel_scope.cancel()
@@ -256,7 +260,13 @@ class SharedRun:
         # The endpoint's slots in order: each question's samples one after another.
         slot = claim.next_slot
         while slot < plan.n_slots and claim.job_id not in self._cancelled:
-            if not await store.start(claim, slot):
+            started = await store.start(claim, slot)
+            if started is None:  # a cap is full: keep the endpoint, ask again once one frees
+                freed = self._slot_freed
+                with anyio.move_on_after(self.shared.poll):
+                    await freed.wait()
+                continue
+            if not started:
                 return  # cancelled, or the endpoint passed on: nothing more starts here
             key = plan.key(endpoint, slot)
             held.running = (slot, key)
@@ -264,6 +274,7 @@ class SharedRun:
             held.running = None
             with anyio.CancelScope(shield=True):
                 stored = await store.finish(claim, slot, record)
+            self._on_slot(claim.job_id)  # its slots are free: this worker's waiters need no notice
             if not stored:
                 _log.warning("%s: fenced out of %s@%s", claim.job_id, key, claim.fence)
                 return
@@ -355,6 +366,11 @@ class SharedRun:
                 held.scope.cancel()
         self._wake.set()
 
+    def _on_slot(self, job_id: str) -> None:
+        """A slot under a cap was freed: the starts waiting for one ask again."""
+        self._slot_freed.set()
+        self._slot_freed = anyio.Event()
+
     def _fence_deadline(self, renewed_at: float) -> float:
         """When a worker that renewed at ``renewed_at`` (send time) stops its own requests."""
         return renewed_at + self.shared.lease - self.shared.fence_margin
@@ -427,7 +443,7 @@ async def run_shared(
         UsageError: An option the shared mode does not support.
     """
     _check_supported(spec, options)
-    await store.publish_job(spec)
+    await store.publish_job(spec, limits=options.limits)
     run = SharedRun(store, executor, options, shared or SharedOptions(), job_id=spec.id)
     run._jobs[spec.id] = run._job(spec)
     result = await run.run()

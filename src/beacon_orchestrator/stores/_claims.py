@@ -6,6 +6,11 @@ endpoints, pass every execution through a start gate, and write every result fen
 the endpoint's current holder; the store refuses what a worker that lost its lease tries. The
 scheduler's shared mode (``run_job`` on such a store, ``beacon worker``) drives it; a store
 without it runs jobs in one process, as before.
+
+The job's concurrency caps (``per_region``, ``max_concurrency``) are the store's to hold across
+workers: its start gate lets an execution start only with a free place under each cap, and
+frees it with the execution's finish or the endpoint's release, or when the holder's lease
+passes.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from .._status import JobResult
 from .._types import ExecutionRecord
 
 if TYPE_CHECKING:
-    from .._spec import JobSpec
+    from .._spec import JobSpec, Limits
 
 __all__ = ["Claim", "ClaimStatus", "Decide", "SupportsClaims"]
 
@@ -70,20 +75,33 @@ Decide = Callable[[Sequence[ExecutionRecord], str | None], JobResult]
 class SupportsClaims(Protocol):
     """A store on which many workers share one job (see the many-workers how-to)."""
 
-    async def publish_job(self, spec: JobSpec) -> None:
-        """Open the job and make its endpoints claimable (idempotent); finished keys stay done."""
+    async def publish_job(self, spec: JobSpec, *, limits: Limits | None = None) -> None:
+        """Open the job and make its endpoints claimable (idempotent); finished keys stay done.
+
+        Its first publication fixes the caps every worker holds it to: ``per_region`` and
+        ``max_concurrency`` of ``limits`` (default the spec's).
+        """
         ...
 
     async def claim(self, worker: str, n: int, lease: float, job_id: str | None) -> list[Claim]:
         """Claim up to ``n`` free endpoints (of ``job_id``, or of any open job) for ``lease`` s."""
         ...
 
-    async def start(self, claim: Claim, slot: int) -> bool:
-        """The start gate: whether ``slot`` of the claim may start now (then it has)."""
+    async def start(self, claim: Claim, slot: int) -> bool | None:
+        """The start gate: whether ``slot`` of the claim may start now (then it has).
+
+        Returns:
+            ``True``: it started, holding a place under each of the job's caps. ``False``:
+            it never will under this claim (the job was cancelled, the endpoint passed on).
+            ``None``: not now, a cap is full; ask again once a place is freed.
+        """
         ...
 
     async def finish(self, claim: Claim, slot: int, record: ExecutionRecord) -> bool:
-        """Store an execution's record if ``claim`` is still the endpoint's; whether it was."""
+        """Store an execution's record if ``claim`` is still the endpoint's; whether it was.
+
+        Frees the execution's places under the caps either way.
+        """
         ...
 
     async def renew(self, worker: str, lease: float) -> ClaimStatus:
@@ -91,7 +109,10 @@ class SupportsClaims(Protocol):
         ...
 
     async def release(self, claim: Claim) -> None:
-        """Hand an endpoint back (if still held by this claim), so another worker may take it."""
+        """Hand an endpoint back (if still held by this claim), so another worker may take it.
+
+        Frees every place under the caps held under the claim.
+        """
         ...
 
     async def cancel_job(self, job_id: str, reason: str) -> bool:
@@ -110,11 +131,14 @@ class SupportsClaims(Protocol):
         self,
         on_cancel: Callable[[str], None],
         *,
+        on_slot: Callable[[str], None] | None = None,
         task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         """Call ``on_cancel(job_id)`` for every cancel notice until cancelled (reconnecting).
 
-        ``task_status.started()`` is called once it listens.
+        ``on_slot(job_id)``, if given, is called when a place under a cap of the job is freed
+        (a hint: a start waiting for one also polls). ``task_status.started()`` is called once
+        it listens.
         """
         ...
 

@@ -149,6 +149,31 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         # A verdict's reason is free text too (a user's policy writes it): NUL must fit.
         "ALTER TABLE {s}.jobs ALTER COLUMN reason TYPE bytea USING convert_to(reason, 'UTF8')",
     ),
+    # 4: caps held across workers (_slots.py): per_region and max_concurrency as slot rows, a
+    # set per cap (scope 'region:<name>' or 'job'), the cap being the number of rows. A slot is
+    # held under an endpoint's claim (holder, endpoint fence, cell) with its lease; endpoints
+    # waiting for a slot queue first come, first served.
+    (
+        """
+        CREATE TABLE {s}.slots (
+            job_id      text NOT NULL REFERENCES {s}.claim_jobs(job_id),
+            scope       text NOT NULL,
+            n           integer NOT NULL,
+            holder      text,
+            fence       bigint NOT NULL DEFAULT 0,
+            lease_until timestamptz,
+            model_id    text,
+            region      text,
+            ep_fence    bigint,
+            cell        integer,
+            PRIMARY KEY (job_id, scope, n)
+        )
+        """,
+        "CREATE INDEX ON {s}.slots (holder) WHERE holder IS NOT NULL",
+        # An endpoint whose start found a cap full waits in line: the set it waits for, since.
+        "ALTER TABLE {s}.endpoints ADD COLUMN waiting_for text",
+        "ALTER TABLE {s}.endpoints ADD COLUMN waiting_since timestamptz",
+    ),
 )
 
 SCHEMA_VERSION: Final = len(_MIGRATIONS)

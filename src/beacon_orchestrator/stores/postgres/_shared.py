@@ -18,13 +18,13 @@ import anyio.to_thread
 from ..._status import JobResult
 from ..._types import ExecutionRecord
 from .._claims import Claim, ClaimStatus, Decide
-from . import _claims
+from . import _claims, _slots
 from ._dsn import scrub
 
 if TYPE_CHECKING:
     import psycopg
 
-    from ..._spec import JobSpec
+    from ..._spec import JobSpec, Limits
     from ._rows import Statements
 
 __all__ = ["LISTENER_NAME", "SharedJobs"]
@@ -56,10 +56,14 @@ class SharedJobs:
     def where(self) -> str:  # provided by the store
         raise NotImplementedError
 
-    async def publish_job(self, spec: JobSpec) -> None:
-        """Open the job and make its endpoints claimable (idempotent); finished keys stay done."""
+    async def publish_job(self, spec: JobSpec, *, limits: Limits | None = None) -> None:
+        """Open the job and make its endpoints claimable (idempotent); finished keys stay done.
+
+        Its first publication also fixes the caps every worker holds: ``per_region`` and
+        ``max_concurrency`` of ``limits`` (default the spec's).
+        """
         await self.open_job(spec)
-        await self._call(partial(_claims.publish_job, schema=self.schema, spec=spec))
+        await self._call(partial(_slots.publish_job, schema=self.schema, spec=spec, limits=limits))
 
     async def claim(self, worker: str, n: int, lease: float, job_id: str | None) -> list[Claim]:
         """Claim up to ``n`` free endpoints (of ``job_id``, or of any open job) for ``lease`` s."""
@@ -75,27 +79,27 @@ class SharedJobs:
             )
         )
 
-    async def start(self, claim: Claim, slot: int) -> bool:
-        """The start gate: whether ``slot`` of the claim may start now (then it has)."""
-        return await self._call(partial(_claims.start, schema=self.schema, c=claim, slot=slot))
+    async def start(self, claim: Claim, slot: int) -> bool | None:
+        """The start gate: whether ``slot`` of the claim started; ``None``: a cap is full now."""
+        return await self._call(partial(_slots.start, schema=self.schema, c=claim, slot=slot))
 
     async def finish(self, claim: Claim, slot: int, record: ExecutionRecord) -> bool:
         """Store an execution's record if ``claim`` is still the endpoint's; whether it was."""
         return await self._call(
             partial(
-                _claims.finish, schema=self.schema, c=claim, slot=slot, record=record, sql=self._sql
+                _slots.finish, schema=self.schema, c=claim, slot=slot, record=record, sql=self._sql
             )
         )
 
     async def renew(self, worker: str, lease: float) -> ClaimStatus:
         """Renew every unexpired lease ``worker`` holds; say which, and which jobs cancelled."""
         return await self._call(
-            partial(_claims.renew, schema=self.schema, worker=worker, lease=lease)
+            partial(_slots.renew, schema=self.schema, worker=worker, lease=lease)
         )
 
     async def release(self, claim: Claim) -> None:
         """Hand an endpoint back (if still held by this claim), so another worker may take it."""
-        await self._call(partial(_claims.release, schema=self.schema, c=claim))
+        await self._call(partial(_slots.release, schema=self.schema, c=claim))
 
     async def cancel_job(self, job_id: str, reason: str) -> bool:
         """Cancel a job for every worker; whether this call cancelled it (not already)."""
@@ -129,13 +133,15 @@ class SharedJobs:
         self,
         on_cancel: Callable[[str], None],
         *,
+        on_slot: Callable[[str], None] | None = None,
         task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         """Call ``on_cancel(job_id)`` for every cancel notice until cancelled (reconnecting).
 
         After every (re)connection it also reports every open job already cancelled: a notice
-        sent while it was disconnected is lost, the flag is not. ``task_status.started()`` is
-        called once it first listens.
+        sent while it was disconnected is lost, the flag is not. ``on_slot(job_id)`` is called
+        when a slot of a capped job is freed (a lost notice only delays a waiting start until
+        its next poll). ``task_status.started()`` is called once it first listens.
         """
         import psycopg
 
@@ -157,8 +163,12 @@ class SharedJobs:
                 while True:
                     await anyio.wait_readable(conn.fileno())
                     for notice in conn.notifies(timeout=0):
-                        if notice.payload.startswith(prefix):
+                        if not notice.payload.startswith(prefix):
+                            continue
+                        if notice.channel != _slots.SLOT_CHANNEL:
                             on_cancel(notice.payload[len(prefix) :])
+                        elif on_slot is not None:
+                            on_slot(notice.payload[len(prefix) :])
             except (psycopg.Error, OSError) as exc:
                 _log.warning("listener for %s lost: %s", self.where, scrub(str(exc), self.dsn))
             finally:
@@ -174,6 +184,7 @@ class SharedJobs:
             self.dsn, autocommit=True, connect_timeout=5, application_name=LISTENER_NAME
         )
         conn.execute(f"LISTEN {_claims.CANCEL_CHANNEL}")
+        conn.execute(f"LISTEN {_slots.SLOT_CHANNEL}")
         return conn
 
     def _cancelled_jobs(self, conn: psycopg.Connection[Any]) -> list[tuple[str]]:
