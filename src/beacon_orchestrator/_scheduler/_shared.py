@@ -414,6 +414,14 @@ def _decider(spec: JobSpec, options: RunOptions) -> Any:
     return decide
 
 
+def _rerun(options: RunOptions) -> frozenset[ExecutionStatus]:
+    """The stored statuses whose keys a run executes again: the single-process resume's rule."""
+    again = {ExecutionStatus.CANCELLED, ExecutionStatus.SKIPPED}
+    if options.rerun_failed:
+        again |= {ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT}
+    return frozenset(again)
+
+
 async def run_shared(
     spec: JobSpec,
     executor: Executor,
@@ -427,7 +435,7 @@ async def run_shared(
         UsageError: An option the shared mode does not support.
     """
     _check_supported(spec, options)
-    await store.publish_job(spec)
+    await store.publish_job(spec, rerun=_rerun(options))
     run = SharedRun(store, executor, options, shared or SharedOptions(), job_id=spec.id)
     run._jobs[spec.id] = run._job(spec)
     result = await run.run()

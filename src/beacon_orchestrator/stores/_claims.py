@@ -10,7 +10,7 @@ without it runs jobs in one process, as before.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import anyio
@@ -18,7 +18,7 @@ import anyio.abc
 from attrs import frozen
 
 from .._status import JobResult
-from .._types import ExecutionRecord
+from .._types import ExecutionRecord, ExecutionStatus
 
 if TYPE_CHECKING:
     from .._spec import JobSpec
@@ -70,8 +70,14 @@ Decide = Callable[[Sequence[ExecutionRecord], str | None], JobResult]
 class SupportsClaims(Protocol):
     """A store on which many workers share one job (see the many-workers how-to)."""
 
-    async def publish_job(self, spec: JobSpec) -> None:
-        """Open the job and make its endpoints claimable (idempotent); finished keys stay done."""
+    async def publish_job(
+        self, spec: JobSpec, *, rerun: Collection[ExecutionStatus] = frozenset()
+    ) -> None:
+        """Open the job and make its endpoints claimable (idempotent); finished keys stay done.
+
+        Keys stored with a status in ``rerun`` run again: a finished job is reopened for them,
+        once however many workers publish it at the same time.
+        """
         ...
 
     async def claim(self, worker: str, n: int, lease: float, job_id: str | None) -> list[Claim]:
