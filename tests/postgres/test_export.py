@@ -13,7 +13,7 @@ import pytest
 from beacon_orchestrator import ExecutionKey, ExecutionStatus, SQLiteStore, StoreError, UsageError
 from beacon_orchestrator._records import RecordFilter
 from beacon_orchestrator.stores import _protocol
-from beacon_orchestrator.stores.postgres import PostgresStore, _sync
+from beacon_orchestrator.stores.postgres import PostgresStore, _rows, _sync
 
 from ..cli.support import invoke
 from ..stores.support import make_spec, record
@@ -54,7 +54,7 @@ def test_a_postgres_export_is_read_a_batch_per_query_and_equals_the_sqlite_expor
 ) -> None:
     n = _fill(dsn, tmp_path / "same.db")
     batches: list[int] = []
-    read_batch = _sync.read_batch
+    read_batch = _rows.read_batch
 
     def counted(conn: Any, query: Any) -> Any:
         found, after = read_batch(conn, query)
@@ -80,7 +80,7 @@ def test_iter_records_sync_filters_refuses_a_bad_batch_and_an_unknown_job(
 ) -> None:
     _fill(dsn, tmp_path / "same.db")
     store = PostgresStore(dsn)
-    failed = list(store.iter_records_sync(JOB, RecordFilter.of(status="failed"), batch=2))
+    failed = list(store.iter_records_sync(JOB, RecordFilter.of(status=ExecutionStatus.FAILED), batch=2))
     assert failed
     assert {r.status for r in failed} == {ExecutionStatus.FAILED}
     everything = list(store.iter_records_sync(JOB, RecordFilter(), batch=3))
