@@ -49,6 +49,8 @@ MUTANTS: dict[str, list[tuple[str, str, str]]] = {
         ("finish", '"AND e.lease_until > clock_timestamp() RETURNING e.n_q"', '"RETURNING e.n_q"'),
     ],
     # the start gate and the cancel ignore each other
+    # self-fencing off: a worker that cannot renew lets its requests run past its lease
+    "selffence": [],
     "cancel": [
         ("start", "\"AND state = 'open' AND cancelled_at IS NULL FOR SHARE), \"", '"), "'),
         ("cancel_job", "AND state = 'pending' ", "AND false "),
@@ -107,7 +109,7 @@ async def main(args: argparse.Namespace) -> None:
 
         options = RunOptions(retry=RetryPolicy(attempts=1))
         # The zombie's mutant also turns self-fencing off, so its late write is attempted.
-        margin = -1e6 if args.mutant == "zombie" else None
+        margin = -1e6 if args.mutant in ("zombie", "selffence") else None
         shared = SharedOptions(lease=args.lease, poll=0.05, capacity=args.capacity, margin=margin)
         result = await run_shared(spec, FunctionExecutor(send), store, options, shared)
     print(f"RESULT {result.status.value}", flush=True)

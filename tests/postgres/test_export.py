@@ -80,7 +80,8 @@ def test_iter_records_sync_filters_refuses_a_bad_batch_and_an_unknown_job(
 ) -> None:
     _fill(dsn, tmp_path / "same.db")
     store = PostgresStore(dsn)
-    failed = list(store.iter_records_sync(JOB, RecordFilter.of(status=ExecutionStatus.FAILED), batch=2))
+    only_failed = RecordFilter.of(status=ExecutionStatus.FAILED)
+    failed = list(store.iter_records_sync(JOB, only_failed, batch=2))
     assert failed
     assert {r.status for r in failed} == {ExecutionStatus.FAILED}
     everything = list(store.iter_records_sync(JOB, RecordFilter(), batch=3))
