@@ -42,13 +42,32 @@ MUTANTS: dict[str, list[tuple[str, str, str]]] = {
     "zombie": [
         (
             "finish",
-            "\"AND x.q = %(q)s AND x.state = 'running' AND x.fence = %(fence)s \"",
-            '"AND x.q = %(q)s "',
+            "\"AND x.slot = %(slot)s AND x.state = 'running' AND x.fence = %(fence)s \"",
+            '"AND x.slot = %(slot)s "',
         ),
         ("finish", '"AND e.fence = %(fence)s AND e.holder = %(worker)s "', '""'),
-        ("finish", '"AND e.lease_until > clock_timestamp() RETURNING e.n_q"', '"RETURNING e.n_q"'),
+        (
+            "finish",
+            '"AND e.lease_until > clock_timestamp() RETURNING e.n_slots"',
+            '"RETURNING e.n_slots"',
+        ),
     ],
     # the start gate and the cancel ignore each other
+    # the sweep without its guard: it closes a cell whatever its state, overwriting its record
+    "sweep": [
+        ("sweep", "AND c.state = 'running' AND c.fence = e.fence ", ""),
+        ("sweep", "sql.upsert,", "sql.upsert.partition(' WHERE records.')[0],"),
+    ],
+    # a takeover sends the old holder's finished cells back to pending too
+    "takeover": [
+        ("_take_over", "AND state = 'running' RETURNING", "AND state <> 'pending' RETURNING")
+    ],
+    # the verdict without the job row's lock and state: every worker that sees the cells done
+    # stores its own
+    "verdict": [
+        ("try_finish", ' FOR UPDATE",', '",'),
+        ("try_finish", 'if row is None or row[0] != "open":', "if row is None:"),
+    ],
     # self-fencing off: a worker that cannot renew lets its requests run past its lease
     "selffence": [],
     "cancel": [

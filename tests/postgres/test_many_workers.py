@@ -9,6 +9,7 @@ store's SQL) and shows that the scenario fails.
 
 from __future__ import annotations
 
+import inspect
 import signal
 import statistics
 import time
@@ -20,9 +21,10 @@ import psycopg
 import pytest
 
 from beacon_orchestrator import ExecutionStatus, JobStatus
-from beacon_orchestrator.stores.postgres import PostgresStore
+from beacon_orchestrator.stores.postgres import PostgresStore, _claims
 
 from .fleet import Arrival, FakeEndpoint, overlaps, reaped, start_worker, wait_all
+from .fleet_worker import MUTANTS
 from .server import fresh_schema
 
 pytestmark = pytest.mark.slow
@@ -298,3 +300,11 @@ def test_each_scenario_fails_when_its_guarantee_is_broken(
 ) -> None:
     with pytest.raises(AssertionError):
         scenario(postgres_dsn, schema, mutant=mutant)
+
+
+@pytest.mark.parametrize("mutant", sorted(MUTANTS))
+def test_every_mutant_still_applies_to_the_current_source(mutant: str) -> None:
+    """A mutant whose text went stale would crash its workers at start, and the scenario would
+    "fail" for that reason alone: each must still find its text in the store's functions."""
+    for function, old, _ in MUTANTS[mutant]:
+        assert old in inspect.getsource(getattr(_claims, function)), (mutant, function, old)
