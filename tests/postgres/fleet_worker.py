@@ -30,6 +30,7 @@ from beacon_orchestrator import (
 from beacon_orchestrator._scheduler import _shared
 from beacon_orchestrator._scheduler._shared import SharedOptions, run_shared
 from beacon_orchestrator.stores.postgres import PostgresStore, _claims
+from beacon_orchestrator.stores.postgres._shared import SharedJobs
 
 # Mutants: one guarantee broken each, to show the scenario that checks it fails. Each is a text
 # edit of the function's source (asserted present, so a mutant cannot silently go stale).
@@ -68,6 +69,9 @@ MUTANTS: dict[str, list[tuple[str, str, str]]] = {
         ("try_finish", ' FOR UPDATE",', '",'),
         ("try_finish", 'if row is None or row[0] != "open":', "if row is None:"),
     ],
+    # a cancel reaches a worker by its notice only: neither the heartbeat nor the listener's
+    # catch-up after a reconnection reports the flag
+    "deaf": [("renew", "AND (cancelled_at IS NOT NULL OR state <> 'open')", "AND false")],
     # self-fencing off: a worker that cannot renew lets its requests run past its lease
     "selffence": [],
     "cancel": [
@@ -88,6 +92,8 @@ def apply_mutant(name: str) -> None:
         exec(source, _claims.__dict__)
     if name == "cancel":
         _shared.SharedRun._on_cancel = lambda self, job_id: None  # type: ignore[method-assign]
+    if name == "deaf":
+        SharedJobs._cancelled_jobs = lambda self, conn: []  # type: ignore[method-assign]
     if name == "zombie":  # and no heartbeat: nothing tells the zombie it lost its endpoints
         _shared.SharedRun._heartbeat = _no_heartbeat  # type: ignore[method-assign]
 

@@ -22,9 +22,11 @@ import pytest
 
 from beacon_orchestrator import ExecutionStatus, JobStatus
 from beacon_orchestrator.stores.postgres import PostgresStore, _claims
+from beacon_orchestrator.stores.postgres._shared import LISTENER_NAME
 
 from .fleet import Arrival, FakeEndpoint, overlaps, reaped, start_worker, wait_all
 from .fleet_worker import MUTANTS
+from .mutants import mutate
 from .server import fresh_schema
 
 pytestmark = pytest.mark.slow
@@ -197,7 +199,10 @@ def cancel(dsn: str, schema: str, mutant: str | None = None) -> None:
                 assert await store.cancel_job("fleet", "stopped by the test")
                 return time.time()
 
-        committed = anyio.run(cancel_job)
+        with pytest.MonkeyPatch.context() as mp:
+            if mutant == "cancel":  # the mutant's cancel_job runs here, in the test's process
+                mutate(mp, mutant)
+            committed = anyio.run(cancel_job)
         outs = wait_all(workers, timeout=60)
     late = [a for a in endpoint.arrivals if a.arrived > committed]
     assert late == [], f"{len(late)} requests arrived after the cancel committed"
@@ -226,11 +231,13 @@ def cancel(dsn: str, schema: str, mutant: str | None = None) -> None:
     assert _verdict(dsn, schema)[0] == JobStatus.CANCELLED.value
 
 
-def fleet_killed(dsn: str, schema: str, delay: float) -> None:
+def fleet_killed(dsn: str, schema: str, delay: float, mutant: str | None = None) -> None:
     """The whole fleet SIGKILLed at once, then started again: no stored record lost, no
     COMPLETED key sent again, every key stored once."""
     size: dict[str, object] = {"questions": 8, "models": 2, "regions": 2, "lease": 1.5}
     size["capacity"] = 2
+    if mutant:
+        size["mutant"] = mutant
     with FakeEndpoint(latency=0.1).running() as endpoint:
         first = [start_worker(dsn, schema, endpoint.url, **size) for _ in range(3)]
         _wait_for(lambda: len(endpoint.arrivals) >= 4)
@@ -252,6 +259,53 @@ def fleet_killed(dsn: str, schema: str, delay: float) -> None:
     assert not rerun & {k for k, r in before.items() if r[3] == "completed"}
 
 
+def cancel_deaf(dsn: str, schema: str, mutant: str | None = None) -> None:
+    """Every listening connection killed (pg_terminate_backend), then a cancel while 3 workers
+    run: its notice is lost, yet nothing arrives after the cancel commits and every request in
+    flight is dropped by its worker within one heartbeat (the heartbeat's flag, or the
+    listener's catch-up once it reconnects)."""
+    lease = 3.0
+    size: dict[str, object] = {"questions": 8, "models": 2, "regions": 3, "capacity": 2}
+    size["lease"] = lease
+    if mutant:
+        size["mutant"] = mutant
+    with FakeEndpoint(latency=2.0).running() as endpoint:
+        workers = [start_worker(dsn, schema, endpoint.url, **size) for _ in range(3)]
+        _wait_for(lambda: len({a.pid for a in endpoint.arrivals}) == 3)
+        _wait_for(lambda: len(endpoint.arrivals) >= 6)
+
+        async def kill_listeners_and_cancel() -> tuple[int, float]:
+            async with PostgresStore(dsn, schema=schema) as store:
+                await store.open()
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    row = conn.execute(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE application_name = %s",
+                        (LISTENER_NAME,),
+                    ).fetchone()
+                assert await store.cancel_job("fleet", "cancelled while deaf")
+                return (0 if row is None else int(row[0])), time.time()
+
+        with pytest.MonkeyPatch.context() as mp:
+            if mutant == "cancel":  # the mutant's cancel_job runs here, in the test's process
+                mutate(mp, mutant)
+            killed, committed = anyio.run(kill_listeners_and_cancel)
+        outs = wait_all(workers, timeout=60)
+    assert killed >= 3, f"{killed} listening connections killed"
+    late = [a for a in endpoint.arrivals if a.arrived > committed]
+    assert late == [], f"{len(late)} requests arrived after the cancel committed"
+    beat = lease / 3
+    # Requests the endpoint would still serve a beat after the commit: each dropped by then.
+    long = [a for a in endpoint.arrivals if a.arrived + endpoint.latency > committed + beat + 0.3]
+    assert long, "nothing was in flight at the cancel"
+    slow = [a for a in long if a.dropped is None or a.dropped > committed + beat + 0.3]
+    assert slow == [], f"requests not stopped within one heartbeat of the cancel: {slow}"
+    assert all("RESULT cancelled" in out for out in outs), outs
+    assert _verdict(dsn, schema)[0] == JobStatus.CANCELLED.value
+    rows = _records(dsn, schema)
+    assert len(rows) == len({r[:3] for r in rows}) == 48
+
+
 # -- the tests ------------------------------------------------------------------------------
 
 
@@ -260,6 +314,12 @@ def test_the_whole_fleet_killed_and_restarted_loses_nothing_and_reruns_nothing_c
     postgres_dsn: str, schema: str, delay: float
 ) -> None:
     fleet_killed(postgres_dsn, schema, delay)
+
+
+def test_a_cancel_with_every_listener_killed_stops_every_worker_within_a_heartbeat(
+    postgres_dsn: str, schema: str
+) -> None:
+    cancel_deaf(postgres_dsn, schema)
 
 
 def test_claim_storm_of_16_workers_starts_every_key_once_in_order(
@@ -292,8 +352,19 @@ def test_cancel_reaches_every_worker_and_nothing_starts_after_it(
         (lambda dsn, schema, mutant: sigkill(dsn, schema, 0.0, mutant), "kill"),
         (zombie, "zombie"),
         (cancel, "cancel"),
+        (cancel_deaf, "cancel"),
+        (cancel_deaf, "deaf"),
+        (lambda dsn, schema, mutant: fleet_killed(dsn, schema, 0.2, mutant), "takeover"),
     ],
-    ids=["storm-claims-held-endpoints", "kill-never-takes-over", "zombie-unfenced", "cancel"],
+    ids=[
+        "storm-claims-held-endpoints",
+        "kill-never-takes-over",
+        "zombie-unfenced",
+        "cancel",
+        "deaf-cancel-ungated-and-unheard",
+        "deaf-cancel-told-by-notice-only",
+        "fleet-restart-reruns-done-cells",
+    ],
 )
 def test_each_scenario_fails_when_its_guarantee_is_broken(
     postgres_dsn: str, schema: str, scenario: Callable[..., None], mutant: str
