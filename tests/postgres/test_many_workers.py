@@ -10,6 +10,7 @@ store's SQL) and shows that the scenario fails.
 from __future__ import annotations
 
 import inspect
+import random
 import signal
 import statistics
 import time
@@ -20,12 +21,15 @@ import anyio
 import psycopg
 import pytest
 
-from beacon_orchestrator import ExecutionStatus, JobStatus
+from beacon_orchestrator import ExecutionRecord, ExecutionStatus, JobStatus
+from beacon_orchestrator._scheduler._options import RunOptions
+from beacon_orchestrator._scheduler._shared import _decider
 from beacon_orchestrator.stores.postgres import PostgresStore, _claims
+from beacon_orchestrator.stores.postgres._jobs import result_from_json
 from beacon_orchestrator.stores.postgres._shared import LISTENER_NAME
 
 from .fleet import Arrival, FakeEndpoint, overlaps, reaped, start_worker, wait_all
-from .fleet_worker import MUTANTS
+from .fleet_worker import MUTANTS, fleet_spec
 from .mutants import mutate
 from .server import fresh_schema
 
@@ -306,6 +310,83 @@ def cancel_deaf(dsn: str, schema: str, mutant: str | None = None) -> None:
     assert len(rows) == len({r[:3] for r in rows}) == 48
 
 
+def _count_verdicts(dsn: str, schema: str) -> None:
+    """Log every verdict stored on the jobs table (a trigger of the test's, not the store's)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {schema}.verdicts (status text NOT NULL)")
+        conn.execute(
+            f"CREATE FUNCTION {schema}.log_verdict() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            f"BEGIN INSERT INTO {schema}.verdicts VALUES (NEW.status); RETURN NEW; END $$"
+        )
+        conn.execute(
+            f"CREATE TRIGGER log_verdict AFTER UPDATE OF status ON {schema}.jobs FOR EACH ROW "
+            f"WHEN (NEW.status IS NOT NULL) EXECUTE FUNCTION {schema}.log_verdict()"
+        )
+
+
+def verdict_mix(dsn: str, schema: str, seed: int, mutant: str | None = None) -> None:
+    """The last completions, a cancel and a sweep at once, across 4 worker processes: exactly
+    one verdict is stored, every worker returns it, and it is the single-process ledger's over
+    the records stored (counts equal to the records, the sweep's CANCELLED among them)."""
+    rng = random.Random(seed)
+    questions = 6
+    # A lease longer than the others take to run their endpoints: the paused worker's endpoint
+    # is never taken over before the cancel, so its running cell is the sweep's to close.
+    size: dict[str, object] = {"questions": questions, "models": 2, "regions": 2, "lease": 8.0}
+    size["capacity"] = 1
+    if mutant:
+        size["mutant"] = mutant
+
+    async def prepare() -> None:
+        async with PostgresStore(dsn, schema=schema) as store:
+            await store.open()
+
+    anyio.run(prepare)
+    _count_verdicts(dsn, schema)
+    with FakeEndpoint(latency=0.3).running() as endpoint:
+        victim = start_worker(dsn, schema, endpoint.url, **size)
+        _wait_for(lambda: len(_in_flight(endpoint, victim.pid)) > 0)
+        victim.send_signal(signal.SIGSTOP)  # its running cell is the sweep's, after its lease
+        paused = {a.key for a in _in_flight(endpoint, victim.pid)}
+        others = [start_worker(dsn, schema, endpoint.url, **size) for _ in range(3)]
+        pids = {str(o.pid) for o in others}
+        # The cancel lands among the last completions of the other endpoints.
+        last = 3 * questions - rng.choice([1, 2, 3])
+        _wait_for(lambda: sum(a.pid in pids for a in endpoint.arrivals) >= last)
+        time.sleep(rng.uniform(0.0, 0.3))
+
+        async def cancel_job() -> None:
+            async with PostgresStore(dsn, schema=schema) as store:
+                assert await store.cancel_job("fleet", "stopped by the test")
+
+        anyio.run(cancel_job)
+        try:
+            outs = wait_all(others, timeout=60)
+        finally:
+            victim.send_signal(signal.SIGCONT)
+        outs += wait_all([victim], timeout=60)
+    with psycopg.connect(dsn) as conn:
+        logged = [s for (s,) in conn.execute(f"SELECT status FROM {schema}.verdicts")]
+        row = conn.execute(f"SELECT result FROM {schema}.jobs WHERE id = 'fleet'").fetchone()
+    assert len(logged) == 1, f"{len(logged)} verdicts stored: {logged}"
+    assert row is not None
+    stored = result_from_json("fleet", row[0], [])
+    assert all(f"RESULT {stored.status.value}" in out for out in outs), outs
+
+    async def records() -> list[ExecutionRecord]:
+        async with PostgresStore(dsn, schema=schema) as store:
+            return await store.records("fleet")
+
+    got = anyio.run(records)
+    spec = fleet_spec("fleet", questions, 2, 2)
+    single = _decider(spec, RunOptions())(got, "stopped by the test")
+    assert (stored.status, stored.reason) == (single.status, single.reason)
+    assert {s: n for s, n in stored.counts.items() if n} == Counter(r.status for r in got)
+    assert len(got) == spec.size
+    swept = [r for r in got if r.key[:3] in paused]
+    assert [r.status for r in swept] == [ExecutionStatus.CANCELLED], swept
+
+
 # -- the tests ------------------------------------------------------------------------------
 
 
@@ -320,6 +401,13 @@ def test_a_cancel_with_every_listener_killed_stops_every_worker_within_a_heartbe
     postgres_dsn: str, schema: str
 ) -> None:
     cancel_deaf(postgres_dsn, schema)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_last_completions_a_cancel_and_a_sweep_at_once_store_one_verdict_a_single_run_would(
+    postgres_dsn: str, schema: str, seed: int
+) -> None:
+    verdict_mix(postgres_dsn, schema, seed)
 
 
 def test_claim_storm_of_16_workers_starts_every_key_once_in_order(
@@ -355,6 +443,7 @@ def test_cancel_reaches_every_worker_and_nothing_starts_after_it(
         (cancel_deaf, "cancel"),
         (cancel_deaf, "deaf"),
         (lambda dsn, schema, mutant: fleet_killed(dsn, schema, 0.2, mutant), "takeover"),
+        (lambda dsn, schema, mutant: verdict_mix(dsn, schema, 1, mutant), "verdict"),
     ],
     ids=[
         "storm-claims-held-endpoints",
@@ -364,6 +453,7 @@ def test_cancel_reaches_every_worker_and_nothing_starts_after_it(
         "deaf-cancel-ungated-and-unheard",
         "deaf-cancel-told-by-notice-only",
         "fleet-restart-reruns-done-cells",
+        "verdict-unlocked",
     ],
 )
 def test_each_scenario_fails_when_its_guarantee_is_broken(
