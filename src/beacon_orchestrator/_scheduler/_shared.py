@@ -103,6 +103,7 @@ class _Held:
 
     claim: Claim
     scope: anyio.CancelScope
+    claimed: float = float("inf")  # when the claim returned (committed)
     why: str | None = None  # "cancel" or "lost" once its scope is cancelled
     running: tuple[int, ExecutionKey] | None = None
 
@@ -201,9 +202,10 @@ class SharedRun:
         if free > 0:
             sent = anyio.current_time()  # the claim's lease runs from no earlier than this
             claims = await self.store.claim(self.worker, free, self.shared.lease, self.job_id)
+            claimed = anyio.current_time()
             for claim in claims:
                 await self._prepare(claim.job_id)
-                held = _Held(claim, anyio.CancelScope(deadline=self._fence_deadline(sent)))
+                held = _Held(claim, anyio.CancelScope(deadline=self._fence_deadline(sent)), claimed)
                 self._held[(claim.job_id, claim.model_id, claim.region)] = held
                 endpoints.start_soon(self._endpoint, held)
         return None
@@ -374,7 +376,9 @@ class SharedRun:
                 c = held.claim
                 if (c.job_id, c.model_id, c.region, c.fence) in status.held:
                     held.scope.deadline = self._fence_deadline(sent)
-                elif held.why is None:
+                elif held.why is None and held.claimed < sent:
+                    # Only a claim committed before the renewal was sent is lost when the
+                    # renewal misses it; a later one is simply newer than the renewal's answer.
                     held.why = "lost"
                     held.scope.cancel()
             for job_id in status.cancelled:
