@@ -226,10 +226,8 @@ async def test_a_killed_listener_is_made_up_for_and_nothing_starts_after_the_can
     assert len(records) == spec.size
 
 
-@pytest.mark.anyio
-async def test_many_workers_asking_for_the_verdict_at_once_store_one_equal_to_a_single_run(
-    postgres_dsn: str, schema: str
-) -> None:
+async def verdict_race(postgres_dsn: str, schema: str) -> None:
+    """8 workers ask for the verdict at once: one stores it, the single run's."""
     spec = make_spec("verdict", questions=3, models=2)
     fake = FakeExecutor.random(seed=9, latency=(0.001, 0.002), p_permanent=0.3)
     single = await run_job(spec, FakeExecutor.random(seed=9, p_permanent=0.3), store=MemoryStore())
@@ -251,6 +249,22 @@ async def test_many_workers_asking_for_the_verdict_at_once_store_one_equal_to_a_
             for _ in range(8):
                 tg.start_soon(ask)
     won = [o for o in outcomes if o is not None]
-    assert len(won) == 1
+    assert len(won) == 1, f"{len(won)} verdicts stored"
     (result,) = won
     assert (result.status, result.reason) == (single.status, single.reason)  # type: ignore[attr-defined]
+
+
+@pytest.mark.anyio
+async def test_many_workers_asking_for_the_verdict_at_once_store_one_equal_to_a_single_run(
+    postgres_dsn: str, schema: str
+) -> None:
+    await verdict_race(postgres_dsn, schema)
+
+
+@pytest.mark.anyio
+async def test_the_verdict_race_fails_without_the_job_row_lock(
+    postgres_dsn: str, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mutate(monkeypatch, "verdict")
+    with pytest.raises(AssertionError, match="verdicts stored"):
+        await verdict_race(postgres_dsn, schema)
