@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import logging
 import os
 import sys
 
@@ -153,6 +154,8 @@ if __name__ == "__main__":
     parser.add_argument("--capacity", type=int, default=8)
     parser.add_argument("--mutant", choices=sorted(MUTANTS), default=None)
     parsed = parser.parse_args()
+    # The worker's warnings (renewals failed, endpoints lost) go with its output to the test.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     if parsed.mutant is not None:
         apply_mutant(parsed.mutant)
     anyio.run(main, parsed)
