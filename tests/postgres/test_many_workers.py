@@ -345,14 +345,17 @@ def verdict_mix(dsn: str, schema: str, seed: int, mutant: str | None = None) -> 
     _count_verdicts(dsn, schema)
     with FakeEndpoint(latency=0.3).running() as endpoint:
         victim = start_worker(dsn, schema, endpoint.url, **size)
+        others = [start_worker(dsn, schema, endpoint.url, **size) for _ in range(3)]
+        # Everyone is up before the pause: the others' start-up does not eat the lease.
+        _wait_for(lambda: len({a.pid for a in endpoint.arrivals}) == 4, timeout=60)
         _wait_for(lambda: len(_in_flight(endpoint, victim.pid)) > 0)
         victim.send_signal(signal.SIGSTOP)  # its running cell is the sweep's, after its lease
         paused = {a.key for a in _in_flight(endpoint, victim.pid)}
-        others = [start_worker(dsn, schema, endpoint.url, **size) for _ in range(3)]
-        pids = {str(o.pid) for o in others}
-        # The cancel lands among the last completions of the other endpoints.
-        last = 3 * questions - rng.choice([1, 2, 3])
-        _wait_for(lambda: sum(a.pid in pids for a in endpoint.arrivals) >= last)
+        (q,) = {int(k[0][1:]) for k in paused}
+        # The cancel lands among the last completions of the other endpoints (the paused
+        # endpoint's later questions never start).
+        last = 4 * questions - (questions - q - 1) - rng.choice([1, 2, 3])
+        _wait_for(lambda: len(endpoint.arrivals) >= last)
         time.sleep(rng.uniform(0.0, 0.3))
 
         async def cancel_job() -> None:
