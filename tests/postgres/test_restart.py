@@ -87,7 +87,9 @@ async def one_worker(server: Any, margin: float | None = None) -> None:
                     results.append(await run_shared(spec, fake, store, RunOptions(), shared))
 
             tg.start_soon(run)
-            await anyio.sleep(1.0)
+            with anyio.fail_after(30):  # every endpoint's request is on its way
+                while len(fake.starts()) < 3:
+                    await anyio.sleep(0.01)
             stopping = anyio.current_time()
             await anyio.to_thread.run_sync(server._stop)
             down = anyio.current_time()
