@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import socket
 import subprocess
 import sys
 import threading
@@ -31,6 +33,7 @@ class Arrival:
     pid: str
     arrived: float
     ended: float | None = None
+    dropped: float | None = None  # when the client closed the connection before the answer
 
 
 class FakeEndpoint:
@@ -67,7 +70,7 @@ class FakeEndpoint:
             self.arrivals.append(arrival)
             n = self.in_flight[endpoint] = self.in_flight.get(endpoint, 0) + 1
             self.max_in_flight[endpoint] = max(self.max_in_flight.get(endpoint, 0), n)
-        time.sleep(self.latency)
+        arrival.dropped = _wait_or_drop(handler, arrival.arrived + self.latency)
         with self.lock:
             self.in_flight[endpoint] -= 1
             arrival.ended = time.time()
@@ -91,6 +94,27 @@ class FakeEndpoint:
             self.server.shutdown()
             self.server.server_close()
             thread.join(5)
+
+
+def _wait_or_drop(handler: BaseHTTPRequestHandler, until: float) -> float | None:
+    """Serve until ``until``; when the client closed its connection meanwhile (the body is read,
+    so the socket turns readable only at its end), note when. The work goes on either way."""
+    dropped = None
+    while (left := until - time.time()) > 0:
+        if dropped is not None:
+            time.sleep(left)
+            break
+        readable, _, _ = select.select([handler.connection], [], [], left)
+        if readable:
+            try:
+                closed = handler.connection.recv(1, socket.MSG_PEEK) == b""
+            except OSError:
+                closed = True
+            if closed:
+                dropped = time.time()
+            else:
+                time.sleep(left)  # more bytes than the request's: nothing to watch
+    return dropped
 
 
 _STARTED: list[subprocess.Popen[str]] = []

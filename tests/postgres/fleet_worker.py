@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import logging
 import os
 import sys
 from pathlib import Path
@@ -32,6 +33,7 @@ from beacon_orchestrator import (
 from beacon_orchestrator._scheduler import _shared
 from beacon_orchestrator._scheduler._shared import SharedOptions, run_shared
 from beacon_orchestrator.stores.postgres import PostgresStore, _claims, _slots
+from beacon_orchestrator.stores.postgres._shared import SharedJobs
 
 # Mutants: one guarantee broken each, to show the scenario that checks it fails. Each is a text
 # edit of the function's source (asserted present, so a mutant cannot silently go stale).
@@ -44,13 +46,37 @@ MUTANTS: dict[str, list[tuple[str, str, str]]] = {
     "zombie": [
         (
             "finish",
-            "\"AND x.q = %(q)s AND x.state = 'running' AND x.fence = %(fence)s \"",
-            '"AND x.q = %(q)s "',
+            "\"AND x.slot = %(slot)s AND x.state = 'running' AND x.fence = %(fence)s \"",
+            '"AND x.slot = %(slot)s "',
         ),
         ("finish", '"AND e.fence = %(fence)s AND e.holder = %(worker)s "', '""'),
-        ("finish", '"AND e.lease_until > clock_timestamp() RETURNING e.n_q"', '"RETURNING e.n_q"'),
+        (
+            "finish",
+            '"AND e.lease_until > clock_timestamp() RETURNING e.n_slots"',
+            '"RETURNING e.n_slots"',
+        ),
     ],
     # the start gate and the cancel ignore each other
+    # the sweep without its guard: it closes a cell whatever its state, overwriting its record
+    "sweep": [
+        ("sweep", "AND c.state = 'running' AND c.fence = e.fence ", ""),
+        ("sweep", "sql.upsert,", "sql.upsert.partition(' WHERE records.')[0],"),
+    ],
+    # a takeover sends the old holder's finished cells back to pending too
+    "takeover": [
+        ("_take_over", "AND state = 'running' RETURNING", "AND state <> 'pending' RETURNING")
+    ],
+    # the verdict without the job row's lock and state: every worker that sees the cells done
+    # stores its own
+    "verdict": [
+        ("try_finish", ' FOR UPDATE",', '",'),
+        ("try_finish", 'if row is None or row[0] != "open":', "if row is None:"),
+    ],
+    # a cancel reaches a worker by its notice only: neither the heartbeat nor the listener's
+    # catch-up after a reconnection reports the flag
+    "deaf": [("renew", "AND (cancelled_at IS NOT NULL OR state <> 'open')", "AND false")],
+    # self-fencing off: a worker that cannot renew lets its requests run past its lease
+    "selffence": [],
     "cancel": [
         ("start", "\"AND state = 'open' AND cancelled_at IS NULL FOR SHARE), \"", '"), "'),
         ("cancel_job", "AND state = 'pending' ", "AND false "),
@@ -69,6 +95,8 @@ def apply_mutant(name: str) -> None:
         exec(source, _claims.__dict__)
     if name == "cancel":
         _shared.SharedRun._on_cancel = lambda self, job_id: None  # type: ignore[method-assign]
+    if name == "deaf":
+        SharedJobs._cancelled_jobs = lambda self, conn: []  # type: ignore[method-assign]
     if name == "zombie":  # and no heartbeat: nothing tells the zombie it lost its endpoints
         _shared.SharedRun._heartbeat = _no_heartbeat  # type: ignore[method-assign]
 
@@ -144,7 +172,7 @@ async def main(args: argparse.Namespace) -> None:
 
         options = RunOptions(retry=RetryPolicy(attempts=1))
         # The zombie's mutant also turns self-fencing off, so its late write is attempted.
-        margin = -1e6 if args.mutant == "zombie" else None
+        margin = -1e6 if args.mutant in ("zombie", "selffence") else None
         shared = SharedOptions(lease=args.lease, poll=0.05, capacity=args.capacity, margin=margin)
         if args.ready is not None:
             await ready_and_wait(Path(args.ready), store)
@@ -171,6 +199,8 @@ if __name__ == "__main__":
     parsed = parser.parse_args()
     if parsed.slot_mutant is not None:
         apply_slot_mutant(parsed.slot_mutant)
+    # The worker's warnings (renewals failed, endpoints lost) go with its output to the test.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     if parsed.mutant is not None:
         apply_mutant(parsed.mutant)
     anyio.run(main, parsed)

@@ -9,6 +9,8 @@ store's SQL) and shows that the scenario fails.
 
 from __future__ import annotations
 
+import inspect
+import random
 import signal
 import time
 from collections import Counter
@@ -18,10 +20,16 @@ import anyio
 import psycopg
 import pytest
 
-from beacon_orchestrator import ExecutionStatus, JobStatus
-from beacon_orchestrator.stores.postgres import PostgresStore
+from beacon_orchestrator import ExecutionRecord, ExecutionStatus, JobStatus
+from beacon_orchestrator._scheduler._options import RunOptions
+from beacon_orchestrator._scheduler._shared import _decider
+from beacon_orchestrator.stores.postgres import PostgresStore, _claims
+from beacon_orchestrator.stores.postgres._jobs import result_from_json
+from beacon_orchestrator.stores.postgres._shared import LISTENER_NAME
 
 from .fleet import Arrival, FakeEndpoint, overlaps, reaped, start_worker, wait_all
+from .fleet_worker import MUTANTS, fleet_spec
+from .mutants import mutate
 from .server import fresh_schema
 
 pytestmark = pytest.mark.slow
@@ -204,7 +212,10 @@ def cancel(dsn: str, schema: str, mutant: str | None = None) -> list[float]:
                 assert await store.cancel_job("fleet", "stopped by the test")
                 return time.time()
 
-        committed = anyio.run(cancel_job)
+        with pytest.MonkeyPatch.context() as mp:
+            if mutant == "cancel":  # the mutant's cancel_job runs here, in the test's process
+                mutate(mp, mutant)
+            committed = anyio.run(cancel_job)
         outs = wait_all(workers, timeout=60)
     late = [a for a in endpoint.arrivals if a.arrived > committed]
     assert late == [], f"{len(late)} requests arrived after the cancel committed"
@@ -235,11 +246,13 @@ def cancel(dsn: str, schema: str, mutant: str | None = None) -> list[float]:
     return delays
 
 
-def fleet_killed(dsn: str, schema: str, delay: float) -> None:
+def fleet_killed(dsn: str, schema: str, delay: float, mutant: str | None = None) -> None:
     """The whole fleet SIGKILLed at once, then started again: no stored record lost, no
     COMPLETED key sent again, every key stored once."""
     size: dict[str, object] = {"questions": 8, "models": 2, "regions": 2, "lease": 1.5}
     size["capacity"] = 2
+    if mutant:
+        size["mutant"] = mutant
     with FakeEndpoint(latency=0.1).running() as endpoint:
         first = [start_worker(dsn, schema, endpoint.url, **size) for _ in range(3)]
         _wait_for(lambda: len(endpoint.arrivals) >= 4)
@@ -261,6 +274,133 @@ def fleet_killed(dsn: str, schema: str, delay: float) -> None:
     assert not rerun & {k for k, r in before.items() if r[3] == "completed"}
 
 
+def cancel_deaf(dsn: str, schema: str, mutant: str | None = None) -> None:
+    """Every listening connection killed (pg_terminate_backend), then a cancel while 3 workers
+    run: its notice is lost, yet nothing arrives after the cancel commits and every request in
+    flight is dropped by its worker within one heartbeat (the heartbeat's flag, or the
+    listener's catch-up once it reconnects)."""
+    lease = 3.0
+    size: dict[str, object] = {"questions": 8, "models": 2, "regions": 3, "capacity": 2}
+    size["lease"] = lease
+    if mutant:
+        size["mutant"] = mutant
+    with FakeEndpoint(latency=2.0).running() as endpoint:
+        workers = [start_worker(dsn, schema, endpoint.url, **size) for _ in range(3)]
+        _wait_for(lambda: len({a.pid for a in endpoint.arrivals}) == 3)
+        _wait_for(lambda: len(endpoint.arrivals) >= 6)
+
+        async def kill_listeners_and_cancel() -> tuple[int, float]:
+            async with PostgresStore(dsn, schema=schema) as store:
+                await store.open()
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    row = conn.execute(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE application_name = %s",
+                        (LISTENER_NAME,),
+                    ).fetchone()
+                assert await store.cancel_job("fleet", "cancelled while deaf")
+                return (0 if row is None else int(row[0])), time.time()
+
+        with pytest.MonkeyPatch.context() as mp:
+            if mutant == "cancel":  # the mutant's cancel_job runs here, in the test's process
+                mutate(mp, mutant)
+            killed, committed = anyio.run(kill_listeners_and_cancel)
+        outs = wait_all(workers, timeout=60)
+    assert killed >= 3, f"{killed} listening connections killed"
+    late = [a for a in endpoint.arrivals if a.arrived > committed]
+    assert late == [], f"{len(late)} requests arrived after the cancel committed"
+    beat = lease / 3
+    # Requests the endpoint would still serve a beat after the commit: each dropped by then.
+    long = [a for a in endpoint.arrivals if a.arrived + endpoint.latency > committed + beat + 0.3]
+    assert long, "nothing was in flight at the cancel"
+    slow = [a for a in long if a.dropped is None or a.dropped > committed + beat + 0.3]
+    assert slow == [], f"requests not stopped within one heartbeat of the cancel: {slow}"
+    assert all("RESULT cancelled" in out for out in outs), outs
+    assert _verdict(dsn, schema)[0] == JobStatus.CANCELLED.value
+    rows = _records(dsn, schema)
+    assert len(rows) == len({r[:3] for r in rows}) == 48
+
+
+def _count_verdicts(dsn: str, schema: str) -> None:
+    """Log every verdict stored on the jobs table (a trigger of the test's, not the store's)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {schema}.verdicts (status text NOT NULL)")
+        conn.execute(
+            f"CREATE FUNCTION {schema}.log_verdict() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            f"BEGIN INSERT INTO {schema}.verdicts VALUES (NEW.status); RETURN NEW; END $$"
+        )
+        conn.execute(
+            f"CREATE TRIGGER log_verdict AFTER UPDATE OF status ON {schema}.jobs FOR EACH ROW "
+            f"WHEN (NEW.status IS NOT NULL) EXECUTE FUNCTION {schema}.log_verdict()"
+        )
+
+
+def verdict_mix(dsn: str, schema: str, seed: int, mutant: str | None = None) -> None:
+    """The last completions, a cancel and a sweep at once, across 4 worker processes: exactly
+    one verdict is stored, every worker returns it, and it is the single-process ledger's over
+    the records stored (counts equal to the records, the sweep's CANCELLED among them)."""
+    rng = random.Random(seed)
+    questions = 6
+    # A lease longer than the others take to run their endpoints: the paused worker's endpoint
+    # is never taken over before the cancel, so its running cell is the sweep's to close.
+    size: dict[str, object] = {"questions": questions, "models": 2, "regions": 2, "lease": 8.0}
+    size["capacity"] = 1
+    if mutant:
+        size["mutant"] = mutant
+
+    async def prepare() -> None:
+        async with PostgresStore(dsn, schema=schema) as store:
+            await store.open()
+
+    anyio.run(prepare)
+    _count_verdicts(dsn, schema)
+    with FakeEndpoint(latency=0.3).running() as endpoint:
+        victim = start_worker(dsn, schema, endpoint.url, **size)
+        others = [start_worker(dsn, schema, endpoint.url, **size) for _ in range(3)]
+        # Everyone is up before the pause: the others' start-up does not eat the lease.
+        _wait_for(lambda: len({a.pid for a in endpoint.arrivals}) == 4, timeout=60)
+        _wait_for(lambda: len(_in_flight(endpoint, victim.pid)) > 0)
+        victim.send_signal(signal.SIGSTOP)  # its running cell is the sweep's, after its lease
+        paused = {a.key for a in _in_flight(endpoint, victim.pid)}
+        (q,) = {int(k[0][1:]) for k in paused}
+        # The cancel lands among the last completions of the other endpoints (the paused
+        # endpoint's later questions never start).
+        last = 4 * questions - (questions - q - 1) - rng.choice([1, 2, 3])
+        _wait_for(lambda: len(endpoint.arrivals) >= last)
+        time.sleep(rng.uniform(0.0, 0.3))
+
+        async def cancel_job() -> None:
+            async with PostgresStore(dsn, schema=schema) as store:
+                assert await store.cancel_job("fleet", "stopped by the test")
+
+        anyio.run(cancel_job)
+        try:
+            outs = wait_all(others, timeout=60)
+        finally:
+            victim.send_signal(signal.SIGCONT)
+        outs += wait_all([victim], timeout=60)
+    with psycopg.connect(dsn) as conn:
+        logged = [s for (s,) in conn.execute(f"SELECT status FROM {schema}.verdicts")]
+        row = conn.execute(f"SELECT result FROM {schema}.jobs WHERE id = 'fleet'").fetchone()
+    assert len(logged) == 1, f"{len(logged)} verdicts stored: {logged}"
+    assert row is not None
+    stored = result_from_json("fleet", row[0], [])
+    assert all(f"RESULT {stored.status.value}" in out for out in outs), outs
+
+    async def records() -> list[ExecutionRecord]:
+        async with PostgresStore(dsn, schema=schema) as store:
+            return await store.records("fleet")
+
+    got = anyio.run(records)
+    spec = fleet_spec("fleet", questions, 2, 2)
+    single = _decider(spec, RunOptions())(got, "stopped by the test")
+    assert (stored.status, stored.reason) == (single.status, single.reason)
+    assert {s: n for s, n in stored.counts.items() if n} == Counter(r.status for r in got)
+    assert len(got) == spec.size
+    swept = [r for r in got if r.key[:3] in paused]
+    assert [r.status for r in swept] == [ExecutionStatus.CANCELLED], swept
+
+
 # -- the tests ------------------------------------------------------------------------------
 
 
@@ -269,6 +409,19 @@ def test_the_whole_fleet_killed_and_restarted_loses_nothing_and_reruns_nothing_c
     postgres_dsn: str, schema: str, delay: float
 ) -> None:
     fleet_killed(postgres_dsn, schema, delay)
+
+
+def test_a_cancel_with_every_listener_killed_stops_every_worker_within_a_heartbeat(
+    postgres_dsn: str, schema: str
+) -> None:
+    cancel_deaf(postgres_dsn, schema)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_last_completions_a_cancel_and_a_sweep_at_once_store_one_verdict_a_single_run_would(
+    postgres_dsn: str, schema: str, seed: int
+) -> None:
+    verdict_mix(postgres_dsn, schema, seed)
 
 
 def test_claim_storm_of_16_workers_starts_every_key_once_in_order(
@@ -301,11 +454,32 @@ def test_cancel_reaches_every_worker_and_nothing_starts_after_it(
         (lambda dsn, schema, mutant: sigkill(dsn, schema, 0.0, mutant), "kill"),
         (zombie, "zombie"),
         (cancel, "cancel"),
+        (cancel_deaf, "cancel"),
+        (cancel_deaf, "deaf"),
+        (lambda dsn, schema, mutant: fleet_killed(dsn, schema, 0.2, mutant), "takeover"),
+        (lambda dsn, schema, mutant: verdict_mix(dsn, schema, 1, mutant), "verdict"),
     ],
-    ids=["storm-claims-held-endpoints", "kill-never-takes-over", "zombie-unfenced", "cancel"],
+    ids=[
+        "storm-claims-held-endpoints",
+        "kill-never-takes-over",
+        "zombie-unfenced",
+        "cancel",
+        "deaf-cancel-ungated-and-unheard",
+        "deaf-cancel-told-by-notice-only",
+        "fleet-restart-reruns-done-cells",
+        "verdict-unlocked",
+    ],
 )
 def test_each_scenario_fails_when_its_guarantee_is_broken(
     postgres_dsn: str, schema: str, scenario: Callable[..., None], mutant: str
 ) -> None:
     with pytest.raises(AssertionError):
         scenario(postgres_dsn, schema, mutant=mutant)
+
+
+@pytest.mark.parametrize("mutant", sorted(MUTANTS))
+def test_every_mutant_still_applies_to_the_current_source(mutant: str) -> None:
+    """A mutant whose text went stale would crash its workers at start, and the scenario would
+    "fail" for that reason alone: each must still find its text in the store's functions."""
+    for function, old, _ in MUTANTS[mutant]:
+        assert old in inspect.getsource(getattr(_claims, function)), (mutant, function, old)

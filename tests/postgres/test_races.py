@@ -5,22 +5,30 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
 import psycopg
 import pytest
 
-from beacon_orchestrator import ExecutionRecord, ExecutionStatus, MemoryStore, run_job
+from beacon_orchestrator import (
+    ExecutionKey,
+    ExecutionRecord,
+    ExecutionStatus,
+    MemoryStore,
+    run_job,
+)
 from beacon_orchestrator._scheduler._options import RunOptions
 from beacon_orchestrator._scheduler._shared import SharedOptions, SharedRun, _decider, run_shared
+from beacon_orchestrator.stores._claims import Claim
 from beacon_orchestrator.stores.postgres import PostgresStore, _claims
 from beacon_orchestrator.stores.postgres._rows import Statements
 from beacon_orchestrator.stores.postgres._shared import LISTENER_NAME
 from beacon_orchestrator.testing import FakeExecutor
 
 from ..stores.support import make_spec
+from .mutants import mutate
 from .server import fresh_schema
 
 C = ExecutionStatus.COMPLETED
@@ -32,9 +40,7 @@ def schema(postgres_dsn: str) -> Iterator[str]:
         yield name
 
 
-def test_a_completion_committing_while_the_sweep_waits_is_never_overwritten(
-    postgres_dsn: str, schema: str
-) -> None:
+def completion_vs_sweep(postgres_dsn: str, schema: str) -> None:
     """The sweep's guard is inside its UPDATE: it re-reads the cell after the completion's
     commit releases it, finds it done, and leaves the COMPLETED record alone."""
     spec = make_spec("race", questions=1, models=1)
@@ -76,7 +82,64 @@ def test_a_completion_committing_while_the_sweep_waits_is_never_overwritten(
     assert rows == [("completed",)]
 
 
-def test_a_fenced_write_after_the_lease_expired_is_refused(postgres_dsn: str, schema: str) -> None:
+def completion_vs_takeover(postgres_dsn: str, schema: str) -> None:
+    """A completion committing while a takeover of its expired endpoint waits for the cell: the
+    takeover re-reads the cell, finds it done, and the new holder starts at the next slot."""
+    spec = make_spec("takeover", questions=2, models=1)
+    sql = Statements(schema)
+
+    async def setup() -> Any:
+        async with PostgresStore(postgres_dsn, schema=schema) as store:
+            await store.publish_job(spec)
+            (claim,) = await store.claim("w1", 1, 1.0, spec.id)
+            assert await store.start(claim, 0)
+            return claim
+
+    claim = anyio.run(setup)
+    key = ExecutionKey("q0", claim.model_id, claim.region)
+    late = ExecutionRecord(key=key, status=C, text="late but in time", attempts=1)
+    taken: list[list[Claim]] = []
+    with psycopg.connect(postgres_dsn) as finishing, psycopg.connect(postgres_dsn) as claiming:
+        assert _claims.finish(finishing, schema, claim, 0, late, sql)  # holds the cell's lock
+        time.sleep(1.1)  # the lease expires: the endpoint may be taken over
+
+        def take_over() -> None:
+            taken.append(_claims.claim(claiming, schema, "w2", 1, 30.0, spec.id, sql))
+            claiming.commit()
+
+        taker = threading.Thread(target=take_over)
+        taker.start()
+        time.sleep(0.3)
+        assert taker.is_alive(), "the takeover did not wait for the completion's row lock"
+        finishing.commit()
+        taker.join(10)
+    (new,) = taken[0]
+    assert (new.fence, new.next_slot) == (claim.fence + 1, 1), "the completed slot would rerun"
+    with psycopg.connect(postgres_dsn) as conn:
+        rows = conn.execute(
+            f"SELECT c.slot, c.state, r.status FROM {schema}.cells c LEFT JOIN {schema}.records r "
+            "ON r.job_id = c.job_id AND r.question_id = c.question_id "
+            "AND r.model_id = c.model_id AND r.region = c.region AND r.sample = c.sample "
+            "WHERE c.model_id = %s AND c.region = %s ORDER BY c.slot",
+            (claim.model_id, claim.region),
+        ).fetchall()
+    assert rows == [(0, "done", "completed"), (1, "pending", None)]
+
+
+def test_a_completion_committing_while_the_sweep_waits_is_never_overwritten(
+    postgres_dsn: str, schema: str
+) -> None:
+    completion_vs_sweep(postgres_dsn, schema)
+
+
+def test_a_completion_committing_while_a_takeover_waits_is_kept_and_not_rerun(
+    postgres_dsn: str, schema: str
+) -> None:
+    completion_vs_takeover(postgres_dsn, schema)
+
+
+def fenced_write(postgres_dsn: str, schema: str) -> None:
+    """A write under a claim whose lease expired and was taken over is refused."""
     spec = make_spec("fenced", questions=2, models=1)
 
     async def scenario() -> tuple[bool, bool | None, list[ExecutionRecord]]:
@@ -98,6 +161,31 @@ def test_a_fenced_write_after_the_lease_expired_is_refused(postgres_dsn: str, sc
     assert refused is False
     assert started_again is True
     assert records == []
+
+
+def test_a_fenced_write_after_the_lease_expired_is_refused(postgres_dsn: str, schema: str) -> None:
+    fenced_write(postgres_dsn, schema)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "mutant"),
+    [
+        (completion_vs_sweep, "sweep"),
+        (completion_vs_takeover, "takeover"),
+        (fenced_write, "zombie"),
+    ],
+    ids=["sweep-unguarded", "takeover-resets-done-cells", "write-unfenced"],
+)
+def test_each_late_completion_race_fails_when_its_guard_is_removed(
+    postgres_dsn: str,
+    schema: str,
+    scenario: Callable[[str, str], None],
+    mutant: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mutate(monkeypatch, mutant)
+    with pytest.raises(AssertionError):
+        scenario(postgres_dsn, schema)
 
 
 @pytest.mark.anyio
@@ -138,10 +226,8 @@ async def test_a_killed_listener_is_made_up_for_and_nothing_starts_after_the_can
     assert len(records) == spec.size
 
 
-@pytest.mark.anyio
-async def test_many_workers_asking_for_the_verdict_at_once_store_one_equal_to_a_single_run(
-    postgres_dsn: str, schema: str
-) -> None:
+async def verdict_race(postgres_dsn: str, schema: str) -> None:
+    """8 workers ask for the verdict at once: one stores it, the single run's."""
     spec = make_spec("verdict", questions=3, models=2)
     fake = FakeExecutor.random(seed=9, latency=(0.001, 0.002), p_permanent=0.3)
     single = await run_job(spec, FakeExecutor.random(seed=9, p_permanent=0.3), store=MemoryStore())
@@ -163,6 +249,22 @@ async def test_many_workers_asking_for_the_verdict_at_once_store_one_equal_to_a_
             for _ in range(8):
                 tg.start_soon(ask)
     won = [o for o in outcomes if o is not None]
-    assert len(won) == 1
+    assert len(won) == 1, f"{len(won)} verdicts stored"
     (result,) = won
     assert (result.status, result.reason) == (single.status, single.reason)  # type: ignore[attr-defined]
+
+
+@pytest.mark.anyio
+async def test_many_workers_asking_for_the_verdict_at_once_store_one_equal_to_a_single_run(
+    postgres_dsn: str, schema: str
+) -> None:
+    await verdict_race(postgres_dsn, schema)
+
+
+@pytest.mark.anyio
+async def test_the_verdict_race_fails_without_the_job_row_lock(
+    postgres_dsn: str, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mutate(monkeypatch, "verdict")
+    with pytest.raises(AssertionError, match="verdicts stored"):
+        await verdict_race(postgres_dsn, schema)

@@ -108,6 +108,7 @@ class _Held:
 
     claim: Claim
     scope: anyio.CancelScope
+    claimed: float = float("inf")  # when the claim returned (committed)
     why: str | None = None  # "cancel" or "lost" once its scope is cancelled
     running: tuple[int, ExecutionKey] | None = None
 
@@ -205,9 +206,10 @@ class SharedRun:
         if free > 0:
             sent = anyio.current_time()  # the claim's lease runs from no earlier than this
             claims = await self.store.claim(self.worker, free, self.shared.lease, self.job_id)
+            claimed = anyio.current_time()
             for claim in claims:
                 await self._prepare(claim.job_id)
-                held = _Held(claim, anyio.CancelScope(deadline=self._fence_deadline(sent)))
+                held = _Held(claim, anyio.CancelScope(deadline=self._fence_deadline(sent)), claimed)
                 self._held[(claim.job_id, claim.model_id, claim.region)] = held
                 endpoints.start_soon(self._endpoint, held)
         return None
@@ -390,7 +392,9 @@ class SharedRun:
                 c = held.claim
                 if (c.job_id, c.model_id, c.region, c.fence) in status.held:
                     held.scope.deadline = self._fence_deadline(sent)
-                elif held.why is None:
+                elif held.why is None and held.claimed < sent:
+                    # Only a claim committed before the renewal was sent is lost when the
+                    # renewal misses it; a later one is simply newer than the renewal's answer.
                     held.why = "lost"
                     held.scope.cancel()
             for job_id in status.cancelled:
@@ -430,6 +434,14 @@ def _decider(spec: JobSpec, options: RunOptions) -> Any:
     return decide
 
 
+def _rerun(options: RunOptions) -> frozenset[ExecutionStatus]:
+    """The stored statuses whose keys a run executes again: the single-process resume's rule."""
+    again = {ExecutionStatus.CANCELLED, ExecutionStatus.SKIPPED}
+    if options.rerun_failed:
+        again |= {ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT}
+    return frozenset(again)
+
+
 async def run_shared(
     spec: JobSpec,
     executor: Executor,
@@ -443,7 +455,7 @@ async def run_shared(
         UsageError: An option the shared mode does not support.
     """
     _check_supported(spec, options)
-    await store.publish_job(spec, limits=options.limits)
+    await store.publish_job(spec, limits=options.limits, rerun=_rerun(options))
     run = SharedRun(store, executor, options, shared or SharedOptions(), job_id=spec.id)
     run._jobs[spec.id] = run._job(spec)
     result = await run.run()

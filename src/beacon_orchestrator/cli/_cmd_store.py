@@ -331,29 +331,24 @@ def export(
 
     path = existing(store_path)
 
-    async def main() -> SQLiteStore | list[ExecutionRecord]:
+    async def main() -> SQLiteStore | PostgresStore:
         async with open_store(path) as store:
             spec = await load_stored_spec(store, job_id, path)
             if labels:
                 one_sample_per_cell(spec, "export --labels")
-            if isinstance(store, PostgresStore):
-                # A server's records come over the connection in keyset-paginated batches.
-                return [r async for r in store.iter_records(job_id)]
         return store
 
     read = run_async("asyncio", main)
     target = sys.stdout if output is None else output
-    if not labels and not isinstance(read, list):
+    if not labels and isinstance(read, SQLiteStore):
         # Straight from the stored rows: the bytes of the record path below, without records.
         count = read.export_sync(job_id, "jsonl" if fmt == "jsonl" else "csv", target)
         if output is not None:
             click.echo(f"Wrote {count} records of {job_id} to {output}.", err=True)
         return EXIT_OK
-    # From a file, streamed through a read-only connection of this thread, a batch at a time:
-    # an export of any size holds one batch of records.
-    records: Iterable[ExecutionRecord] = (
-        read if isinstance(read, list) else read.iter_records_sync(job_id, RecordFilter())
-    )
+    # Streamed through a connection of this thread (a read-only one of a file, or one of the
+    # server's), a batch per query: an export of any size holds one batch of records.
+    records: Iterable[ExecutionRecord] = read.iter_records_sync(job_id, RecordFilter())
     writer = export_jsonl if fmt == "jsonl" else export_csv
     extra = None
     if labels:

@@ -15,7 +15,7 @@ passes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import anyio
@@ -23,7 +23,7 @@ import anyio.abc
 from attrs import frozen
 
 from .._status import JobResult
-from .._types import ExecutionRecord
+from .._types import ExecutionRecord, ExecutionStatus
 
 if TYPE_CHECKING:
     from .._spec import JobSpec, Limits
@@ -75,11 +75,19 @@ Decide = Callable[[Sequence[ExecutionRecord], str | None], JobResult]
 class SupportsClaims(Protocol):
     """A store on which many workers share one job (see the many-workers how-to)."""
 
-    async def publish_job(self, spec: JobSpec, *, limits: Limits | None = None) -> None:
+    async def publish_job(
+        self,
+        spec: JobSpec,
+        *,
+        limits: Limits | None = None,
+        rerun: Collection[ExecutionStatus] = frozenset(),
+    ) -> None:
         """Open the job and make its endpoints claimable (idempotent); finished keys stay done.
 
         Its first publication fixes the caps every worker holds it to: ``per_region`` and
-        ``max_concurrency`` of ``limits`` (default the spec's).
+        ``max_concurrency`` of ``limits`` (default the spec's). Keys stored with a status in
+        ``rerun`` run again: a finished job is reopened for them, once however many workers
+        publish it at the same time.
         """
         ...
 

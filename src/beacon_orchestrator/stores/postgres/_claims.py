@@ -22,7 +22,7 @@ samples one after another.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..._status import JobResult
@@ -66,8 +66,17 @@ def _args(c: Claim, **more: Any) -> dict[str, Any]:
     }
 
 
-def publish_job(conn: psycopg.Connection[Any], schema: str, spec: JobSpec) -> None:
-    """Make the job's endpoints and cells claimable; cells with a finished record start done."""
+def publish_job(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    spec: JobSpec,
+    rerun: Collection[ExecutionStatus] = frozenset(),
+) -> None:
+    """Make the job's endpoints and cells claimable; cells with a finished record start done.
+
+    Cells whose record has a status in ``rerun`` start pending instead; a job already finished
+    is reopened for them (see :func:`_reopen`).
+    """
     job = spec.id
     inserted = conn.execute(
         f"INSERT INTO {schema}.claim_jobs (job_id) VALUES (%s) ON CONFLICT DO NOTHING "
@@ -75,6 +84,7 @@ def publish_job(conn: psycopg.Connection[Any], schema: str, spec: JobSpec) -> No
         (job,),
     ).fetchone()
     if inserted is None:
+        _reopen(conn, schema, job, rerun)
         return
     samples = spec.samples
     slots = [
@@ -94,13 +104,49 @@ def publish_job(conn: psycopg.Connection[Any], schema: str, spec: JobSpec) -> No
             "VALUES (%s, %s, %s, %s, %s, %s)",
             [(job, m, r, slot, qid, s) for m, r in endpoints for slot, qid, s in slots],
         )
-    finished = [s.value for s in ExecutionStatus if s.finished]
+    finished = [s.value for s in ExecutionStatus if s.finished and s not in rerun]
     conn.execute(
         f"UPDATE {schema}.cells c SET state = 'done' FROM {schema}.records r "
         "WHERE c.job_id = %s AND r.job_id = c.job_id AND r.question_id = c.question_id "
         "AND r.model_id = c.model_id AND r.region = c.region AND r.sample = c.sample "
         "AND r.status = ANY(%s)",
         (job, finished),
+    )
+    _settle_endpoints(conn, schema, job)
+
+
+def _reopen(
+    conn: psycopg.Connection[Any], schema: str, job: str, rerun: Collection[ExecutionStatus]
+) -> None:
+    """Run a finished job's keys stored with a status in ``rerun`` again (a resume).
+
+    Under the job row's lock and only from ``finished``: of the workers that resume it at once,
+    one reopens it and the others join the reopened job, so each such key runs once more. An
+    open job (still running, or left by a fleet that stopped) is joined as it is.
+    """
+    row = conn.execute(
+        f"SELECT state FROM {schema}.claim_jobs WHERE job_id = %s FOR UPDATE", (job,)
+    ).fetchone()
+    if row is None or row[0] != "finished" or not rerun:
+        return
+    again = conn.execute(
+        f"UPDATE {schema}.cells c SET state = 'pending', runs = 0, fence = NULL "
+        f"FROM {schema}.records r WHERE c.job_id = %s AND r.job_id = c.job_id "
+        "AND r.question_id = c.question_id AND r.model_id = c.model_id AND r.region = c.region "
+        "AND r.sample = c.sample AND r.status = ANY(%s) RETURNING 1",
+        (job, sorted(s.value for s in rerun)),
+    ).fetchall()
+    if not again:
+        return  # nothing to run again: the stored verdict stands
+    conn.execute(
+        f"UPDATE {schema}.claim_jobs SET state = 'open', cancelled_at = NULL, "
+        "cancel_reason = NULL WHERE job_id = %s",
+        (job,),
+    )
+    conn.execute(
+        f"UPDATE {schema}.jobs SET status = NULL, reason = NULL, result = NULL, "
+        "finished_at = NULL WHERE id = %s",
+        (job,),
     )
     _settle_endpoints(conn, schema, job)
 

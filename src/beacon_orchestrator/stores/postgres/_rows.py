@@ -9,13 +9,16 @@ hold the NUL character, and an answer may.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ..._errors import StoreError
 from ..._record_codec import EncodeError
 from ..._records import RecordFilter
 from ..._types import RECORD_CODEC, ExecutionKey, ExecutionRecord, ExecutionStatus
 from .._protocol import EndpointKeys
+
+if TYPE_CHECKING:
+    import psycopg
 
 __all__ = [
     "BYTEA_COLUMNS",
@@ -24,6 +27,7 @@ __all__ = [
     "Row",
     "Statements",
     "endpoint_keys",
+    "read_batch",
     "record_reader",
     "to_row",
 ]
@@ -180,3 +184,15 @@ def record_reader(names: Sequence[str]) -> Callable[[Sequence[Any]], ExecutionRe
         return read(values)
 
     return convert
+
+
+def read_batch(
+    conn: psycopg.Connection[Any], query: tuple[str, Any]
+) -> tuple[list[ExecutionRecord], int]:
+    """A batch's records (the query's first column is each row's ``seq``), and the last read."""
+    cursor = conn.execute(*query)
+    rows = cursor.fetchall()
+    if not rows:
+        return [], 0
+    read = record_reader([d.name for d in (cursor.description or [])[1:]])
+    return [read(row[1:]) for row in rows], int(rows[-1][0])

@@ -7,7 +7,7 @@ connection of its own (never a pooled one: a pool would hand it to others) and r
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -16,7 +16,7 @@ import anyio.abc
 import anyio.to_thread
 
 from ..._status import JobResult
-from ..._types import ExecutionRecord
+from ..._types import ExecutionRecord, ExecutionStatus
 from .._claims import Claim, ClaimStatus, Decide
 from . import _claims, _slots
 from ._dsn import scrub
@@ -56,14 +56,29 @@ class SharedJobs:
     def where(self) -> str:  # provided by the store
         raise NotImplementedError
 
-    async def publish_job(self, spec: JobSpec, *, limits: Limits | None = None) -> None:
+    async def publish_job(
+        self,
+        spec: JobSpec,
+        *,
+        limits: Limits | None = None,
+        rerun: Collection[ExecutionStatus] = frozenset(),
+    ) -> None:
         """Open the job and make its endpoints claimable (idempotent); finished keys stay done.
 
         Its first publication also fixes the caps every worker holds: ``per_region`` and
-        ``max_concurrency`` of ``limits`` (default the spec's).
+        ``max_concurrency`` of ``limits`` (default the spec's). Keys stored with a status in
+        ``rerun`` run again, a finished job reopened for them (once, however many workers
+        publish it at the same time).
         """
         await self.open_job(spec)
-        await self._call(partial(_slots.publish_job, schema=self.schema, spec=spec, limits=limits))
+        call = partial(
+            _slots.publish_job,
+            schema=self.schema,
+            spec=spec,
+            limits=limits,
+            rerun=frozenset(rerun),
+        )
+        await self._call(call)
 
     async def claim(self, worker: str, n: int, lease: float, job_id: str | None) -> list[Claim]:
         """Claim up to ``n`` free endpoints (of ``job_id``, or of any open job) for ``lease`` s."""

@@ -21,9 +21,10 @@ endpoint SQL of :mod:`._claims` where the two meet.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
-from ..._types import ExecutionRecord
+from ..._types import ExecutionRecord, ExecutionStatus
 from .._claims import Claim, ClaimStatus
 from . import _claims
 
@@ -76,7 +77,11 @@ def scopes(spec: JobSpec, limits: Limits) -> dict[str, int]:
 
 
 def publish_job(
-    conn: psycopg.Connection[Any], schema: str, spec: JobSpec, limits: Limits | None
+    conn: psycopg.Connection[Any],
+    schema: str,
+    spec: JobSpec,
+    limits: Limits | None,
+    rerun: Collection[ExecutionStatus] = frozenset(),
 ) -> None:
     """Publish the job's endpoints and, unless it has slots already, its slots.
 
@@ -85,7 +90,7 @@ def publish_job(
     publications at once are ordered by the job row's insert (the second waits for the first
     to commit, then sees its slots: each statement reads what committed before it).
     """
-    _claims.publish_job(conn, schema, spec)
+    _claims.publish_job(conn, schema, spec, rerun)
     has_slots = conn.execute(
         f"SELECT 1 FROM {schema}.slots WHERE job_id = %s LIMIT 1", (spec.id,)
     ).fetchone()

@@ -48,8 +48,10 @@ from ._config import (
 )
 from ._dsn import redact_dsn, scrub
 from ._rows import Row, Statements, endpoint_keys, record_reader, to_row
+from ._rows import read_batch as _read_batch
 from ._schema import migrate
 from ._shared import SharedJobs
+from ._sync import SyncReads
 
 if TYPE_CHECKING:
     import psycopg
@@ -70,7 +72,7 @@ class _Known:
 
 
 @define
-class PostgresStore(SharedJobs):
+class PostgresStore(SharedJobs, SyncReads):
     """Jobs and records in a PostgreSQL database that many processes and machines share.
 
     Use it as an async context manager (``async with PostgresStore(dsn) as store:``), or call
@@ -471,18 +473,6 @@ def _spec_from_json(stored_json: str) -> JobSpec:
 
     lenient = RegionTable.default(strict=False)
     return JobSpec.from_dict(json.loads(stored_json), regions=lenient)
-
-
-def _read_batch(
-    conn: psycopg.Connection[Any], query: tuple[str, Any]
-) -> tuple[list[ExecutionRecord], int]:
-    """A batch's records (the query's first column is each row's ``seq``), and the last read."""
-    cursor = conn.execute(*query)
-    rows = cursor.fetchall()
-    if not rows:
-        return [], 0
-    read = record_reader([d.name for d in (cursor.description or [])[1:]])
-    return [read(row[1:]) for row in rows], int(rows[-1][0])
 
 
 def _read_records(cursor: psycopg.Cursor[Any]) -> list[ExecutionRecord]:
