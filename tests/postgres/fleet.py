@@ -70,7 +70,7 @@ class FakeEndpoint:
             self.arrivals.append(arrival)
             n = self.in_flight[endpoint] = self.in_flight.get(endpoint, 0) + 1
             self.max_in_flight[endpoint] = max(self.max_in_flight.get(endpoint, 0), n)
-        arrival.dropped = _wait_or_drop(handler, arrival.arrived + self.latency)
+        _wait_or_drop(handler, arrival, arrival.arrived + self.latency)
         with self.lock:
             self.in_flight[endpoint] -= 1
             arrival.ended = time.time()
@@ -96,12 +96,12 @@ class FakeEndpoint:
             thread.join(5)
 
 
-def _wait_or_drop(handler: BaseHTTPRequestHandler, until: float) -> float | None:
+def _wait_or_drop(handler: BaseHTTPRequestHandler, arrival: Arrival, until: float) -> None:
     """Serve until ``until``; when the client closed its connection meanwhile (the body is read,
-    so the socket turns readable only at its end), note when. The work goes on either way."""
-    dropped = None
+    so the socket turns readable only at its end), note when on ``arrival`` at once (a test may
+    read it before the work ends). The work goes on either way."""
     while (left := until - time.time()) > 0:
-        if dropped is not None:
+        if arrival.dropped is not None:
             time.sleep(left)
             break
         readable, _, _ = select.select([handler.connection], [], [], left)
@@ -111,10 +111,9 @@ def _wait_or_drop(handler: BaseHTTPRequestHandler, until: float) -> float | None
             except OSError:
                 closed = True
             if closed:
-                dropped = time.time()
+                arrival.dropped = time.time()
             else:
                 time.sleep(left)  # more bytes than the request's: nothing to watch
-    return dropped
 
 
 _STARTED: list[subprocess.Popen[str]] = []
