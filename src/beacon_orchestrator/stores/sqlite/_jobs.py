@@ -105,7 +105,8 @@ def read_jobs(conn: sqlite3.Connection) -> list[JobInfo]:
     """Every job, oldest first, with how many records it has and its lease."""
     lease_columns = ", ".join(f"l.{c}" for c in LEASE_COLUMNS)
     rows = conn.execute(
-        "SELECT j.id, j.planned, (SELECT count(*) FROM records r WHERE r.job_id = j.id), "
+        "SELECT j.id, j.planned, "
+        "(SELECT coalesce(sum(t.n), 0) FROM tallies t WHERE t.job_id = j.id), "
         f"j.status, j.reason, j.created_at, j.finished_at, {lease_columns} "
         "FROM jobs j LEFT JOIN leases l ON l.job_id = j.id ORDER BY j.rowid"
     ).fetchall()
@@ -127,16 +128,17 @@ def read_jobs(conn: sqlite3.Connection) -> list[JobInfo]:
 def read_progress(conn: sqlite3.Connection, job_id: str) -> StoredProgress:
     """Counts per status, overall and per question, model and region (one snapshot).
 
-    Two grouped queries over the outcomes index: per status and question (in the index's
-    order), and per status and endpoint (models, regions and the total are sums of it).
+    Per status and endpoint from the job's tally rows (models, regions and the total are sums
+    of them), per status and question from one grouped query over the outcomes index (in its
+    order).
     """
     with read_snapshot(conn):
         planned = int(
             conn.execute("SELECT planned FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
         )
         endpoints = conn.execute(
-            "SELECT model_id, region, status, count(*) FROM records WHERE job_id = ? "
-            "GROUP BY status, model_id, region",
+            "SELECT model_id, region, status, sum(n) FROM tallies WHERE job_id = ? AND n > 0 "
+            "GROUP BY model_id, region, status",
             (job_id,),
         ).fetchall()
         questions = conn.execute(

@@ -33,6 +33,7 @@ from typing import Final
 from attrs import frozen
 
 from ..._errors import StoreError
+from ._tallies import FILL_TALLIES, TALLIES_TABLE
 from ._transactions import write_transaction
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "connect", "migrate", "sqlite_failure"]
@@ -168,6 +169,9 @@ _MIGRATIONS: Final[tuple[tuple[Step, ...], ...]] = (
         "CREATE INDEX records_outcomes "
         "ON records (job_id, status, question_id, sample, model_id, region, empty, cost)",
     ),
+    # 7: records counted per endpoint, status and empty flag, kept by every write (``_tallies``):
+    # beacon status and progress() read a few hundred rows rather than an entry per record.
+    (TALLIES_TABLE, FILL_TALLIES),
 )
 
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
@@ -181,6 +185,7 @@ _TABLES: Final = (
     frozenset({"jobs", "records", "leases"}),
     frozenset({"jobs", "records", "leases"}),
     frozenset({"jobs", "records", "leases"}),  # 6: an index, no new table
+    frozenset({"jobs", "records", "leases", "tallies"}),
 )
 _CORRUPT: Final = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 _HEADER: Final = b"SQLite format 3\x00"

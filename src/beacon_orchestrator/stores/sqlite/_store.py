@@ -47,11 +47,12 @@ from ..._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from .._export import Target
 from .._lease import Holder, Lease, holder_alive
 from .._protocol import READ_BATCH, EndpointKeys, JobInfo, StoredProgress
-from . import _jobs, _leases, _rows
+from . import _jobs, _leases
 from ._commit import GroupCommit
 from ._export_rows import ExportFormat, export_rows, read_raw_batch
-from ._rows import SELECT_RECORDS, Row, read_batch, read_keys, read_records, to_row, write_rows
+from ._rows import SELECT_RECORDS, Row, read_batch, read_keys, read_records, to_row
 from ._schema import connect, sqlite_failure
+from ._tallies import Tally, read_tally, write_rows
 
 if TYPE_CHECKING:
     from ..._spec import JobSpec
@@ -483,12 +484,10 @@ class SQLiteStore:
         finally:
             conn.close()
 
-    async def tally(self, job_id: str, questions: Collection[str]) -> _rows.Tally:
-        """Counts per endpoint and the keys of ``questions``, in two queries (``beacon status``)."""
+    async def tally(self, job_id: str, questions: Collection[str]) -> Tally:
+        """Counts per endpoint (kept as records are written) and the keys of ``questions``."""
         await self._require(job_id)
-        return await self._call(
-            partial(_rows.read_tally, job_id=job_id, questions=tuple(questions))
-        )
+        return await self._call(partial(read_tally, job_id=job_id, questions=tuple(questions)))
 
     async def keys(
         self, job_id: str, *, status: Collection[ExecutionStatus] | None = None
