@@ -33,7 +33,7 @@ from typing import Final
 from attrs import frozen
 
 from ..._errors import StoreError
-from ._tallies import FILL_TALLIES, TALLIES_TABLE
+from ._tallies import TALLY_TABLES
 from ._transactions import write_transaction
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "connect", "migrate", "sqlite_failure"]
@@ -171,7 +171,7 @@ _MIGRATIONS: Final[tuple[tuple[Step, ...], ...]] = (
     ),
     # 7: records counted per endpoint, status and empty flag, kept by every write (``_tallies``):
     # beacon status and progress() read a few hundred rows rather than an entry per record.
-    (TALLIES_TABLE, FILL_TALLIES),
+    TALLY_TABLES,
 )
 
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
@@ -185,7 +185,7 @@ _TABLES: Final = (
     frozenset({"jobs", "records", "leases"}),
     frozenset({"jobs", "records", "leases"}),
     frozenset({"jobs", "records", "leases"}),  # 6: an index, no new table
-    frozenset({"jobs", "records", "leases", "tallies"}),
+    frozenset({"jobs", "records", "leases", "tallies", "tally_mark"}),
 )
 _CORRUPT: Final = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 _HEADER: Final = b"SQLite format 3\x00"
