@@ -352,7 +352,8 @@ class SQLiteStore:
             StoreError: Unknown job id, a record the table cannot hold (metadata that is not
                 JSON-serialisable, text that is not valid Unicode), or a failed commit.
         """
-        await self._require(job_id)
+        if job_id not in self._known:  # known ids are checked once: this is the hot path
+            await self._require(job_id)
         await self._commits.commit([to_row(job_id, record)])
 
     async def write_many(self, job_id: str, records: Sequence[ExecutionRecord]) -> None:
