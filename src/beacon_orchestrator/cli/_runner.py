@@ -22,7 +22,7 @@ from .._scheduler import JobHandle, RunOptions, start_job
 from .._spec import JobSpec
 from .._status import JobResult, JobStatus
 from .._types import Endpoint, ExecutionRecord, ExecutionStatus
-from ..stores import Store
+from ..stores import EndpointKeys, Store
 from ._counts import endpoint_counts
 from ._live import JobView, ProgressMode, resolve_mode
 from ._locations import StoreLocation
@@ -144,6 +144,18 @@ class _Before:
         kept = sum(1 for r in records if before.keeps(r)) - completed
         return cls(completed, kept, run.rerun_failed)
 
+    @classmethod
+    def of_keys(cls, stored: Iterable[EndpointKeys], run: RunOptions) -> _Before:
+        """:meth:`of`, from a store's keys (``Store.keys``) rather than its records."""
+        completed = kept = 0
+        for found in stored:
+            for status in found.statuses:
+                if status is ExecutionStatus.COMPLETED:
+                    completed += 1
+                elif not run.rerun_failed and status in _FAILURES:
+                    kept += 1
+        return cls(completed, kept, run.rerun_failed)
+
     def keeps(self, record: ExecutionRecord) -> bool:
         """Whether this run keeps ``record`` (else it runs its key again)."""
         if record.status is ExecutionStatus.COMPLETED:
@@ -175,12 +187,14 @@ async def run_cli_job(
     """
     glyphs = Glyphs.for_encoding(err.encoding)
     view = JobView(spec, err, glyphs)
-    stored: list[ExecutionRecord] = []
+    stored: list[EndpointKeys] = []
     with contextlib.suppress(StoreError):  # a new job has nothing stored yet
-        stored = await store.records(spec.id)
-    before = _Before.of(stored, options.run)
+        # Keys and outcomes, endpoint by endpoint (Store.keys), never every record.
+        stored = [found async for found in store.keys(spec.id)]
+    before = _Before.of_keys(stored, options.run)
     # Only what this run keeps: a key it runs again shows as pending, not as done before.
-    view.preload(r for r in stored if before.keeps(r))
+    view.preload_keys(stored, rerun_failed=options.run.rerun_failed)
+    del stored
     mode = resolve_mode(options.progress, err)
     result: JobResult | None = None
     async with AsyncExitStack() as stack:
@@ -263,8 +277,14 @@ def outcome_line(
     return "Executions: " + ", ".join(parts) + "."
 
 
-def _empty(records: Iterable[ExecutionRecord]) -> int:
-    return sum(1 for r in records if r.status is ExecutionStatus.COMPLETED and r.empty)
+def _empty(stored: Iterable[EndpointKeys]) -> int:
+    completed = ExecutionStatus.COMPLETED
+    return sum(
+        1
+        for found in stored
+        for status, empty in zip(found.statuses, found.empty, strict=True)
+        if empty and status is completed
+    )
 
 
 def _report(
@@ -384,7 +404,7 @@ async def _report_abort(
             reason=f"aborted before the verdict; {progress.stored} of {spec.size} executions "
             "have a record",
             counts=progress.counts,
-            empty=_empty(await store.records(spec.id)),
+            empty=_empty([found async for found in store.keys(spec.id)]),
             aborted=True,
         )
         doc = run_json(spec, outcome, options, before)
