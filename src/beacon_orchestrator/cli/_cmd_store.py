@@ -24,6 +24,7 @@ from .._types import ExecutionRecord, ExecutionStatus
 from ..stores import JobInfo, PostgresStore, SQLiteStore
 from ._locations import StoreLocation, open_store
 from ._options import json_option, store_option
+from ._output import EXIT_OK, print_json_to
 from ._render import (
     ENDPOINT_ROWS,
     Glyphs,
@@ -34,7 +35,6 @@ from ._render import (
     verdict_style,
     verdict_table,
 )
-from ._runner import EXIT_OK, print_json_to
 from ._shell import consoles, exits_with_code, run_async
 from ._stored import (
     MATRIX_QUESTIONS,

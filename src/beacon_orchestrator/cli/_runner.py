@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import shlex
 import signal
@@ -26,6 +25,7 @@ from ..stores import EndpointKeys, Store
 from ._counts import endpoint_counts
 from ._live import JobView, ProgressMode, resolve_mode
 from ._locations import StoreLocation
+from ._output import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, print_json_to
 from ._render import Glyphs, format_seconds, samples_factor, verdict_style, verdict_table
 
 __all__ = [
@@ -41,12 +41,6 @@ __all__ = [
     "run_json",
     "start_line",
 ]
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_CANCELLED = 130
-"""128 + SIGINT, what shells report for a command stopped with Ctrl-C."""
 
 _EXIT_CODES = {
     JobStatus.COMPLETED: EXIT_OK,
@@ -432,13 +426,6 @@ def _print_resume(console: Console, job_id: str, options: CommandRun) -> None:
         markup=False,
         highlight=False,
     )
-
-
-def print_json_to(console: Console, value: Any) -> None:
-    """``value`` as indented JSON on ``console``'s stream, alone (no markup, no wrapping)."""
-    text = json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False)
-    console.file.write(text + "\n")
-    console.file.flush()
 
 
 def finite(value: float | None) -> float | None:
