@@ -33,6 +33,7 @@ attaches a ``NullHandler``, so nothing is printed until the application configur
 """
 
 import logging as _logging
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from ._cost import CostModel, Price
 from ._errors import (
@@ -76,19 +77,6 @@ from ._executor import (
 )
 from ._records import RecordFilter, Records
 from ._retry import RetryPolicy
-from ._scheduler import (
-    ENDPOINT_DOWN,
-    AdaptiveConcurrency,
-    BreakerState,
-    CircuitBreaker,
-    JobHandle,
-    RegionQueue,
-    RunOptions,
-    Strategy,
-    run_job,
-    run_job_sync,
-    start_job,
-)
 from ._spec import (
     BEACON_SYSTEM_PROMPT,
     JobSpec,
@@ -123,6 +111,50 @@ from .stores import (
     load_jsonl,
     records_to_rows,
 )
+
+if _TYPE_CHECKING:
+    from ._scheduler import (
+        ENDPOINT_DOWN,
+        AdaptiveConcurrency,
+        BreakerState,
+        CircuitBreaker,
+        JobHandle,
+        RegionQueue,
+        RunOptions,
+        Strategy,
+        run_job,
+        run_job_sync,
+        start_job,
+    )
+
+# The scheduler is imported on first use of one of its names: a command that only reads a
+# store (`beacon status`) does not pay for importing what runs a job.
+_SCHEDULER_NAMES = frozenset(
+    {
+        "ENDPOINT_DOWN",
+        "AdaptiveConcurrency",
+        "BreakerState",
+        "CircuitBreaker",
+        "JobHandle",
+        "RegionQueue",
+        "RunOptions",
+        "Strategy",
+        "run_job",
+        "run_job_sync",
+        "start_job",
+    }
+)
+
+
+def __getattr__(name: str) -> object:
+    if name in _SCHEDULER_NAMES:
+        import importlib
+
+        value = getattr(importlib.import_module("._scheduler", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __version__ = "0.1.0.dev0"
 

@@ -25,7 +25,7 @@ import pytest
 
 from beacon_orchestrator import BeaconError, SpecError, StoreError
 from beacon_orchestrator.cli._shell import library_error
-from beacon_orchestrator.stores.sqlite import _rows, _store
+from beacon_orchestrator.stores.sqlite import _store, _tallies
 
 from .support import BEACON, demo_job_file, invoke, keys, subprocess_env
 
@@ -191,7 +191,7 @@ def test_a_store_failure_mid_run_is_one_line_and_the_verdict_is_still_stored(
     because the store can take them once the commit has failed.
     """
     calls = 0
-    write_rows = _rows.write_rows
+    write_rows = _tallies.write_rows
 
     def full_once(rows: list[Any], conn: sqlite3.Connection) -> None:
         nonlocal calls

@@ -33,9 +33,9 @@ from beacon_orchestrator.stores.sqlite._rows import (
     SELECT_RECORDS,
     read_records,
     to_row,
-    write_rows,
 )
 from beacon_orchestrator.stores.sqlite._schema import migrate
+from beacon_orchestrator.stores.sqlite._tallies import write_rows
 from beacon_orchestrator.testing._store_conformance import conformance_records
 
 KEY = ExecutionKey("q1", "m1", "us-east")

@@ -27,7 +27,7 @@ from beacon_orchestrator import (
     StoreError,
     UsageError,
 )
-from beacon_orchestrator.stores.sqlite import APPLICATION_ID, SCHEMA_VERSION, _rows
+from beacon_orchestrator.stores.sqlite import APPLICATION_ID, SCHEMA_VERSION, _tallies
 from beacon_orchestrator.stores.sqlite import _store as store_module
 from beacon_orchestrator.testing._store_conformance import conformance_records
 
@@ -288,7 +288,7 @@ class CommitSpy:
         self.batches: list[int] = []
         self.committed: set[ExecutionKey] = set()
         self.lock = threading.Lock()
-        real = _rows.write_rows
+        real = _tallies.write_rows
 
         def spy(rows: list[tuple[Any, ...]], conn: sqlite3.Connection) -> None:
             real(rows, conn)
@@ -529,7 +529,7 @@ def _missing_tables(path: Path) -> None:
         (_other_application, r"application_id 0x4d2"),
         (_corrupt_page, "corrupt database"),
         (_newer_schema, f"schema version {SCHEMA_VERSION + 1} is newer"),
-        (_missing_tables, "table.* records missing"),
+        (_missing_tables, "table.* records.* missing"),
     ],
     ids=[
         "text",

@@ -24,10 +24,20 @@ from .._types import ExecutionRecord, ExecutionStatus
 from ..stores import JobInfo, PostgresStore, SQLiteStore
 from ._locations import StoreLocation, open_store
 from ._options import json_option, store_option
-from ._render import Glyphs, jobs_table, legend, status_matrix, verdict_style, verdict_table
-from ._runner import EXIT_OK, print_json_to
+from ._output import EXIT_OK, print_json_to
+from ._render import (
+    ENDPOINT_ROWS,
+    Glyphs,
+    endpoint_grid,
+    jobs_table,
+    legend,
+    status_matrix,
+    verdict_style,
+    verdict_table,
+)
 from ._shell import consoles, exits_with_code, run_async
 from ._stored import (
+    MATRIX_QUESTIONS,
     StoredSummary,
     existing,
     load_stored_spec,
@@ -44,6 +54,7 @@ __all__ = [
     "failures_table",
     "jobs",
     "jobs_json",
+    "many_endpoints",
     "status",
     "status_json",
 ]
@@ -199,16 +210,13 @@ def status_json(summary: StoredSummary, *, each: bool) -> dict[str, Any]:
     return doc
 
 
-def _print_status(out: Console, summary: StoredSummary, each: bool) -> None:
-    spec, info = summary.spec, summary.info
-    glyphs = Glyphs.for_encoding(out.encoding)
-    verdict = "unfinished" if info.status is None else info.status.value.upper()
-    reason = f" - {escape(info.reason)}" if info.reason else ""
-    out.print(
-        f"[bold]{escape(spec.id)}[/]: [{verdict_style(info.status)}]{verdict}[/]{reason}",
-        soft_wrap=True,
-    )
-    out.print(f"{summary.recorded} of {spec.size} executions have a record{_of_samples(spec)}.")
+def many_endpoints(spec: JobSpec) -> bool:
+    """Whether ``beacon status`` draws the job as a grid of endpoints (unless ``--all``)."""
+    return len(spec.endpoints) > ENDPOINT_ROWS
+
+
+def _print_matrix(out: Console, summary: StoredSummary, glyphs: Glyphs) -> None:
+    spec = summary.spec
     out.print(
         status_matrix(
             spec,
@@ -227,10 +235,41 @@ def _print_status(out: Console, summary: StoredSummary, each: bool) -> None:
             soft_wrap=True,
             highlight=False,
         )
+
+
+def _print_status(out: Console, summary: StoredSummary, each: bool, every: bool) -> None:
+    spec, info = summary.spec, summary.info
+    glyphs = Glyphs.for_encoding(out.encoding)
+    verdict = "unfinished" if info.status is None else info.status.value.upper()
+    reason = f" - {escape(info.reason)}" if info.reason else ""
+    out.print(
+        f"[bold]{escape(spec.id)}[/]: [{verdict_style(info.status)}]{verdict}[/]{reason}",
+        soft_wrap=True,
+    )
+    out.print(f"{summary.recorded} of {spec.size} executions have a record{_of_samples(spec)}.")
+    grid = many_endpoints(spec) and not every
+    if grid:
+        # Hundreds of endpoints: a line per model rather than a glyph per endpoint and question.
+        out.print(endpoint_grid(spec, summary.counted, glyphs), soft_wrap=True)
+    else:
+        _print_matrix(out, summary, glyphs)
     out.print(legend(glyphs))
     out.print(
-        verdict_table(spec, width=out.size.width, counted=summary.counted, spent=summary.spent)
+        verdict_table(
+            spec,
+            width=out.size.width,
+            counted=summary.counted,
+            spent=summary.spent,
+            every_endpoint=every,
+        )
     )
+    if grid:
+        out.print(
+            f"Each endpoint and the first {MATRIX_QUESTIONS} questions: beacon status "
+            f"{escape(shlex.quote(spec.id))} --all",
+            soft_wrap=True,
+            highlight=False,
+        )
     failed = failures(spec, summary.failed)
     codes = failure_codes(failed)
     if not codes:
@@ -265,21 +304,32 @@ def _of_samples(spec: JobSpec) -> str:
     is_flag=True,
     help="Also list each failed or timed-out execution with its error code and message.",
 )
+@click.option(
+    "--all",
+    "every",
+    is_flag=True,
+    help="For a job of more than 24 endpoints: the matrix of questions and a row per endpoint, "
+    "not the grid of models and regions and a row per region.",
+)
 @json_option
 @exits_with_code
-def status(job_id: str, store_path: StoreLocation, each: bool, as_json: bool) -> int:
+def status(job_id: str, store_path: StoreLocation, each: bool, every: bool, as_json: bool) -> int:
     """Show job JOB_ID: its matrix, counts per endpoint and failures by error code.
 
     The matrix has a row per question (the first 20 of a larger job) and a status glyph per
-    model and region. Failed and timed-out executions are counted by error code, with an
-    example message; --failures lists each of them.
+    model and region. A job of more than 24 endpoints is drawn as a grid instead: a line per
+    model, a glyph per region, and its counts per region (--all draws both in full). Failed
+    and timed-out executions are counted by error code, with an example message; --failures
+    lists each of them.
     """
-    summary = read_stored_summary(store_path, job_id)
+    summary = read_stored_summary(
+        store_path, job_id, matrix=lambda spec: not as_json and (every or not many_endpoints(spec))
+    )
     out, _ = consoles()
     if as_json:
         print_json_to(out, status_json(summary, each=each))
     else:
-        _print_status(out, summary, each)
+        _print_status(out, summary, each, every)
     return EXIT_OK
 
 

@@ -23,6 +23,7 @@ from rich.text import Text
 from .._events import Event, ExecutionFinished, ExecutionStarted, Progress
 from .._spec import JobSpec
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
+from ..stores import EndpointKeys
 from ._render import Cell, Glyphs, format_seconds, legend, sample_states, status_matrix
 
 __all__ = ["JobView", "ProgressMode", "resolve_mode", "run_counts"]
@@ -115,6 +116,20 @@ class JobView:
             status = record.status
             if status is ExecutionStatus.COMPLETED or (status.finished and not rerun_failed):
                 self._set(record)
+
+    def preload_keys(self, stored: Iterable[EndpointKeys], *, rerun_failed: bool = True) -> None:
+        """:meth:`preload`, from a store's keys (``Store.keys``) rather than its records."""
+        completed = ExecutionStatus.COMPLETED
+        for found in stored:
+            model, region = found.model_id, found.region
+            for qid, sample, status, empty in zip(
+                found.question_ids, found.samples, found.statuses, found.empty, strict=True
+            ):
+                if status is completed or (status.finished and not rerun_failed):
+                    key = ExecutionKey(qid, model, region, sample)
+                    self._cells[key] = status
+                    if empty and status is completed:
+                        self._empties.add(key)
 
     def _set(self, record: ExecutionRecord) -> None:
         self._cells[record.key] = record.status

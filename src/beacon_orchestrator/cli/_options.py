@@ -10,15 +10,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 import click
 
-from .._scheduler import STRATEGIES
 from ._executors import EXECUTORS
-from ._live import ProgressMode
 from ._locations import StoreLocationType
+
+if TYPE_CHECKING:
+    from ._live import ProgressMode
 
 __all__ = [
     "DEFAULT_STORE",
@@ -252,6 +253,10 @@ def _rerun_failed_option(fn: Callable[_P, _T]) -> Callable[_P, _T]:
 
 def run_options(fn: Callable[_P, _T]) -> Callable[_P, _T]:
     """The store, the strategy, the limits and the run's behaviour on the way, then progress."""
+    # Here, not at the top: `beacon status` and the other commands that only read a store
+    # need not import the scheduler.
+    from .._scheduler import STRATEGIES
+
     options: list[_Decorator] = [
         store_option,
         _choice(

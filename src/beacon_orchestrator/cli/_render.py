@@ -19,9 +19,12 @@ from .._types import Endpoint, ExecutionKey, ExecutionRecord, ExecutionStatus
 from ..stores import JobInfo
 
 __all__ = [
+    "ENDPOINT_ROWS",
     "Cell",
     "Glyphs",
     "cell_state",
+    "endpoint_grid",
+    "endpoint_state",
     "format_seconds",
     "jobs_table",
     "legend",
@@ -84,6 +87,13 @@ def cell_state(
     )
     return shown, all_empty
 
+
+_WENT_WRONG = (
+    ExecutionStatus.FAILED,
+    ExecutionStatus.TIMEOUT,
+    ExecutionStatus.CANCELLED,
+    ExecutionStatus.SKIPPED,
+)
 
 _STYLES: Mapping[str, str] = {
     "pending": "dim",
@@ -261,6 +271,64 @@ def status_matrix(
     return table
 
 
+ENDPOINT_ROWS = 24
+"""Endpoints up to which a job's counts show a row per endpoint; a larger job shows them per
+region, and ``beacon status`` draws its endpoints as a grid instead of a matrix of questions."""
+
+
+def endpoint_state(tally: Mapping[str, int], planned: int) -> tuple[Cell, bool]:
+    """What one endpoint's glyph shows, from its records counted by status value.
+
+    As for a cell of several samples (:func:`cell_state`): the first of a failed, timed-out,
+    cancelled or skipped record, a key without a record; else every key completed (empty if
+    every answer was). ``tally`` counts ``empty`` apart from ``completed``.
+    """
+    for status in _WENT_WRONG:
+        if tally.get(status.value, 0):
+            return status, False
+    done = tally.get("completed", 0)
+    empty = tally.get("empty", 0)
+    if done + empty < planned:
+        return "pending", False
+    return ExecutionStatus.COMPLETED, empty > 0 and done == 0
+
+
+def endpoint_grid(
+    spec: JobSpec, counted: Mapping[Endpoint, Mapping[str, int]], glyphs: Glyphs
+) -> Text:
+    """A line per model: its finished executions of those planned, then a glyph per region.
+
+    What ``beacon status`` draws of a job of many endpoints instead of a matrix of questions:
+    as many lines as models, whatever the number of questions.
+    """
+    planned = len(spec.questions) * spec.samples
+    name_width = max(len(m.id) for m in spec.models)
+    total = str(planned * len(spec.regions))
+    grid = Text(no_wrap=True, overflow="ellipsis")
+    grid.append(f"{'model':<{name_width}}  {'done':>{2 * len(total) + 1}}  regions\n", "bold")
+    for model in spec.models:
+        served = frozenset(model.regions)
+        finished = 0
+        glyph_line = Text()
+        for i, region in enumerate(spec.regions):
+            if i:
+                glyph_line.append(" ")
+            if region not in served:
+                glyph_line.append(" ")
+                continue
+            tally = counted.get(Endpoint(model.id, region), {})
+            finished += sum(tally.get(s.value, 0) for s in ExecutionStatus if s.finished)
+            finished += tally.get("empty", 0)
+            state, empty = endpoint_state(tally, planned)
+            glyph_line.append_text(glyphs.of(state, empty=empty))
+        done = f"{finished}/{planned * len(served)}"
+        grid.append(f"{model.id:<{name_width}}  {done:>{2 * len(total) + 1}}  ")
+        grid.append_text(glyph_line)
+        grid.append("\n")
+    grid.append("regions: " + " ".join(spec.regions), "dim")
+    return grid
+
+
 def verdict_style(status: JobStatus | None) -> str:
     """The colour of a verdict."""
     return (
@@ -281,6 +349,7 @@ def verdict_table(
     width: int,
     counted: Mapping[Endpoint, Mapping[str, int]] | None = None,
     spent: Mapping[Endpoint, float] | None = None,
+    every_endpoint: bool = False,
 ) -> Table:
     """Counts per endpoint (or per region, for jobs with many endpoints) and in total.
 
@@ -289,9 +358,10 @@ def verdict_table(
     are too few, the endpoint names are shortened, never the counts. The counts come from
     ``records``, or already counted per endpoint in ``counted`` (by status value, with
     ``empty`` apart from ``completed``), as a large job's are. A cost column shows what each
-    endpoint's records cost when any has a cost: from ``records``, or in ``spent``.
+    endpoint's records cost when any has a cost: from ``records``, or in ``spent``. With
+    ``every_endpoint``, a row per endpoint however many there are.
     """
-    by_endpoint = len(spec.endpoints) <= 24
+    by_endpoint = every_endpoint or len(spec.endpoints) <= ENDPOINT_ROWS
     groups, priced = _grouped(spec, records, by_endpoint, counted or {}, spent or {})
     totals: _Counter[str] = _Counter()
     for counts in groups.values():

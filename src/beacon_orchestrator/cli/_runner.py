@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import shlex
 import signal
@@ -22,10 +21,11 @@ from .._scheduler import JobHandle, RunOptions, start_job
 from .._spec import JobSpec
 from .._status import JobResult, JobStatus
 from .._types import Endpoint, ExecutionRecord, ExecutionStatus
-from ..stores import Store
+from ..stores import EndpointKeys, Store
 from ._counts import endpoint_counts
 from ._live import JobView, ProgressMode, resolve_mode
 from ._locations import StoreLocation
+from ._output import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, print_json_to
 from ._render import Glyphs, format_seconds, samples_factor, verdict_style, verdict_table
 
 __all__ = [
@@ -41,12 +41,6 @@ __all__ = [
     "run_json",
     "start_line",
 ]
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_CANCELLED = 130
-"""128 + SIGINT, what shells report for a command stopped with Ctrl-C."""
 
 _EXIT_CODES = {
     JobStatus.COMPLETED: EXIT_OK,
@@ -144,6 +138,18 @@ class _Before:
         kept = sum(1 for r in records if before.keeps(r)) - completed
         return cls(completed, kept, run.rerun_failed)
 
+    @classmethod
+    def of_keys(cls, stored: Iterable[EndpointKeys], run: RunOptions) -> _Before:
+        """:meth:`of`, from a store's keys (``Store.keys``) rather than its records."""
+        completed = kept = 0
+        for found in stored:
+            for status in found.statuses:
+                if status is ExecutionStatus.COMPLETED:
+                    completed += 1
+                elif not run.rerun_failed and status in _FAILURES:
+                    kept += 1
+        return cls(completed, kept, run.rerun_failed)
+
     def keeps(self, record: ExecutionRecord) -> bool:
         """Whether this run keeps ``record`` (else it runs its key again)."""
         if record.status is ExecutionStatus.COMPLETED:
@@ -175,12 +181,14 @@ async def run_cli_job(
     """
     glyphs = Glyphs.for_encoding(err.encoding)
     view = JobView(spec, err, glyphs)
-    stored: list[ExecutionRecord] = []
+    stored: list[EndpointKeys] = []
     with contextlib.suppress(StoreError):  # a new job has nothing stored yet
-        stored = await store.records(spec.id)
-    before = _Before.of(stored, options.run)
+        # Keys and outcomes, endpoint by endpoint (Store.keys), never every record.
+        stored = [found async for found in store.keys(spec.id)]
+    before = _Before.of_keys(stored, options.run)
     # Only what this run keeps: a key it runs again shows as pending, not as done before.
-    view.preload(r for r in stored if before.keeps(r))
+    view.preload_keys(stored, rerun_failed=options.run.rerun_failed)
+    del stored
     mode = resolve_mode(options.progress, err)
     result: JobResult | None = None
     async with AsyncExitStack() as stack:
@@ -263,8 +271,14 @@ def outcome_line(
     return "Executions: " + ", ".join(parts) + "."
 
 
-def _empty(records: Iterable[ExecutionRecord]) -> int:
-    return sum(1 for r in records if r.status is ExecutionStatus.COMPLETED and r.empty)
+def _empty(stored: Iterable[EndpointKeys]) -> int:
+    completed = ExecutionStatus.COMPLETED
+    return sum(
+        1
+        for found in stored
+        for status, empty in zip(found.statuses, found.empty, strict=True)
+        if empty and status is completed
+    )
 
 
 def _report(
@@ -384,7 +398,7 @@ async def _report_abort(
             reason=f"aborted before the verdict; {progress.stored} of {spec.size} executions "
             "have a record",
             counts=progress.counts,
-            empty=_empty(await store.records(spec.id)),
+            empty=_empty([found async for found in store.keys(spec.id)]),
             aborted=True,
         )
         doc = run_json(spec, outcome, options, before)
@@ -412,13 +426,6 @@ def _print_resume(console: Console, job_id: str, options: CommandRun) -> None:
         markup=False,
         highlight=False,
     )
-
-
-def print_json_to(console: Console, value: Any) -> None:
-    """``value`` as indented JSON on ``console``'s stream, alone (no markup, no wrapping)."""
-    text = json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False)
-    console.file.write(text + "\n")
-    console.file.flush()
 
 
 def finite(value: float | None) -> float | None:

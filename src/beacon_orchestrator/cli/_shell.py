@@ -31,7 +31,7 @@ from attrs import frozen
 from rich.console import Console
 
 from .._errors import BeaconError, JobConflictError, SpecError, UsageError
-from ._runner import EXIT_CANCELLED, EXIT_FAILED, EXIT_USAGE
+from ._output import EXIT_CANCELLED, EXIT_FAILED, EXIT_USAGE
 
 __all__ = [
     "LOG_LEVELS",

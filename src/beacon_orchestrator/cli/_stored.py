@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -122,11 +123,13 @@ class StoredSummary:
         return min(len(self.spec.questions), MATRIX_QUESTIONS)
 
 
-def read_stored_summary(path: StoreLocation, job_id: str) -> StoredSummary:
+def read_stored_summary(
+    path: StoreLocation, job_id: str, *, matrix: Callable[[JobSpec], bool] = lambda _: True
+) -> StoredSummary:
     """Job ``job_id`` of the store at ``path`` as ``beacon status`` shows it.
 
-    Reads counts per endpoint (one aggregate row each), the keys of the questions the matrix
-    draws and the failed records, never every record.
+    Reads counts per endpoint (kept by the store), the keys of the questions the matrix draws
+    (unless ``matrix`` says the job's is not drawn) and the failed records, never every record.
     """
     where = existing(path)
 
@@ -136,7 +139,7 @@ def read_stored_summary(path: StoreLocation, job_id: str) -> StoredSummary:
                 return await read_keys_summary(store, job_id, where)
             spec = await load_stored_spec(store, job_id, where)
             info = next(j for j in await store.jobs() if j.job_id == job_id)
-            shown = [q.id for q in spec.questions[:MATRIX_QUESTIONS]]
+            shown = [q.id for q in spec.questions[:MATRIX_QUESTIONS]] if matrix(spec) else []
             counted, cells, empties, spent = tallied(await store.tally(job_id, shown))
             failed = [r async for r in store.iter_records(job_id, status=_FAILED)]
         return StoredSummary(spec, info, counted, cells, empties, failed, spent)

@@ -15,6 +15,7 @@ from ..._types import ExecutionRecord, ExecutionStatus
 from .._protocol import JobInfo, StoredProgress
 from ._leases import LEASE_COLUMNS, lease_from_row
 from ._rows import read_batch
+from ._tallies import counted, recorded
 from ._transactions import read_snapshot
 
 __all__ = [
@@ -105,7 +106,7 @@ def read_jobs(conn: sqlite3.Connection) -> list[JobInfo]:
     """Every job, oldest first, with how many records it has and its lease."""
     lease_columns = ", ".join(f"l.{c}" for c in LEASE_COLUMNS)
     rows = conn.execute(
-        "SELECT j.id, j.planned, (SELECT count(*) FROM records r WHERE r.job_id = j.id), "
+        f"SELECT j.id, j.planned, {recorded('j.id')}, "
         f"j.status, j.reason, j.created_at, j.finished_at, {lease_columns} "
         "FROM jobs j LEFT JOIN leases l ON l.job_id = j.id ORDER BY j.rowid"
     ).fetchall()
@@ -127,18 +128,15 @@ def read_jobs(conn: sqlite3.Connection) -> list[JobInfo]:
 def read_progress(conn: sqlite3.Connection, job_id: str) -> StoredProgress:
     """Counts per status, overall and per question, model and region (one snapshot).
 
-    Two grouped queries over the outcomes index: per status and question (in the index's
-    order), and per status and endpoint (models, regions and the total are sums of it).
+    Per status and endpoint from the job's tallies (models, regions and the total are sums of
+    them), per status and question from one grouped query over the outcomes index (in its
+    order).
     """
     with read_snapshot(conn):
         planned = int(
             conn.execute("SELECT planned FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
         )
-        endpoints = conn.execute(
-            "SELECT model_id, region, status, count(*) FROM records WHERE job_id = ? "
-            "GROUP BY status, model_id, region",
-            (job_id,),
-        ).fetchall()
+        endpoints = counted(conn, job_id)
         questions = conn.execute(
             "SELECT question_id, status, count(*) FROM records WHERE job_id = ? "
             "GROUP BY status, question_id",
@@ -147,7 +145,9 @@ def read_progress(conn: sqlite3.Connection, job_id: str) -> StoredProgress:
     counts: dict[ExecutionStatus, int] = {}
     by_model: dict[str, dict[ExecutionStatus, int]] = {}
     by_region: dict[str, dict[ExecutionStatus, int]] = {}
-    for model, region, value, n in endpoints:
+    for model, region, value, _, n, _, _ in endpoints:
+        if not n:
+            continue
         status = ExecutionStatus(value)
         counts[status] = counts.get(status, 0) + n
         for name, groups in ((model, by_model), (region, by_region)):

@@ -15,7 +15,6 @@ from ..._record_codec import EncodeError
 from ..._records import RecordFilter
 from ..._types import RECORD_CODEC, ExecutionKey, ExecutionRecord, ExecutionStatus
 from .._protocol import EndpointKeys
-from ._transactions import write_transaction
 
 __all__ = [
     "COLUMNS",
@@ -23,14 +22,11 @@ __all__ = [
     "SELECT_RECORDS",
     "UPSERT",
     "Row",
-    "Tally",
     "read_batch",
     "read_keys",
     "read_raw_batch",
     "read_records",
-    "read_tally",
     "to_row",
-    "write_rows",
 ]
 
 Row = tuple[Any, ...]
@@ -85,12 +81,6 @@ def _check_text(key: ExecutionKey, row: Row) -> None:
             raise StoreError(
                 f"record {key}: {name} holds characters that are not valid UTF-8 ({exc.reason})"
             ) from None
-
-
-def write_rows(rows: list[Row], conn: sqlite3.Connection) -> None:
-    """Upsert rows in one transaction (the write rule applies, also among the rows)."""
-    with write_transaction(conn):
-        conn.executemany(UPSERT, rows)
 
 
 def read_records(cursor: sqlite3.Cursor) -> list[ExecutionRecord]:
@@ -153,31 +143,6 @@ def read_raw_batch(
     )
     rows = cursor.fetchall()
     return rows, int(rows[-1][0]) if rows else after
-
-
-_TALLY: Final = (
-    "SELECT model_id, region, sum(cost), sum(status = ? AND empty), "
-    + ", ".join("sum(status = ?)" for _ in ExecutionStatus)
-    + " FROM records WHERE job_id = ? GROUP BY model_id, region"
-)
-
-Tally = tuple[list[Row], list[Row]]
-"""Per endpoint: model, region, cost, completed empty answers, then a count per status (in the
-order of :class:`ExecutionStatus`); and the key, status and empty flag of each record of the
-questions asked for."""
-
-
-def read_tally(conn: sqlite3.Connection, job_id: str, questions: Collection[str]) -> Tally:
-    """What ``beacon status`` counts, from one aggregate row per endpoint (see :data:`Tally`)."""
-    statuses = [s.value for s in ExecutionStatus]
-    counts = conn.execute(_TALLY, (_COMPLETED, *statuses, job_id)).fetchall()
-    marks = ", ".join("?" for _ in questions)
-    cells = conn.execute(
-        "SELECT question_id, model_id, region, sample, status, empty FROM records "
-        f"WHERE job_id = ? AND question_id IN ({marks}) ORDER BY rowid",
-        (job_id, *questions),
-    ).fetchall()
-    return counts, cells
 
 
 _SEP: Final = "\x1f"  # ids are printable text: a control character never occurs in one

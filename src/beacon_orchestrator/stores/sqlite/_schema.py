@@ -33,6 +33,7 @@ from typing import Final
 from attrs import frozen
 
 from ..._errors import StoreError
+from ._tallies import TALLY_TABLES
 from ._transactions import write_transaction
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "connect", "migrate", "sqlite_failure"]
@@ -168,7 +169,12 @@ _MIGRATIONS: Final[tuple[tuple[Step, ...], ...]] = (
         "CREATE INDEX records_outcomes "
         "ON records (job_id, status, question_id, sample, model_id, region, empty, cost)",
     ),
+    # 7: records counted per endpoint, status and empty flag, kept by every write (``_tallies``):
+    # beacon status and progress() read a few hundred rows rather than an entry per record.
+    TALLY_TABLES,
 )
+
+_CHECKPOINT_PAGES: Final = 10_000
 
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 """The schema version this library writes (SQLite ``user_version``)."""
@@ -181,6 +187,7 @@ _TABLES: Final = (
     frozenset({"jobs", "records", "leases"}),
     frozenset({"jobs", "records", "leases"}),
     frozenset({"jobs", "records", "leases"}),  # 6: an index, no new table
+    frozenset({"jobs", "records", "leases", "tallies", "tally_mark"}),
 )
 _CORRUPT: Final = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 _HEADER: Final = b"SQLite format 3\x00"
@@ -284,6 +291,9 @@ def _configure(
     if str(mode).lower() != "wal":
         raise StoreError(f"SQLite store {where}: cannot use WAL mode (journal_mode is {mode!r})")
     conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+    # A checkpoint every 40 MB of log rather than SQLite's 4 MB: each copies a page once however
+    # often it changed, and a commit that runs one makes every writer of its batch wait.
+    conn.execute(f"PRAGMA wal_autocheckpoint = {_CHECKPOINT_PAGES}")
 
 
 def migrate(conn: sqlite3.Connection, where: str) -> None:

@@ -47,11 +47,12 @@ from ..._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from .._export import Target
 from .._lease import Holder, Lease, holder_alive
 from .._protocol import READ_BATCH, EndpointKeys, JobInfo, StoredProgress
-from . import _jobs, _leases, _rows
+from . import _jobs, _leases
 from ._commit import GroupCommit
 from ._export_rows import ExportFormat, export_rows, read_raw_batch
-from ._rows import SELECT_RECORDS, Row, read_batch, read_keys, read_records, to_row, write_rows
+from ._rows import SELECT_RECORDS, Row, read_batch, read_keys, read_records, to_row
 from ._schema import connect, sqlite_failure
+from ._tallies import Tally, read_tally, write_rows
 
 if TYPE_CHECKING:
     from ..._spec import JobSpec
@@ -351,7 +352,8 @@ class SQLiteStore:
             StoreError: Unknown job id, a record the table cannot hold (metadata that is not
                 JSON-serialisable, text that is not valid Unicode), or a failed commit.
         """
-        await self._require(job_id)
+        if job_id not in self._known:  # known ids are checked once: this is the hot path
+            await self._require(job_id)
         await self._commits.commit([to_row(job_id, record)])
 
     async def write_many(self, job_id: str, records: Sequence[ExecutionRecord]) -> None:
@@ -483,12 +485,10 @@ class SQLiteStore:
         finally:
             conn.close()
 
-    async def tally(self, job_id: str, questions: Collection[str]) -> _rows.Tally:
-        """Counts per endpoint and the keys of ``questions``, in two queries (``beacon status``)."""
+    async def tally(self, job_id: str, questions: Collection[str]) -> Tally:
+        """Counts per endpoint (kept as records are written) and the keys of ``questions``."""
         await self._require(job_id)
-        return await self._call(
-            partial(_rows.read_tally, job_id=job_id, questions=tuple(questions))
-        )
+        return await self._call(partial(read_tally, job_id=job_id, questions=tuple(questions)))
 
     async def keys(
         self, job_id: str, *, status: Collection[ExecutionStatus] | None = None
