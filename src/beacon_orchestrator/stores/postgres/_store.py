@@ -8,7 +8,8 @@ No connection is held across an await of the caller's.
 How it stays correct:
 
 - **Durable acknowledgements.** :meth:`PostgresStore.write` returns once the transaction that
-  holds the record has committed; concurrent writers share transactions (``_commit``).
+  holds the record has committed; concurrent writers share transactions
+  (``stores/_group_commit``).
 - **No duplicates.** Records are keyed by ``(job_id, question_id, model_id, region)``; the
   write rule of :func:`~beacon_orchestrator.stores.should_replace` is one upsert whose
   ``WHERE`` keeps ``COMPLETED`` rows (``_rows``).
@@ -34,10 +35,10 @@ from ..._errors import JobConflictError, StoreError, UsageError
 from ..._records import RecordFilter, Records, StatusArg
 from ..._status import SHOWN_FAILURES, JobResult
 from ..._types import ExecutionKey, ExecutionRecord, ExecutionStatus
+from .._group_commit import GroupCommit
 from .._lease import Holder, Lease, holder_alive
 from .._protocol import READ_BATCH, EndpointKeys, JobInfo, StoredProgress
 from . import _jobs
-from ._commit import Batches
 from ._config import (
     check_dsn,
     check_pool_size,
@@ -106,7 +107,7 @@ class PostgresStore(SharedJobs, SyncReads):
     _closed: bool = field(default=False, init=False, repr=False)
     _limiter: anyio.CapacityLimiter = field(init=False, repr=False)
     _sql: Statements = field(init=False, repr=False)
-    _commits: Batches = field(init=False, repr=False)
+    _commits: GroupCommit = field(init=False, repr=False)
     _known: dict[str, _Known] = field(factory=dict, init=False, repr=False)
 
     @_limiter.default
@@ -118,9 +119,10 @@ class PostgresStore(SharedJobs, SyncReads):
         return Statements(self.schema)
 
     @_commits.default
-    def _batches(self) -> Batches:
+    def _batches(self) -> GroupCommit:
         # One connection stays free for reads and the claims' statements.
-        return Batches(self._write_batch, self.where, parallel=max(1, self.pool_size - 1))
+        parallel = max(1, self.pool_size - 1)
+        return GroupCommit(self._write_batch, f"PostgreSQL store {self.where}", parallel)
 
     @property
     def where(self) -> str:

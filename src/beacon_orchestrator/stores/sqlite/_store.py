@@ -6,7 +6,7 @@ How it stays correct:
   holds the record has committed. Concurrent writers share transactions (group commit): the
   writer that opens a batch commits it, in one transaction in a worker thread, as soon as the
   commit running (if any) ends; writers arriving meanwhile add their rows to that batch and
-  wait for its commit. No task of the store's own runs in the background (``_commit``).
+  wait for its commit. No task of the store's own runs in the background (``stores/_group_commit``).
 - **Crash safety.** WAL mode with ``synchronous=NORMAL`` (the default) makes a committed
   transaction survive the process being killed at any moment (``kill -9``), because the commit
   has reached the operating system when ``COMMIT`` returns; it does not fsync, so a power loss
@@ -45,10 +45,10 @@ from ..._records import RecordFilter, Records, StatusArg
 from ..._status import JobResult
 from ..._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from .._export import Target
+from .._group_commit import GroupCommit
 from .._lease import Holder, Lease, holder_alive
 from .._protocol import READ_BATCH, EndpointKeys, JobInfo, StoredProgress
 from . import _jobs, _leases
-from ._commit import GroupCommit
 from ._export_rows import ExportFormat, export_rows, read_raw_batch
 from ._rows import SELECT_RECORDS, Row, read_batch, read_keys, read_records, to_row
 from ._schema import connect, sqlite_failure
@@ -136,7 +136,7 @@ class SQLiteStore:
 
     @_commits.default
     def _group_commit(self) -> GroupCommit:
-        return GroupCommit(self._write_batch, self._where())
+        return GroupCommit(self._write_batch, f"SQLite store {self._where()}")
 
     # -- lifecycle ------------------------------------------------------------------------
 

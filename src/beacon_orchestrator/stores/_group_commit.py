@@ -1,9 +1,11 @@
 """Group commit: concurrent writers share transactions, and each returns once its rows commit.
 
-The writer that opens a batch commits it, as soon as the commit running (if any) ends;
-meanwhile later writers add their rows to the batch and wait for its commit. So every write
-costs one wake-up, there is never more than one batch waiting, and no task of the store's own
-runs in the background.
+The writer that opens a batch commits it as soon as a commit slot is free; meanwhile later
+writers add their rows to the batch and wait for its commit. So every write costs one wake-up,
+and no task of the store's own runs in the background. A file database takes one transaction
+at a time (``parallel=1``: never more than one batch waiting); a server takes several, each on
+its own connection. Batches committing at once hold rows of writers that were all still
+waiting, so no write can overtake one that had already returned.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import anyio
 from attrs import define, field
 
-from ..._errors import StoreError
+from .._errors import StoreError
 
 __all__ = ["GroupCommit"]
 
@@ -35,19 +37,22 @@ class GroupCommit:
     """Batches the rows of concurrent writers into shared transactions.
 
     Args:
-        write: Commits a batch of rows in one transaction; called with one batch at a time.
-        where: Names the store in error messages.
+        write: Commits a batch of rows in one transaction.
+        name: Names the store in error messages (``"SQLite store PATH"``; never a password).
+        parallel: Batches that may commit at once.
     """
 
     write: Callable[[list[_Row]], Awaitable[None]]
-    where: str
+    name: str
+    parallel: int = 1
     _open_batch: _Batch | None = field(default=None, init=False)
-    _flushing: anyio.Event | None = field(default=None, init=False)
+    _flushing: int = field(default=0, init=False)
+    _slot_freed: anyio.Event = field(factory=anyio.Event, init=False)
 
     @property
     def flushing(self) -> bool:
         """Whether a batch is being committed right now."""
-        return self._flushing is not None
+        return self._flushing > 0
 
     async def commit(self, rows: list[_Row]) -> None:
         """Add rows to the open batch and return once a committed transaction holds them.
@@ -63,23 +68,25 @@ class GroupCommit:
             batch = self._open_batch = _Batch(rows)
             # Shielded: the other writers in this batch wait for its commit, so it must happen
             # even if this writer is cancelled. That delays the cancellation by at most the
-            # running commit and this one.
+            # commits running and this one.
             with anyio.CancelScope(shield=True):
-                while self._flushing is not None:
-                    await self._flushing.wait()
+                while self._flushing >= self.parallel:
+                    await self._slot_freed.wait()
                 await self._flush(batch)
         if batch.error is not None:
+            # The driver's own exception is not chained: its text may name what the message
+            # leaves out (a DSN), and its traceback is from deep inside the driver.
             raise StoreError(
-                f"SQLite store {self.where}: the commit holding this write failed: {batch.error}"
-            ) from batch.error
+                f"{self.name}: the commit holding this write failed: {batch.error}"
+            ) from None
 
     async def drain(self) -> None:
         """Wait until every row handed over so far is committed (or its commit failed)."""
         # Every open batch has a writer committing it (shielded, so even if it was cancelled):
         # wait for those commits, so no row handed to the store is dropped.
         while True:
-            if self._flushing is not None:
-                await self._flushing.wait()
+            if self._flushing:
+                await self._slot_freed.wait()
             elif self._open_batch is not None:
                 await self._open_batch.committed.wait()
             else:
@@ -87,7 +94,7 @@ class GroupCommit:
 
     async def _flush(self, batch: _Batch) -> None:
         self._open_batch = None
-        done = self._flushing = anyio.Event()
+        self._flushing += 1
         try:
             await self.write(batch.rows)
         except BaseException as exc:
@@ -95,6 +102,7 @@ class GroupCommit:
             if not isinstance(exc, Exception):
                 raise
         finally:
-            self._flushing = None
+            self._flushing -= 1
             batch.committed.set()
-            done.set()
+            freed, self._slot_freed = self._slot_freed, anyio.Event()
+            freed.set()
