@@ -7,16 +7,15 @@ the read to the write: a compare-and-set, so two runners asking at once cannot b
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from ..._errors import SpecError, StoreError
 from ..._status import JobResult, JobStatus
-from ..._types import ExecutionRecord, ExecutionStatus
+from ..._types import ExecutionStatus
 from .._lease import Holder, Lease, grant_lease, is_current_lease, renewed_lease
 from .._protocol import JobInfo, StoredProgress
-from ..sqlite._jobs import result_json
+from .._verdict import result_from_json, result_json
 
 if TYPE_CHECKING:
     import psycopg
@@ -87,26 +86,6 @@ def store_result(
             at,
             job_id,
         ),
-    )
-
-
-def result_from_json(job_id: str, text: str, failures: list[ExecutionRecord]) -> JobResult:
-    """The verdict stored as ``result_json`` wrote it, with its first failures.
-
-    The result holds no other record: its ``records`` are the caller's to attach.
-    """
-    data = json.loads(text)
-    return JobResult(
-        job_id=job_id,
-        status=JobStatus(data["status"]),
-        reason=data["reason"],
-        counts={ExecutionStatus(s): n for s, n in data["counts"].items()},
-        success_rate=data["success_rate"],
-        planned=data["planned"],
-        failures=tuple(failures),
-        started_at=data["started_at"],
-        finished_at=data["finished_at"],
-        cancelled_by=data["cancelled_by"],
     )
 
 

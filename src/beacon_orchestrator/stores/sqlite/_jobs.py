@@ -6,13 +6,13 @@ the table holds.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 
 from ..._records import RecordFilter
 from ..._status import SHOWN_FAILURES, JobResult, JobStatus
-from ..._types import ExecutionRecord, ExecutionStatus
+from ..._types import ExecutionStatus
 from .._protocol import JobInfo, StoredProgress
+from .._verdict import result_from_json, result_json
 from ._leases import LEASE_COLUMNS, lease_from_row
 from ._rows import read_batch
 from ._tallies import counted, recorded
@@ -24,7 +24,6 @@ __all__ = [
     "read_progress",
     "read_result",
     "read_spec",
-    "result_json",
     "store_result",
 ]
 
@@ -46,24 +45,6 @@ def read_spec(conn: sqlite3.Connection, job_id: str) -> str:
     return str(conn.execute("SELECT spec FROM jobs WHERE id = ?", (job_id,)).fetchone()[0])
 
 
-def result_json(result: JobResult) -> str:
-    """The verdict as the ``result`` column holds it: everything but the records."""
-    # Records live in their own table; repeating them here would double the file.
-    return json.dumps(
-        {
-            "status": result.status.value,
-            "reason": result.reason,
-            "counts": {ExecutionStatus(s).value: n for s, n in result.counts.items()},
-            "success_rate": result.success_rate,
-            "planned": result.planned,
-            "started_at": result.started_at,
-            "finished_at": result.finished_at,
-            "cancelled_by": result.cancelled_by,
-        },
-        separators=(",", ":"),
-    )
-
-
 def store_result(conn: sqlite3.Connection, job_id: str, result: JobResult, at: float) -> None:
     """Store a job's verdict, finished at ``at``, replacing any earlier one."""
     conn.execute(
@@ -80,26 +61,10 @@ def read_result(conn: sqlite3.Connection, job_id: str) -> JobResult | None:
     with read_snapshot(conn):
         row = conn.execute("SELECT result FROM jobs WHERE id = ?", (job_id,)).fetchone()
         failures, _ = read_batch(conn, job_id, _NOT_COMPLETED, 0, SHOWN_FAILURES)
-    return None if row[0] is None else _result(job_id, row[0], failures)
+    return None if row[0] is None else result_from_json(job_id, row[0], failures)
 
 
 _NOT_COMPLETED = RecordFilter(frozenset(ExecutionStatus) - {ExecutionStatus.COMPLETED})
-
-
-def _result(job_id: str, text: str, failures: list[ExecutionRecord]) -> JobResult:
-    data = json.loads(text)
-    return JobResult(
-        job_id=job_id,
-        status=JobStatus(data["status"]),
-        reason=data["reason"],
-        counts={ExecutionStatus(s): n for s, n in data["counts"].items()},
-        success_rate=data["success_rate"],
-        planned=data["planned"],
-        failures=tuple(failures),
-        started_at=data["started_at"],
-        finished_at=data["finished_at"],
-        cancelled_by=data["cancelled_by"],
-    )
 
 
 def read_jobs(conn: sqlite3.Connection) -> list[JobInfo]:
