@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence, Set
+from collections.abc import AsyncIterator, Callable, Collection, Sequence, Set
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -31,13 +31,14 @@ import anyio
 import anyio.to_thread
 from attrs import define, evolve, field
 
-from ..._errors import JobConflictError, StoreError, UsageError
+from ..._errors import StoreError, UsageError
 from ..._records import RecordFilter, Records, StatusArg
 from ..._status import SHOWN_FAILURES, JobResult
 from ..._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from .._group_commit import GroupCommit
 from .._lease import Holder, Lease, holder_alive
 from .._protocol import READ_BATCH, EndpointKeys, JobInfo, StoredProgress
+from .._stored_spec import same_spec, spec_conflict, spec_from_json
 from . import _jobs
 from ._config import (
     check_dsn,
@@ -249,7 +250,7 @@ class PostgresStore(SharedJobs, SyncReads):
         if known is not None and known.spec is not None:
             if known.spec == spec:
                 return
-            raise self._conflict(spec, known.spec.to_dict())
+            raise spec_conflict(spec, known.spec.to_dict(), self.where)
         try:
             spec_json = json.dumps(spec.to_dict(), sort_keys=True, separators=(",", ":"))
         except (TypeError, ValueError) as exc:
@@ -263,26 +264,9 @@ class PostgresStore(SharedJobs, SyncReads):
             at=self.clock(),
         )
         stored_json = await self._call(insert)
-        if stored_json != spec_json and not self._same_spec(stored_json, spec):
-            raise self._conflict(spec, json.loads(stored_json))
+        if stored_json != spec_json and not same_spec(stored_json, spec):
+            raise spec_conflict(spec, json.loads(stored_json), self.where)
         self._known[spec.id] = _Known(spec=spec)
-
-    @staticmethod
-    def _same_spec(stored_json: str, spec: JobSpec) -> bool:
-        # Byte-different JSON can still be the same spec (written by another library version).
-        try:
-            return _spec_from_json(stored_json) == spec
-        except Exception:  # an unreadable stored spec is simply not this one
-            return False
-
-    def _conflict(self, spec: JobSpec, stored: Mapping[str, Any]) -> JobConflictError:
-        mine = spec.to_dict()
-        fields = sorted(k for k in set(mine) | set(stored) if mine.get(k) != stored.get(k))
-        differs = f" (differs in: {', '.join(fields)})" if fields else ""
-        return JobConflictError(
-            f"job {spec.id!r} is already stored in {self.where} with a different spec"
-            f"{differs}; use a new job id or the stored spec"
-        )
 
     async def load_spec(self, job_id: str) -> JobSpec:
         """The spec the job was opened with."""
@@ -292,7 +276,7 @@ class PostgresStore(SharedJobs, SyncReads):
                 partial(_jobs.read_spec, schema=self.schema, job_id=job_id)
             )
             try:
-                known.spec = _spec_from_json(stored_json)
+                known.spec = spec_from_json(stored_json)
             except Exception as exc:
                 raise StoreError(
                     f"job {job_id!r} in {self.where}: the stored spec cannot be loaded: {exc}"
@@ -463,18 +447,6 @@ class PostgresStore(SharedJobs, SyncReads):
 
 
 _NOT_COMPLETED = RecordFilter(frozenset(ExecutionStatus) - {ExecutionStatus.COMPLETED})
-
-
-def _spec_from_json(stored_json: str) -> JobSpec:
-    """A stored spec, read leniently (its region names are not checked against the table).
-
-    It was checked when it was stored, and one stored by an earlier release may use regions
-    that release never declared.
-    """
-    from ..._spec import JobSpec, RegionTable
-
-    lenient = RegionTable.default(strict=False)
-    return JobSpec.from_dict(json.loads(stored_json), regions=lenient)
 
 
 def _read_records(cursor: psycopg.Cursor[Any]) -> list[ExecutionRecord]:

@@ -31,16 +31,16 @@ import math
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence, Set
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence, Set
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Final, Literal, TypeAlias, TypeVar
 
 import anyio
 import anyio.to_thread
 from attrs import define, evolve, field
 
-from ..._errors import JobConflictError, StoreError, UsageError
+from ..._errors import StoreError, UsageError
 from ..._records import RecordFilter, Records, StatusArg
 from ..._status import JobResult
 from ..._types import ExecutionKey, ExecutionRecord, ExecutionStatus
@@ -48,6 +48,7 @@ from .._export import Target
 from .._group_commit import GroupCommit
 from .._lease import Holder, Lease, holder_alive
 from .._protocol import READ_BATCH, EndpointKeys, JobInfo, StoredProgress
+from .._stored_spec import same_spec, spec_conflict, spec_from_json
 from . import _jobs, _leases
 from ._export_rows import ExportFormat, export_rows, read_raw_batch
 from ._rows import SELECT_RECORDS, Row, read_batch, read_keys, read_records, to_row
@@ -228,7 +229,7 @@ class SQLiteStore:
         if known is not None and known.spec is not None:
             if known.spec == spec:
                 return
-            raise self._conflict(spec, known.spec.to_dict())
+            raise spec_conflict(spec, known.spec.to_dict(), self._where())
         document = spec.to_dict()
         try:
             spec_json = json.dumps(document, sort_keys=True, separators=(",", ":"))
@@ -242,42 +243,17 @@ class SQLiteStore:
             at=self.clock(),
         )
         stored_json = await self._call(insert)
-        if stored_json != spec_json and not self._same_spec(stored_json, spec):
-            raise self._conflict(spec, json.loads(stored_json))
+        if stored_json != spec_json and not same_spec(stored_json, spec):
+            raise spec_conflict(spec, json.loads(stored_json), self._where())
         self._known[spec.id] = _Known(spec=spec)
-
-    @staticmethod
-    def _same_spec(stored_json: str, spec: JobSpec) -> bool:
-        # Byte-different JSON can still be the same spec (written by another library version).
-        from ..._spec import JobSpec, RegionTable
-
-        try:
-            # Leniently: a spec stored by an earlier release may use regions it never declared.
-            lenient = RegionTable.default(strict=False)
-            return JobSpec.from_dict(json.loads(stored_json), regions=lenient) == spec
-        except Exception:  # an unreadable stored spec is simply not this one
-            return False
-
-    def _conflict(self, spec: JobSpec, stored: Mapping[str, Any]) -> JobConflictError:
-        mine = spec.to_dict()
-        fields = sorted(k for k in set(mine) | set(stored) if mine.get(k) != stored.get(k))
-        differs = f" (differs in: {', '.join(fields)})" if fields else ""
-        return JobConflictError(
-            f"job {spec.id!r} is already stored in {self._where()} with a different spec"
-            f"{differs}; use a new job id or the stored spec"
-        )
 
     async def load_spec(self, job_id: str) -> JobSpec:
         """The spec the job was opened with."""
-        from ..._spec import JobSpec, RegionTable
-
         known = await self._require(job_id)
         if known.spec is None:
             stored_json = await self._call(partial(_jobs.read_spec, job_id=job_id))
             try:
-                # Leniently, as above: the stored spec was checked when it was stored.
-                lenient = RegionTable.default(strict=False)
-                known.spec = JobSpec.from_dict(json.loads(stored_json), regions=lenient)
+                known.spec = spec_from_json(stored_json)
             except Exception as exc:
                 raise StoreError(
                     f"job {job_id!r} in {self._where()}: the stored spec cannot be loaded: {exc}"
