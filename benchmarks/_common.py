@@ -10,9 +10,12 @@ import platform
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal, TypeAlias
+
+from beacon_orchestrator import ExecutionKey, ExecutionRecord, ExecutionStatus
 
 Row: TypeAlias = dict[str, object]
 """One figure: ``name``, ``value``, ``unit``; optionally ``target``, ``target_of`` (``"value"`` or
@@ -226,3 +229,23 @@ def source() -> dict[str, object]:
     out["commit"] = head
     out["src_modified"] = bool(dirty)
     return out
+
+
+# A model's answer of a typical length: what the store benchmarks write and executors return.
+ANSWER = "A plausible answer of a couple of sentences, about as long as a short model reply. " * 3
+
+
+def completed_record(key: ExecutionKey) -> ExecutionRecord:
+    """A COMPLETED record as a Modal endpoint's answer makes one, finished now."""
+    now = time.time()
+    return ExecutionRecord(
+        key=key,
+        status=ExecutionStatus.COMPLETED,
+        text=ANSWER,
+        attempts=1,
+        started_at=now - 0.5,
+        finished_at=now,
+        provider="modal",
+        metadata={"inference_time": 0.5, "tokens": 42, "region": key.region},
+        receipt={"schema_version": "v0.1.0", "id": str(key)},
+    )

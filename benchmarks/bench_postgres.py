@@ -40,8 +40,6 @@ from tests.postgres.server import fresh_schema, server_dsn
 from tests.postgres.test_many_workers import cancel, sigkill
 
 from beacon_orchestrator import (
-    ExecutionKey,
-    ExecutionRecord,
     ExecutionRequest,
     ExecutionStatus,
     FunctionExecutor,
@@ -54,9 +52,7 @@ from beacon_orchestrator import (
 from beacon_orchestrator._scheduler._shared import SharedOptions, run_shared
 from beacon_orchestrator.stores.postgres import PostgresStore
 
-from ._common import REPO_ROOT, row
-
-ANSWER = "A plausible answer of a couple of sentences, about as long as a short model reply. " * 3
+from ._common import ANSWER, REPO_ROOT, completed_record, row
 
 
 def _spec(job_id: str, questions: int, models: int, regions: int) -> JobSpec:
@@ -68,26 +64,11 @@ def _spec(job_id: str, questions: int, models: int, regions: int) -> JobSpec:
     )
 
 
-def _record(key: ExecutionKey) -> ExecutionRecord:
-    now = time.time()
-    return ExecutionRecord(
-        key=key,
-        status=ExecutionStatus.COMPLETED,
-        text=ANSWER,
-        attempts=1,
-        started_at=now - 0.5,
-        finished_at=now,
-        provider="modal",
-        metadata={"inference_time": 0.5, "tokens": 42, "region": key.region},
-        receipt={"schema_version": "v0.1.0", "id": str(key)},
-    )
-
-
 async def _write_round(dsn: str, questions: int) -> tuple[float, float, float]:
     """Records written per second, records streamed back per second, and ``keys()``'s seconds."""
     schema = f"bench_{uuid.uuid4().hex[:12]}"
     spec = _spec("bench", questions, 10, 10)
-    records = [_record(k) for k in spec.plan()]
+    records = [completed_record(k) for k in spec.plan()]
     try:
         async with PostgresStore(dsn, schema=schema, pool_size=4) as store:
             await store.open_job(spec)

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import anyio
 
-from ._common import REPO_ROOT, BenchmarkBroken, Row, check, row
+from ._common import ANSWER, REPO_ROOT, BenchmarkBroken, Row, check, row
 
 SIZES = (50_000, 150_000, 500_000)
 QUICK_SIZES = (50_000,)
@@ -43,7 +43,6 @@ CONCURRENCY = 100
 CHILD_TIMEOUT_S = 900.0
 BASELINE_ENV = "BEACON_BASELINE_SRC"
 DEFAULT_BASELINE = Path("/work/wt/before-scale/src")
-ANSWER = "A plausible answer of a couple of sentences, about as long as a short model reply. " * 3
 
 # Targets of issue 13, at 500k.
 RSS_TARGET_MB = 100.0

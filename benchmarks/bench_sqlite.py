@@ -28,8 +28,6 @@ from pathlib import Path
 import anyio
 
 from beacon_orchestrator import (
-    ExecutionKey,
-    ExecutionRecord,
     ExecutionRequest,
     ExecutionStatus,
     FunctionExecutor,
@@ -44,8 +42,9 @@ from beacon_orchestrator import (
 )
 from beacon_orchestrator.stores.sqlite import Synchronous
 
+from ._common import ANSWER, completed_record
+
 TARGET = 20_000.0
-ANSWER = "A plausible answer of a couple of sentences, about as long as a short model reply. " * 3
 
 
 def _spec(job_id: str, questions: int, models: int = 10, regions: int = 10) -> JobSpec:
@@ -57,26 +56,11 @@ def _spec(job_id: str, questions: int, models: int = 10, regions: int = 10) -> J
     )
 
 
-def _record(key: ExecutionKey) -> ExecutionRecord:
-    now = time.time()
-    return ExecutionRecord(
-        key=key,
-        status=ExecutionStatus.COMPLETED,
-        text=ANSWER,
-        attempts=1,
-        started_at=now - 0.5,
-        finished_at=now,
-        provider="modal",
-        metadata={"inference_time": 0.5, "tokens": 42, "region": key.region},
-        receipt={"schema_version": "v0.1.0", "id": str(key)},
-    )
-
-
 async def _write_round(
     path: Path, questions: int, writers: int, synchronous: Synchronous = "normal"
 ) -> float:
     spec = _spec("bench", questions)
-    records = [_record(k) for k in spec.plan()]
+    records = [completed_record(k) for k in spec.plan()]
     async with SQLiteStore(path, synchronous=synchronous) as store:
         await store.open_job(spec)
         pending = iter(records)
