@@ -5,7 +5,12 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from beacon_orchestrator._compat import backend_primitives, in_event_loop
+from beacon_orchestrator._compat import (
+    backend_primitives,
+    deadline_factory,
+    in_event_loop,
+    worker_group,
+)
 from beacon_orchestrator.testing import run_virtual
 
 pytestmark = pytest.mark.anyio
@@ -51,3 +56,84 @@ async def test_in_event_loop_inside_a_loop() -> None:
 
 def test_not_in_event_loop_outside() -> None:
     assert not in_event_loop()
+
+
+# -- an attempt's deadline and the worker group -----------------------------------------------
+
+
+async def test_a_deadline_ends_its_body_quietly_and_says_so() -> None:
+    """At the deadline the body is cancelled, the cancellation stops there, expired() is True."""
+    make = deadline_factory()
+    reached = False
+    async with make(anyio.current_time() + 0.001) as limit:
+        await anyio.sleep(5)
+        reached = True
+    assert not reached
+    assert limit.expired()
+
+
+async def test_a_deadline_not_reached_leaves_the_body_alone() -> None:
+    make = deadline_factory()
+    async with make(anyio.current_time() + 60) as limit:
+        await anyio.sleep(0)
+    assert not limit.expired()
+    async with make(None) as never:
+        await anyio.sleep(0)
+    assert not never.expired()
+
+
+async def test_an_outer_cancellation_passes_through_a_deadline() -> None:
+    """Cancelling the scope around it is not the deadline's: it propagates, expired() is False."""
+    make = deadline_factory()
+    with anyio.CancelScope() as outer:
+        async with make(anyio.current_time() + 60) as limit:
+            outer.cancel()
+            await anyio.sleep(5)
+        pytest.fail("the outer cancellation must not be swallowed by the deadline")
+    assert outer.cancelled_caught
+    assert not limit.expired()
+
+
+async def test_a_timeout_error_of_the_body_is_not_the_deadline() -> None:
+    """A body that raises TimeoutError itself (asyncio's own class) is not taken for expiry."""
+    make = deadline_factory()
+    with pytest.raises(TimeoutError, match="the body's own"):
+        async with make(anyio.current_time() + 60) as limit:
+            raise TimeoutError("the body's own")
+    assert not limit.expired()
+
+
+async def test_the_worker_group_is_cancelled_by_the_scope_around_it_and_keeps_shields(
+    anyio_backend: str,
+) -> None:
+    """Its tasks see the surrounding scope's cancellation, and a shielded section finishes.
+
+    The second half is why asyncio's own TaskGroup is not used: its cancellation reaches a
+    task through anyio's shields.
+    """
+    ended: list[str] = []
+    cancelled_exc = anyio.get_cancelled_exc_class()
+
+    async def hang(name: str) -> None:
+        try:
+            await anyio.sleep_forever()
+        except cancelled_exc:
+            ended.append(name)
+
+    async def shielded() -> None:
+        with anyio.CancelScope(shield=True):
+            await anyio.sleep(0.001)
+            ended.append("shielded")
+
+    with anyio.CancelScope() as scope:
+        async with worker_group() as group:
+            group.start_soon(hang, "a")
+            group.start_soon(hang, "b")
+            group.start_soon(shielded)
+            await anyio.sleep(0)
+            scope.cancel()
+    assert sorted(ended) == ["a", "b", "shielded"]
+    if anyio_backend == "trio":
+        import trio
+
+        assert isinstance(group, trio.Nursery)

@@ -1,21 +1,117 @@
-"""Backend shortcuts: the running event loop's clock and checkpoint, and "is a loop running?".
+"""Backend shortcuts: the running event loop's clock, checkpoint, deadlines and task group.
 
 ``anyio.current_time()`` and ``anyio.lowlevel.checkpoint()`` look the backend up on every call.
 The scheduler uses both several times per execution, so it binds the backend's own functions
 (the very ones anyio would call) once, when a job starts. This module is the one place that
 knows asyncio's and trio's internals; a test pins its answers to anyio's own functions.
+
+Two more shortcuts keep cancelling 10,000 in-flight executions proportional to what is in flight
+(see ``docs/performance.md``): an attempt's timeout is the backend's own (``asyncio.Timeout``,
+``trio.CancelScope``), not an anyio cancel scope nested in every worker, and on trio the worker
+pool is a trio nursery, whose tasks carry no cancel scope of their own (anyio's task groups give
+each task one). Every nested scope is one more layer a cancellation unwinds in every task.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import sys
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import Any, Protocol, Self
 
-__all__ = ["backend_primitives", "in_event_loop"]
+import anyio
+
+__all__ = [
+    "Deadline",
+    "backend_primitives",
+    "deadline_factory",
+    "in_event_loop",
+    "worker_group",
+]
 
 Clock = Callable[[], float]
 Checkpoint = Callable[[], Awaitable[None]]
+
+
+class Deadline(Protocol):
+    """A time limit around one awaited call: what it interrupts, it swallows and reports.
+
+    ``async with make(when) as limit: ...`` cancels the body at ``when`` (the event loop's
+    clock; ``None``: never); the body's cancellation stops there, and ``limit.expired()`` says
+    it happened. A cancellation from outside passes through untouched.
+    """
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None: ...
+
+    def expired(self) -> bool:
+        """Whether the deadline passed and interrupted the body."""
+        ...
+
+
+class _AsyncioDeadline:
+    """``asyncio.Timeout`` that ends the body quietly instead of raising ``TimeoutError``."""
+
+    __slots__ = ("_timeout",)
+
+    def __init__(self, when: float | None) -> None:
+        self._timeout = asyncio.Timeout(when)
+
+    async def __aenter__(self) -> Self:
+        await self._timeout.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        try:
+            await self._timeout.__aexit__(exc_type, exc, tb)
+        except TimeoutError:
+            # Raised by the stdlib for its own expiry only; a TimeoutError of the body leaves
+            # __aexit__ normally and propagates as it was.
+            if exc_type is asyncio.CancelledError and self._timeout.expired():
+                return True
+            raise
+        return None
+
+    def expired(self) -> bool:
+        return self._timeout.expired()
+
+
+class _TrioDeadline:
+    """``trio.CancelScope`` with a deadline, as an async context manager."""
+
+    __slots__ = ("_scope",)
+
+    def __init__(self, scope: Any) -> None:
+        self._scope = scope
+
+    async def __aenter__(self) -> Self:
+        self._scope.__enter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        return bool(self._scope.__exit__(exc_type, exc, tb))
+
+    def expired(self) -> bool:
+        return bool(self._scope.cancelled_caught)
 
 
 def _running_trio() -> object | None:
@@ -48,6 +144,40 @@ def backend_primitives() -> tuple[Clock, Checkpoint]:
         return asyncio.sleep(0)
 
     return asyncio.get_running_loop().time, asyncio_checkpoint
+
+
+def deadline_factory() -> Callable[[float | None], Deadline]:
+    """The running backend's :class:`Deadline`, looked up once.
+
+    Raises:
+        RuntimeError: Outside a running event loop.
+    """
+    trio = _running_trio()
+    if trio is not None:
+        cancel_scope = trio.CancelScope  # type: ignore[attr-defined]
+        inf = math.inf
+
+        def trio_deadline(when: float | None) -> Deadline:
+            return _TrioDeadline(cancel_scope(deadline=inf if when is None else when))
+
+        return trio_deadline
+    asyncio.get_running_loop()  # raises outside a loop, as the trio branch's lookup does
+    return _AsyncioDeadline
+
+
+def worker_group() -> AbstractAsyncContextManager[Any]:
+    """A task group for many long-lived tasks that end on their own when cancelled.
+
+    On trio, a nursery (each task of an anyio task group carries a cancel scope of its own,
+    one more layer for every cancellation to unwind); elsewhere, an anyio task group, whose
+    per-task scopes are what keeps anyio's shields working on asyncio (asyncio's own task group
+    cancels through them). Either has ``start_soon(fn)`` and is cancelled by the cancel scopes
+    around it, shields included.
+    """
+    trio = _running_trio()
+    if trio is not None:
+        return trio.open_nursery()  # type: ignore[attr-defined, no-any-return]
+    return anyio.create_task_group()
 
 
 def in_event_loop() -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 from anyio.lowlevel import checkpoint_if_cancelled
 
+from .._compat import Deadline
 from .._errors import ExecutionError
 from .._events import EventHandler, ExecutionStarted
 from .._executor import ExecutionRequest, Executor, Response
@@ -37,10 +38,12 @@ class Interrupted:
     """An execution cut short by cancellation; its record is built when the job finishes.
 
     Cancellation interrupts every in-flight execution before the next task gets its turn, so
-    this is the least that can be noted for each: built in ``_finish``, not here.
+    this is the least that can be noted for each: built in ``_finish``, not here. ``at`` is
+    where the caller said the key is in its plan (endpoint and slot), so the end need not
+    look each key up again.
     """
 
-    __slots__ = ("attempts", "ended", "error", "key", "started")
+    __slots__ = ("at", "attempts", "ended", "error", "key", "started")
 
     def __init__(
         self,
@@ -49,8 +52,10 @@ class Interrupted:
         attempts: int,
         started: float,
         ended: float,
+        at: tuple[EndpointState, int] | None = None,
     ) -> None:
         self.key = key
+        self.at = at
         self.error = error
         self.attempts = attempts
         self.started = started
@@ -77,6 +82,8 @@ class AttemptLoop:
         system_prompts: Region → the system prompt sent there (none for a region not in it).
         fleet: The endpoints' guards (adaptive limits, breakers, cold starts, cost), if the
             run uses any; its executions then take :meth:`_guarded`.
+        deadline: Builds an attempt's time limit (the running backend's own, from
+            ``_compat.deadline_factory``: lighter than a nested anyio cancel scope).
     """
 
     def __init__(
@@ -97,6 +104,7 @@ class AttemptLoop:
         log: JobLog,
         system_prompts: Mapping[str, str | None] | None = None,
         fleet: Fleet | None = None,
+        deadline: Callable[[float | None], Deadline],
     ) -> None:
         self.job_id = job_id
         self.executor = executor
@@ -114,6 +122,7 @@ class AttemptLoop:
         self.log = log
         self.system_prompts = system_prompts or {}
         self.fleet = fleet
+        self.deadline = deadline
         self.interrupted: list[Interrupted] = []
         # One scope per backoff in progress, so cancellation can cut every one short at once.
         self.sleepers: set[anyio.CancelScope] = set()
@@ -125,8 +134,13 @@ class AttemptLoop:
         for scope in self.sleepers:
             scope.cancel()
 
-    async def run(self, key: ExecutionKey, prompt: str) -> ExecutionRecord:
+    async def run(
+        self, key: ExecutionKey, prompt: str, at: tuple[EndpointState, int] | None = None
+    ) -> ExecutionRecord:
         """Every attempt of the execution ``key``, to its record.
+
+        ``at`` (the key's endpoint and slot in the caller's plan) is kept with the execution if
+        it is interrupted.
 
         Raises:
             BaseException: The backend's cancellation exception, or what an ``emit`` callback
@@ -134,7 +148,7 @@ class AttemptLoop:
                 interrupted, with the attempts the executor was called for.
         """
         if self.fleet is not None:
-            return await self._guarded(key, prompt, self.fleet)
+            return await self._guarded(key, prompt, self.fleet, at)
         execute = self.executor.execute
         timeout = self.attempt_timeout
         hard = self.hard_deadline
@@ -160,9 +174,9 @@ class AttemptLoop:
                     if timeout is None:
                         response = await execute(request)
                     else:
-                        with anyio.CancelScope(deadline=now + timeout) as scope:
+                        async with self.deadline(now + timeout) as limit:
                             response = await execute(request)
-                        if scope.cancelled_caught:
+                        if limit.expired():
                             raise AttemptTimeout(timeout)  # noqa: TRY301
                     verify_served_region(key.region, response)  # WRONG_REGION is permanent
                 except Exception as exc:
@@ -180,10 +194,16 @@ class AttemptLoop:
         except BaseException:
             # Cancelled mid-attempt or mid-backoff, or something outside the executor raised:
             # the job records this execution when it finishes.
-            self.interrupted.append(Interrupted(key, err, calls, started, self.now()))
+            self.interrupted.append(Interrupted(key, err, calls, started, self.now(), at))
             raise
 
-    async def _guarded(self, key: ExecutionKey, prompt: str, fleet: Fleet) -> ExecutionRecord:
+    async def _guarded(
+        self,
+        key: ExecutionKey,
+        prompt: str,
+        fleet: Fleet,
+        at: tuple[EndpointState, int] | None,
+    ) -> ExecutionRecord:
         """:meth:`run` for a run with fleet guards: each attempt asks the guard, then tells it.
 
         The same steps as :meth:`run`, plus: an attempt the endpoint's breaker refuses is not
@@ -226,7 +246,7 @@ class AttemptLoop:
                 attempt += 1
                 now = self.now()
         except BaseException:
-            self.interrupted.append(Interrupted(key, err, calls, started, self.now()))
+            self.interrupted.append(Interrupted(key, err, calls, started, self.now(), at))
             raise
 
     async def _send(
@@ -250,10 +270,9 @@ class AttemptLoop:
         fleet.sending(e)
         try:
             # The job's hard deadline is the workers' scope's (a cut there is CANCELLED).
-            cut = float("inf") if timeout is None else now + timeout
-            with anyio.CancelScope(deadline=cut) as scope:
+            async with self.deadline(None if timeout is None else now + timeout) as limit:
                 response = await self.executor.execute(request)
-            if scope.cancelled_caught:
+            if limit.expired():
                 raise AttemptTimeout(timeout or 0.0)  # noqa: TRY301
         except Exception as exc:
             fleet.failed(e, exc, now, self.now())

@@ -104,7 +104,7 @@ class JobEnd:
         cancelled = ExecutionStatus.CANCELLED
         built: list[Accounted] = []
         for i in interrupted:
-            located = locate(i.key)
+            located = i.at or locate(i.key)
             assert located is not None
             if i.error is None:
                 rec = ledger.interrupted(i.key, plain, i.attempts, i.started, i.ended)

@@ -18,7 +18,7 @@ import anyio
 import anyio.abc
 from anyio.lowlevel import checkpoint_if_cancelled
 
-from .._compat import backend_primitives
+from .._compat import backend_primitives, deadline_factory, worker_group
 from .._errors import UsageError
 from .._events import (
     ExecutionFinished,
@@ -294,6 +294,7 @@ class RegionQueue(Stopping):
             log=self._log,
             system_prompts={r: self.spec.system_prompt_for(r) for r in self.spec.regions},
             fleet=self._fleet,
+            deadline=deadline_factory(),
         )
 
     async def _kept_keys(self) -> KeptKeys:
@@ -321,7 +322,8 @@ class RegionQueue(Stopping):
                 self._workers_scope = workers_scope
                 if self._stopping:  # cancelled before the workers existed
                     workers_scope.cancel()
-                async with anyio.create_task_group() as tg:
+                # Workers return when cancelled, so trio's bare nursery serves (see _compat).
+                async with worker_group() as tg:
                     for _ in range(n_workers):
                         tg.start_soon(self._worker)
             self._workers_scope = None
@@ -380,7 +382,7 @@ class RegionQueue(Stopping):
             q = self._start(e)  # the slot: sample q % samples of question q // samples
             key = plan.key(e, q)
             try:
-                record = await attempts.run(key, prompts[q // samples])
+                record = await attempts.run(key, prompts[q // samples], (e, q))
             except BaseException:  # cancelled, or a bug; the attempt loop noted the execution
                 picker.release(e, requeue=False)
                 raise

@@ -34,6 +34,7 @@ from typing import Any, Protocol, TypeGuard
 import anyio
 from attrs import define, evolve, field, frozen
 
+from .._compat import deadline_factory
 from .._errors import StoreError, UsageError
 from .._executor import Executor
 from .._records import Records
@@ -349,6 +350,7 @@ class SharedRun:
             emit=opts.on_event,
             log=JobLog(job_id),
             system_prompts={r: spec.system_prompt_for(r) for r in spec.regions},
+            deadline=deadline_factory(),
         )
         return _Job(spec=spec, attempts=attempts, stop=stop, plan=plan)
 
