@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Stopping"]
 
-# The oldest generation's threshold while a job ends: full passes wait until it has ended.
-_NO_FULL_PASS = 1 << 30
+# The collector's thresholds while a job ends: a first threshold of 0 turns automatic passes off.
+_NO_PASSES = (0, 0, 0)
 
 
 class Stopping:
@@ -118,22 +118,23 @@ class Stopping:
             self._workers_scope.cancel()
 
     def _pause_gc(self) -> None:
-        """Keep the collector's full passes out of the end of the job, until :meth:`_resume_gc`.
+        """Keep the collector out of the end of the job, until :meth:`_resume_gc`.
 
         Unwinding thousands of interrupted executions and storing a record for every key
-        allocates a great deal: each allocation burst triggered a full pass over a heap of
+        allocates a great deal: each allocation burst triggered a pass over a heap of
         thousands of suspended tasks, two thirds of cancel -> verdict (see
-        ``docs/performance.md``). Young generations are still collected; the oldest waits for
-        the end. Only the threshold this run changed is put back.
+        ``docs/performance.md``), and it is only churn: what the end allocates is freed by
+        reference counting or lives on in the store. The passes resume after the verdict,
+        with the thresholds as they were (only if nothing else changed them meanwhile).
         """
         if self._gc_threshold is None and gc.isenabled():
             young, middle, old = gc.get_threshold()
             self._gc_threshold = (young, middle, old)
-            gc.set_threshold(young, middle, _NO_FULL_PASS)
+            gc.set_threshold(*_NO_PASSES)
 
     def _resume_gc(self) -> None:
         saved, self._gc_threshold = self._gc_threshold, None
-        if saved is not None and gc.get_threshold()[2] == _NO_FULL_PASS:
+        if saved is not None and gc.get_threshold() == _NO_PASSES:
             gc.set_threshold(*saved)
 
     def _deadline_reason(self) -> str:
