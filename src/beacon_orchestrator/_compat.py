@@ -5,11 +5,10 @@ The scheduler uses both several times per execution, so it binds the backend's o
 (the very ones anyio would call) once, when a job starts. This module is the one place that
 knows asyncio's and trio's internals; a test pins its answers to anyio's own functions.
 
-Two more shortcuts keep cancelling 10,000 in-flight executions proportional to what is in flight
-(see ``docs/performance.md``): an attempt's timeout is the backend's own (``asyncio.Timeout``,
-``trio.CancelScope``), not an anyio cancel scope nested in every worker, and on trio the worker
-pool is a trio nursery, whose tasks carry no cancel scope of their own (anyio's task groups give
-each task one). Every nested scope is one more layer a cancellation unwinds in every task.
+Two more keep cancelling 10,000 in-flight executions cheap on trio (see
+``docs/performance.md``): an attempt's deadline is trio's own cancel scope, and the worker pool
+is a trio nursery, whose tasks carry no cancel scope of their own (anyio's task groups give each
+task one). Every nested scope is one more layer a cancellation unwinds in every task.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
 import anyio
 
@@ -37,81 +36,27 @@ Checkpoint = Callable[[], Awaitable[None]]
 
 
 class Deadline(Protocol):
-    """A time limit around one awaited call: what it interrupts, it swallows and reports.
+    """A cancel scope with a deadline around one awaited call (anyio's or trio's own).
 
-    ``async with make(when) as limit: ...`` cancels the body at ``when`` (the event loop's
-    clock; ``None``: never); the body's cancellation stops there, and ``limit.expired()`` says
-    it happened. A cancellation from outside passes through untouched.
+    ``with make(when) as scope: ...`` cancels the body at ``when`` (the event loop's clock;
+    ``None``: never); the body's cancellation stops there and ``scope.cancelled_caught`` says
+    so. A cancellation from outside passes through, and a shielded section of the body runs to
+    its end first.
     """
 
-    async def __aenter__(self) -> Self: ...
+    @property
+    def cancelled_caught(self) -> bool:
+        """Whether the deadline passed and interrupted the body."""
+        ...
 
-    async def __aexit__(
+    def __enter__(self) -> Any: ...
+
+    def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None: ...
-
-    def expired(self) -> bool:
-        """Whether the deadline passed and interrupted the body."""
-        ...
-
-
-class _AsyncioDeadline:
-    """``asyncio.Timeout`` that ends the body quietly instead of raising ``TimeoutError``."""
-
-    __slots__ = ("_timeout",)
-
-    def __init__(self, when: float | None) -> None:
-        self._timeout = asyncio.Timeout(when)
-
-    async def __aenter__(self) -> Self:
-        await self._timeout.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
-        try:
-            await self._timeout.__aexit__(exc_type, exc, tb)
-        except TimeoutError:
-            # Raised by the stdlib for its own expiry only; a TimeoutError of the body leaves
-            # __aexit__ normally and propagates as it was.
-            if exc_type is asyncio.CancelledError and self._timeout.expired():
-                return True
-            raise
-        return None
-
-    def expired(self) -> bool:
-        return self._timeout.expired()
-
-
-class _TrioDeadline:
-    """``trio.CancelScope`` with a deadline, as an async context manager."""
-
-    __slots__ = ("_scope",)
-
-    def __init__(self, scope: Any) -> None:
-        self._scope = scope
-
-    async def __aenter__(self) -> Self:
-        self._scope.__enter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
-        return bool(self._scope.__exit__(exc_type, exc, tb))
-
-    def expired(self) -> bool:
-        return bool(self._scope.cancelled_caught)
 
 
 def _running_trio() -> object | None:
@@ -147,22 +92,31 @@ def backend_primitives() -> tuple[Clock, Checkpoint]:
 
 
 def deadline_factory() -> Callable[[float | None], Deadline]:
-    """The running backend's :class:`Deadline`, looked up once.
+    """The running backend's cancel scope with a deadline, looked up once.
+
+    On trio, trio's own ``CancelScope`` (anyio's wraps it in one more frame per enter and
+    exit); elsewhere, anyio's. Not asyncio's ``Timeout``: it cancels the task through anyio's
+    shields, and an executor's shielded clean-up must run to its end.
 
     Raises:
         RuntimeError: Outside a running event loop.
     """
+    inf = math.inf
     trio = _running_trio()
     if trio is not None:
-        cancel_scope = trio.CancelScope  # type: ignore[attr-defined]
-        inf = math.inf
+        trio_scope = trio.CancelScope  # type: ignore[attr-defined]
 
         def trio_deadline(when: float | None) -> Deadline:
-            return _TrioDeadline(cancel_scope(deadline=inf if when is None else when))
+            return trio_scope(deadline=inf if when is None else when)  # type: ignore[no-any-return]
 
         return trio_deadline
     asyncio.get_running_loop()  # raises outside a loop, as the trio branch's lookup does
-    return _AsyncioDeadline
+    anyio_scope = anyio.CancelScope
+
+    def anyio_deadline(when: float | None) -> Deadline:
+        return anyio_scope(deadline=inf if when is None else when)
+
+    return anyio_deadline
 
 
 def worker_group() -> AbstractAsyncContextManager[Any]:

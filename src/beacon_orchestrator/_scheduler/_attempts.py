@@ -82,8 +82,8 @@ class AttemptLoop:
         system_prompts: Region → the system prompt sent there (none for a region not in it).
         fleet: The endpoints' guards (adaptive limits, breakers, cold starts, cost), if the
             run uses any; its executions then take :meth:`_guarded`.
-        deadline: Builds an attempt's time limit (the running backend's own, from
-            ``_compat.deadline_factory``: lighter than a nested anyio cancel scope).
+        deadline: Builds an attempt's cancel scope with its deadline (from
+            ``_compat.deadline_factory``: trio's own on trio, one frame lighter than anyio's).
     """
 
     def __init__(
@@ -174,9 +174,9 @@ class AttemptLoop:
                     if timeout is None:
                         response = await execute(request)
                     else:
-                        async with self.deadline(now + timeout) as limit:
+                        with self.deadline(now + timeout) as scope:
                             response = await execute(request)
-                        if limit.expired():
+                        if scope.cancelled_caught:
                             raise AttemptTimeout(timeout)  # noqa: TRY301
                     verify_served_region(key.region, response)  # WRONG_REGION is permanent
                 except Exception as exc:
@@ -270,9 +270,9 @@ class AttemptLoop:
         fleet.sending(e)
         try:
             # The job's hard deadline is the workers' scope's (a cut there is CANCELLED).
-            async with self.deadline(None if timeout is None else now + timeout) as limit:
+            with self.deadline(None if timeout is None else now + timeout) as scope:
                 response = await self.executor.execute(request)
-            if limit.expired():
+            if scope.cancelled_caught:
                 raise AttemptTimeout(timeout or 0.0)  # noqa: TRY301
         except Exception as exc:
             fleet.failed(e, exc, now, self.now())
