@@ -64,8 +64,11 @@ TARGET_MS = 10.0
 QUESTIONS = 5
 
 
-class HangingExecutor:
-    """Hangs in every execution and notes when each one ends."""
+class Hanging:
+    """Tasks that hang until cancelled; each notes when its cancellation reached it.
+
+    ``all_started`` is set once ``in_flight`` of them are hanging at once.
+    """
 
     def __init__(self, in_flight: int) -> None:
         self.in_flight = in_flight
@@ -74,16 +77,38 @@ class HangingExecutor:
         self.ended_cpu: list[float] = []
         self.all_started = anyio.Event()
 
-    async def execute(self, request: ExecutionRequest) -> Response:
-        """Wait forever; note the moment the cancellation arrives."""
+    def _start(self) -> None:
         self.started += 1
         if self.started == self.in_flight:
             self.all_started.set()
+
+    def _end(self) -> None:
+        self.ended.append(time.perf_counter())
+        self.ended_cpu.append(time.thread_time())
+
+    async def hang(self) -> None:
+        """Wait until cancelled, and let the cancellation go on."""
+        self._start()
         try:
             await anyio.sleep_forever()
         finally:
-            self.ended.append(time.perf_counter())
-            self.ended_cpu.append(time.thread_time())
+            self._end()
+
+    async def hang_quietly(self) -> None:
+        """Wait until cancelled, then return (as the scheduler's workers do)."""
+        self._start()
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            self._end()
+
+
+class HangingExecutor(Hanging):
+    """Hangs in every execution and notes when each one ends."""
+
+    async def execute(self, request: ExecutionRequest) -> Response:
+        """Wait forever; note the moment the cancellation arrives."""
+        await self.hang()
         raise AssertionError("unreachable: sleep_forever returned")
 
 
@@ -93,31 +118,16 @@ async def bare_run(in_flight: int) -> tuple[float, float]:
     Returns:
         The wall-clock seconds and the CPU seconds of the event loop's thread.
     """
-    started = 0
-    ended: list[float] = []
-    ended_cpu: list[float] = []
-    all_started = anyio.Event()
-
-    async def hang() -> None:
-        nonlocal started
-        started += 1
-        if started == in_flight:
-            all_started.set()
-        try:
-            await anyio.sleep_forever()
-        finally:
-            ended.append(time.perf_counter())
-            ended_cpu.append(time.thread_time())
-
+    tasks = Hanging(in_flight)
     async with anyio.create_task_group() as tg:
         for _ in range(in_flight):
-            tg.start_soon(hang)
+            tg.start_soon(tasks.hang)
         with anyio.fail_after(60):
-            await all_started.wait()
+            await tasks.all_started.wait()
         start, start_cpu = time.perf_counter(), time.thread_time()
         tg.cancel_scope.cancel()
-    check(len(ended) == in_flight, f"{len(ended)} of {in_flight} bare tasks ended")
-    return max(ended) - start, max(ended_cpu) - start_cpu
+    check(len(tasks.ended) == in_flight, f"{len(tasks.ended)} of {in_flight} bare tasks ended")
+    return max(tasks.ended) - start, max(tasks.ended_cpu) - start_cpu
 
 
 async def floor_run(in_flight: int) -> float:
@@ -126,21 +136,7 @@ async def floor_run(in_flight: int) -> float:
     The tasks return when cancelled (as the scheduler's workers do) and the collector makes no
     automatic pass meanwhile (as while a job ends).
     """
-    cancelled_exc = anyio.get_cancelled_exc_class()
-    started = 0
-    ended: list[float] = []
-    all_started = anyio.Event()
-
-    async def hang() -> None:
-        nonlocal started
-        started += 1
-        if started == in_flight:
-            all_started.set()
-        try:
-            await anyio.sleep_forever()
-        except cancelled_exc:
-            ended.append(time.perf_counter())
-
+    tasks = Hanging(in_flight)
     group: Any
     if _on_trio():
         import trio
@@ -153,16 +149,16 @@ async def floor_run(in_flight: int) -> float:
         with anyio.CancelScope() as scope:
             async with group as tg:
                 for _ in range(in_flight):
-                    tg.start_soon(hang)
+                    tg.start_soon(tasks.hang_quietly)
                 with anyio.fail_after(60):
-                    await all_started.wait()
+                    await tasks.all_started.wait()
                 start = time.perf_counter()
                 gc.set_threshold(0, 0, 0)
                 scope.cancel()
     finally:
         gc.set_threshold(*threshold)
-    check(len(ended) == in_flight, f"{len(ended)} of {in_flight} floor tasks ended")
-    return max(ended) - start
+    check(len(tasks.ended) == in_flight, f"{len(tasks.ended)} of {in_flight} floor tasks ended")
+    return max(tasks.ended) - start
 
 
 def _on_trio() -> bool:
