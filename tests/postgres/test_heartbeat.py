@@ -85,3 +85,32 @@ async def test_the_renewal_scenario_fails_when_every_claim_counts_as_older(
     monkeypatch.setattr(_shared, "_Held", _EveryClaimOld)
     with pytest.raises(AssertionError, match="cancelled as if their endpoint were lost"):
         await claims_during_renewals(postgres_dsn, pg_schema, 1)
+
+
+async def test_a_renewal_does_not_wait_behind_a_pool_that_has_no_connection(
+    postgres_dsn: str, pg_schema: str
+) -> None:
+    """With every pooled connection taken, a renewal connects on its own and renews the lease.
+
+    After an outage psycopg_pool reconnects with a backoff (1, 2, 4 s...) and may hand out no
+    connection for seconds after the server is back; a renewal stuck behind it let the worker's
+    lease lapse (the restart scenario's rare failure under load). Here the pool's one connection
+    is held instead: the renewal waits a third of its lease for it (10 ms), then connects
+    directly, and the claim comes back renewed. Without that, it would wait the pool's 30 s.
+    """
+    spec = make_spec("pool-busy", questions=1, models=1)
+    async with PostgresStore(
+        postgres_dsn, schema=pg_schema, pool_size=1, connect_timeout=30
+    ) as store:
+        await store.publish_job(spec)
+        [claim] = await store.claim("w1", 1, 60.0, spec.id)
+        pool = store._pool
+        assert pool is not None
+        held = await anyio.to_thread.run_sync(pool.getconn)
+        try:
+            with anyio.fail_after(10):
+                status = await store.renew("w1", 0.03)
+        finally:
+            pool.putconn(held)
+    assert status.held == {(claim.job_id, claim.model_id, claim.region, claim.fence)}
+    assert status.cancelled == frozenset()

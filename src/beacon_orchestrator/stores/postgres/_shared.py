@@ -46,7 +46,9 @@ class SharedJobs:
     clock: Callable[[], float]
     _sql: Statements
 
-    async def _call(self, fn: Callable[[psycopg.Connection[Any]], _T]) -> _T:
+    async def _call(
+        self, fn: Callable[[psycopg.Connection[Any]], _T], *, wait: float | None = None
+    ) -> _T:
         raise NotImplementedError
 
     async def open_job(self, spec: JobSpec) -> None:  # provided by the store
@@ -107,9 +109,14 @@ class SharedJobs:
         )
 
     async def renew(self, worker: str, lease: float) -> ClaimStatus:
-        """Renew every unexpired lease ``worker`` holds; say which, and which jobs cancelled."""
+        """Renew every unexpired lease ``worker`` holds; say which, and which jobs cancelled.
+
+        A pooled connection is waited for a third of the lease at most (a heartbeat's period),
+        then the renewal connects on its own: a pool still backing off after an outage must
+        not hold a renewal past the point where the worker fences itself.
+        """
         return await self._call(
-            partial(_slots.renew, schema=self.schema, worker=worker, lease=lease)
+            partial(_slots.renew, schema=self.schema, worker=worker, lease=lease), wait=lease / 3
         )
 
     async def release(self, claim: Claim) -> None:

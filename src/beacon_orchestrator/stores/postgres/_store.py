@@ -199,14 +199,25 @@ class PostgresStore(SharedJobs, SyncReads):
 
     # -- plumbing -------------------------------------------------------------------------
 
-    async def _call(self, fn: Callable[[psycopg.Connection[Any]], _T]) -> _T:
+    async def _call(
+        self, fn: Callable[[psycopg.Connection[Any]], _T], *, wait: float | None = None
+    ) -> _T:
         pool = await self._ensure_pool()
-        return await anyio.to_thread.run_sync(self._run, pool, fn, limiter=self._limiter)
+        run = partial(self._run, pool, fn, wait)
+        return await anyio.to_thread.run_sync(run, limiter=self._limiter)
 
     def _run(
-        self, pool: psycopg_pool.ConnectionPool[Any], fn: Callable[[psycopg.Connection[Any]], _T]
+        self,
+        pool: psycopg_pool.ConnectionPool[Any],
+        fn: Callable[[psycopg.Connection[Any]], _T],
+        wait: float | None = None,
     ) -> _T:
         """Run ``fn`` in one transaction on a pooled connection, in a worker thread.
+
+        With ``wait``, a pooled connection is waited for that long at most; then ``fn`` runs
+        on a connection of its own. After an outage the pool reconnects with a backoff (1, 2,
+        4 s...), so it may hand out nothing for seconds after the server is back: a call that
+        cannot wait that long (a lease's renewal) connects directly instead.
 
         Raises:
             StoreError: What the server or the driver said, the DSN's password hidden.
@@ -214,7 +225,13 @@ class PostgresStore(SharedJobs, SyncReads):
         import psycopg
 
         try:
-            with pool.connection() as conn:
+            try:
+                with pool.connection(timeout=wait) as conn:
+                    return fn(conn)
+            except psycopg_pool_module().PoolTimeout:
+                if wait is None:
+                    raise
+            with psycopg.connect(self.dsn, connect_timeout=self._timeout()) as conn:
                 return fn(conn)
         except psycopg.Error as exc:
             raise StoreError(
