@@ -5,7 +5,8 @@
 Write your own by implementing :class:`Store` and running
 ``beacon_orchestrator.testing`` 's conformance suite on it; the lease rules
 (:func:`grant_lease`, :func:`renewed_lease`, :func:`is_current_lease`) and the write rule
-(:func:`should_replace`) are functions here, so every store applies the same ones.
+(:func:`should_replace`) are functions here, so every store applies the same ones, and so is
+the check of ``iter_records``' batch size (:func:`check_batch`).
 """
 
 from ._claims import Claim, ClaimStatus, SupportsClaims
@@ -17,6 +18,7 @@ from ._protocol import (
     RecordFilter,
     Store,
     StoredProgress,
+    check_batch,
     group_keys,
     should_replace,
 )
@@ -40,6 +42,7 @@ __all__ = [
     "Store",
     "StoredProgress",
     "SupportsClaims",
+    "check_batch",
     "export_csv",
     "export_jsonl",
     "grant_lease",

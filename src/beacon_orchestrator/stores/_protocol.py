@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from attrs import frozen
 
+from .._errors import UsageError
 from .._records import RecordFilter
 from .._status import JobResult, JobStatus
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
@@ -21,12 +22,34 @@ __all__ = [
     "RecordFilter",
     "Store",
     "StoredProgress",
+    "check_batch",
     "group_keys",
     "should_replace",
 ]
 
 READ_BATCH = 1000
 """Records a store reads per round trip when it streams them (``iter_records``'s default)."""
+
+
+def check_batch(batch: object) -> int:
+    """``batch`` if it is a batch size ``iter_records`` can page by: an integer of at least 1.
+
+    A store calls it when its ``iter_records`` starts, so that every store refuses the same
+    values with the same message (the conformance suite checks that it does).
+
+    Args:
+        batch: The ``batch`` argument as the caller gave it.
+
+    Returns:
+        ``batch``, unchanged.
+
+    Raises:
+        UsageError: Naming the value: a batch of 0 (or below) would page forever, and a
+            ``bool`` or a float is not a count of records.
+    """
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise UsageError(f"batch: expected an integer >= 1, got {batch!r}")
+    return batch
 
 
 @frozen
@@ -212,7 +235,8 @@ class Store(Protocol):
         written). A store holds at most one batch in memory per iterator, so a job of any size
         is read in constant memory. Filters narrow the read (``status`` may be one status or
         several); :class:`RecordFilter` says what matches. An unknown job id raises
-        :class:`~beacon_orchestrator.StoreError` when iteration starts.
+        :class:`~beacon_orchestrator.StoreError`, and a ``batch`` that is not an integer of at
+        least 1 :class:`~beacon_orchestrator.UsageError`, when iteration starts.
         """
         ...
 

@@ -20,6 +20,7 @@ from ._protocol import (
     EndpointKeys,
     JobInfo,
     StoredProgress,
+    check_batch,
     group_keys,
     should_replace,
 )
@@ -130,8 +131,14 @@ class MemoryStore:
         question: str | None = None,
         batch: int = READ_BATCH,
     ) -> AsyncIterator[ExecutionRecord]:
-        """The records that pass the filters, in the order keys were first written."""
+        """The records that pass the filters, in the order keys were first written.
+
+        Raises:
+            UsageError: ``batch`` is not an integer of at least 1, or a filter is invalid.
+            StoreError: Unknown job id.
+        """
         f = RecordFilter.of(status=status, region=region, model=model, question=question)
+        check_batch(batch)
         for n, record in enumerate(self.iter_records_sync(job_id, f), start=1):
             yield record
             if n % batch == 0:

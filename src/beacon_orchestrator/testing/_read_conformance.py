@@ -2,10 +2,10 @@
 
 :class:`ReadRules` is mixed into :class:`~beacon_orchestrator.testing.StoreStateMachine`. Its
 rules read a job with random filters and batch sizes (a batch of one or two pages through every
-record) and compare with the reference model: the same records as ``records()`` gives, in its
-order, each key once; and ``keys()`` lists each endpoint once with exactly its keys (each
-sample apart) of the asked statuses, and what their records cost. Nothing here depends on a
-backend: the model is plain dicts.
+record; one below 1 is refused) and compare with the reference model: the same records as
+``records()`` gives, in its order, each key once; and ``keys()`` lists each endpoint once
+with exactly its keys (each sample apart) of the asked statuses, and what their records cost.
+Nothing here depends on a backend: the model is plain dicts.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
-from .._errors import StoreError
+from .._errors import StoreError, UsageError
 from .._records import RecordFilter
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from ..stores._protocol import EndpointKeys, Store
@@ -130,6 +130,25 @@ class ReadRules:
             else e.cost is not None and math.isclose(e.cost, want, rel_tol=1e-9, abs_tol=1e-9)
         )
         assert ok, f"{job_id}: keys() of {e.model_id}@{e.region}: cost {e.cost!r}, want {want!r}"
+
+    @precondition(lambda self: bool(self.model))
+    @rule(data=st.data(), batch=st.integers(-3, 0) | st.just(True) | st.just(2.5))
+    def iter_records_refuses_a_batch_it_cannot_page_by(
+        self, data: st.DataObject, batch: Any
+    ) -> None:
+        """iter_records with a batch that is not an integer >= 1 raises UsageError naming it.
+
+        A batch of 0 would page forever (or divide by zero), so it must be refused, not read.
+        """
+        job_id = data.draw(st.sampled_from(sorted(self.model)))
+        message = None
+        try:
+            self.call(self._filtered, job_id, RecordFilter(), batch)
+        except UsageError as exc:
+            message = str(exc)
+        assert message is not None, f"{job_id}: iter_records(batch={batch!r}) should raise"
+        assert "batch" in message, f"iter_records(batch={batch!r}): {message!r} names no field"
+        assert repr(batch) in message, f"iter_records(batch={batch!r}): {message!r} has no value"
 
     @rule(job_id=st.sampled_from(("no-such-job",)))
     def bulk_reads_of_unknown_jobs_are_errors(self, job_id: str) -> None:

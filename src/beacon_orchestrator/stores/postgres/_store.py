@@ -20,25 +20,24 @@ How it stays correct:
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Sequence, Set
+from collections.abc import AsyncIterator, Callable, Collection, Set
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import anyio
 import anyio.to_thread
 from attrs import define, evolve, field
 
 from ..._errors import StoreError, UsageError
-from ..._records import RecordFilter, Records, StatusArg
+from ..._records import RecordFilter, Records
 from ..._status import SHOWN_FAILURES, JobResult
 from ..._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from .._group_commit import GroupCommit
 from .._lease import Holder, Lease, holder_alive
-from .._protocol import READ_BATCH, EndpointKeys, JobInfo, StoredProgress
-from .._stored_spec import same_spec, spec_conflict, spec_from_json
+from .._protocol import EndpointKeys, JobInfo, StoredProgress
+from .._sql_base import KnownJob, SQLStoreBase
 from . import _jobs
 from ._config import (
     check_dsn,
@@ -59,7 +58,6 @@ if TYPE_CHECKING:
     import psycopg
     import psycopg_pool
 
-    from ..._spec import JobSpec
 
 __all__ = ["PostgresStore"]
 
@@ -67,14 +65,7 @@ _T = TypeVar("_T")
 
 
 @define
-class _Known:
-    """What this store instance already knows about a job (ids never disappear)."""
-
-    spec: JobSpec | None = None
-
-
-@define
-class PostgresStore(SharedJobs, SyncReads):
+class PostgresStore(SQLStoreBase, SharedJobs, SyncReads):
     """Jobs and records in a PostgreSQL database that many processes and machines share.
 
     Use it as an async context manager (``async with PostgresStore(dsn) as store:``), or call
@@ -109,7 +100,8 @@ class PostgresStore(SharedJobs, SyncReads):
     _limiter: anyio.CapacityLimiter = field(init=False, repr=False)
     _sql: Statements = field(init=False, repr=False)
     _commits: GroupCommit = field(init=False, repr=False)
-    _known: dict[str, _Known] = field(factory=dict, init=False, repr=False)
+    _known: dict[str, KnownJob] = field(factory=dict, init=False, repr=False)
+    _KIND: ClassVar[str] = "PostgreSQL store"
 
     @_limiter.default
     def _make_limiter(self) -> anyio.CapacityLimiter:
@@ -249,64 +241,64 @@ class PostgresStore(SharedJobs, SyncReads):
 
     # -- jobs -----------------------------------------------------------------------------
 
-    async def _require(self, job_id: str) -> _Known:
-        known = self._known.get(job_id)
-        if known is not None:
-            return known
-        if not await self._call(partial(_jobs.job_exists, schema=self.schema, job_id=job_id)):
-            raise StoreError(f"unknown job id {job_id!r} in PostgreSQL store {self.where}")
-        return self._known.setdefault(job_id, _Known())
+    # -- the statements under the shared methods (``SQLStoreBase``) ------------------------
 
-    async def open_job(self, spec: JobSpec) -> None:
-        """Register a job (idempotent for the same spec).
+    def _where(self) -> str:
+        return self.where
 
-        Raises:
-            JobConflictError: The job id is stored with a different spec.
-        """
-        known = self._known.get(spec.id)
-        if known is not None and known.spec is not None:
-            if known.spec == spec:
-                return
-            raise spec_conflict(spec, known.spec.to_dict(), self.where)
-        try:
-            spec_json = json.dumps(spec.to_dict(), sort_keys=True, separators=(",", ":"))
-        except (TypeError, ValueError) as exc:
-            raise StoreError(f"job {spec.id!r}: the spec is not JSON-serialisable: {exc}") from exc
+    @staticmethod
+    def _to_row(job_id: str, record: ExecutionRecord) -> Row:
+        return to_row(job_id, record)
+
+    async def _job_exists(self, job_id: str) -> bool:
+        return await self._call(partial(_jobs.job_exists, schema=self.schema, job_id=job_id))
+
+    async def _insert_job(self, job_id: str, spec_json: str, planned: int, at: float) -> str:
         insert = partial(
             _jobs.insert_job,
             schema=self.schema,
-            job_id=spec.id,
+            job_id=job_id,
             spec_json=spec_json,
-            planned=spec.size,
-            at=self.clock(),
+            planned=planned,
+            at=at,
         )
-        stored_json = await self._call(insert)
-        if stored_json != spec_json and not same_spec(stored_json, spec):
-            raise spec_conflict(spec, json.loads(stored_json), self.where)
-        self._known[spec.id] = _Known(spec=spec)
+        return await self._call(insert)
 
-    async def load_spec(self, job_id: str) -> JobSpec:
-        """The spec the job was opened with."""
-        known = await self._require(job_id)
-        if known.spec is None:
-            stored_json = await self._call(
-                partial(_jobs.read_spec, schema=self.schema, job_id=job_id)
-            )
-            try:
-                known.spec = spec_from_json(stored_json)
-            except Exception as exc:
-                raise StoreError(
-                    f"job {job_id!r} in {self.where}: the stored spec cannot be loaded: {exc}"
-                ) from exc
-        return known.spec
+    async def _read_spec(self, job_id: str) -> str:
+        return await self._call(partial(_jobs.read_spec, schema=self.schema, job_id=job_id))
 
-    async def finish_job(self, job_id: str, result: JobResult) -> None:
-        """Store the job's verdict (its records are already stored)."""
-        await self._require(job_id)
-        store = partial(
-            _jobs.store_result, schema=self.schema, job_id=job_id, result=result, at=self.clock()
-        )
+    async def _store_result(self, job_id: str, result: JobResult, at: float) -> None:
+        store = partial(_jobs.store_result, schema=self.schema, job_id=job_id, result=result, at=at)
         await self._call(store)
+
+    async def _read_jobs(self) -> list[JobInfo]:
+        return await self._call(partial(_jobs.read_jobs, schema=self.schema))
+
+    async def _acquire(self, job_id: str, holder: Holder, ttl: float, now: float) -> Lease:
+        acquire = partial(
+            _jobs.acquire,
+            schema=self.schema,
+            job_id=job_id,
+            holder=holder,
+            ttl=ttl,
+            now=now,
+            alive=holder_alive,
+        )
+        return await self._call(acquire)
+
+    async def _renew(self, lease: Lease, now: float) -> Lease:
+        return await self._call(partial(_jobs.renew, schema=self.schema, lease=lease, now=now))
+
+    async def _release(self, lease: Lease) -> None:
+        await self._call(partial(_jobs.release, schema=self.schema, lease=lease))
+
+    async def _read_batch(
+        self, job_id: str, f: RecordFilter, after: int, limit: int
+    ) -> tuple[list[ExecutionRecord], int]:
+        query = self._sql.batch(job_id, f, after, limit)
+        return await self._call(partial(_read_batch, query=query))
+
+    # -- what only this store has ---------------------------------------------------------
 
     async def load_result(self, job_id: str) -> JobResult | None:
         """The verdict stored by :meth:`finish_job`, reading its records from here, or ``None``.
@@ -330,67 +322,6 @@ class PostgresStore(SharedJobs, SyncReads):
             return None
         return evolve(result, records=Records(self, job_id, count=sum(result.counts.values())))
 
-    async def jobs(self) -> list[JobInfo]:
-        """Every job, oldest first, each with its lease."""
-        return await self._call(partial(_jobs.read_jobs, schema=self.schema))
-
-    # -- leases ---------------------------------------------------------------------------
-
-    async def acquire_lease(self, job_id: str, holder: Holder, ttl: float) -> Lease:
-        """Make ``holder`` the job's one runner, in one transaction that locks the lease row.
-
-        Raises:
-            JobLockedError: Another runner holds the lease and is alive.
-        """
-        await self._require(job_id)
-        acquire = partial(
-            _jobs.acquire,
-            schema=self.schema,
-            job_id=job_id,
-            holder=holder,
-            ttl=ttl,
-            now=self.clock(),
-            alive=holder_alive,
-        )
-        return await self._call(acquire)
-
-    async def renew_lease(self, lease: Lease) -> Lease:
-        """Move the lease's heartbeat to now, if it is still the job's lease.
-
-        Raises:
-            LeaseLostError: It was released or another runner took it over.
-        """
-        await self._require(lease.job_id)
-        return await self._call(
-            partial(_jobs.renew, schema=self.schema, lease=lease, now=self.clock())
-        )
-
-    async def release_lease(self, lease: Lease) -> None:
-        """Give up the lease, if it is still the job's lease."""
-        await self._require(lease.job_id)
-        await self._call(partial(_jobs.release, schema=self.schema, lease=lease))
-
-    # -- records --------------------------------------------------------------------------
-
-    async def write(self, job_id: str, record: ExecutionRecord) -> None:
-        """Store one record; returns once the transaction holding it has committed.
-
-        A ``COMPLETED`` record is never replaced by a record of another status.
-
-        Raises:
-            StoreError: Unknown job id, a record the table cannot hold (metadata that is not
-                JSON-serialisable, text that is not valid Unicode), or a failed commit.
-        """
-        await self._require(job_id)
-        await self._commits.commit([to_row(job_id, record)])
-
-    async def write_many(self, job_id: str, records: Sequence[ExecutionRecord]) -> None:
-        """Store several records in one transaction (later ones win, as if written in order)."""
-        await self._require(job_id)
-        rows = [to_row(job_id, r) for r in records]
-        if rows:
-            await self._commits.commit(rows)
-
     async def completed_keys(self, job_id: str) -> Set[ExecutionKey]:
         """Keys with a ``COMPLETED`` record (what a resumed run must not execute again)."""
         await self._require(job_id)
@@ -410,34 +341,6 @@ class PostgresStore(SharedJobs, SyncReads):
             return _read_records(conn.execute(select, (job_id,)))
 
         return await self._call(read)
-
-    async def iter_records(
-        self,
-        job_id: str,
-        *,
-        status: StatusArg = None,
-        region: str | None = None,
-        model: str | None = None,
-        question: str | None = None,
-        batch: int = READ_BATCH,
-    ) -> AsyncIterator[ExecutionRecord]:
-        """The records that pass the filters, ``batch`` per query, in the order of :meth:`records`.
-
-        Each batch is a query of its own (keyset pagination on the row's ``seq``), so a job of
-        any size is read in constant memory and the job's writes go on between batches.
-        """
-        f = RecordFilter.of(status=status, region=region, model=model, question=question)
-        if batch < 1:  # LIMIT 0 would never end the loop
-            raise UsageError(f"batch: expected an integer >= 1, got {batch!r}")
-        await self._require(job_id)
-        after = 0
-        while True:
-            query = self._sql.batch(job_id, f, after, batch)
-            found, after = await self._call(partial(_read_batch, query=query))
-            for record in found:
-                yield record
-            if len(found) < batch:
-                return
 
     async def keys(
         self, job_id: str, *, status: Collection[ExecutionStatus] | None = None

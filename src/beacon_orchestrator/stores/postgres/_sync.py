@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-from ..._errors import StoreError, UsageError
+from ..._errors import StoreError
 from ..._records import RecordFilter
 from ..._types import ExecutionRecord
 from .. import _protocol
@@ -47,9 +47,7 @@ class SyncReads:
             UsageError: ``batch`` is below 1.
             StoreError: Unknown job id, or the server cannot be read.
         """
-        size = _protocol.READ_BATCH if batch is None else batch
-        if size < 1:  # LIMIT 0 would never end the loop
-            raise UsageError(f"batch: expected an integer >= 1, got {batch!r}")
+        size = _protocol.check_batch(_protocol.READ_BATCH if batch is None else batch)
         return self._sync_batches(job_id, filter, size)
 
     def _sync_batches(self, job_id: str, f: RecordFilter, size: int) -> Iterator[ExecutionRecord]:

@@ -26,37 +26,33 @@ How it stays correct:
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence, Set
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Set
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Literal, TypeAlias, TypeVar
+from typing import ClassVar, Final, Literal, TypeAlias, TypeVar
 
 import anyio
 import anyio.to_thread
 from attrs import define, evolve, field
 
 from ..._errors import StoreError, UsageError
-from ..._records import RecordFilter, Records, StatusArg
+from ..._records import RecordFilter, Records
 from ..._status import JobResult
 from ..._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from .._export import Target
 from .._group_commit import GroupCommit
 from .._lease import Holder, Lease, holder_alive
-from .._protocol import READ_BATCH, EndpointKeys, JobInfo, StoredProgress
-from .._stored_spec import same_spec, spec_conflict, spec_from_json
+from .._protocol import READ_BATCH, EndpointKeys, JobInfo, StoredProgress, check_batch
+from .._sql_base import KnownJob, SQLStoreBase
 from . import _jobs, _leases
 from ._export_rows import ExportFormat, export_rows, read_raw_batch
 from ._rows import SELECT_RECORDS, Row, read_batch, read_keys, read_records, to_row
 from ._schema import connect, sqlite_failure
 from ._tallies import Tally, read_tally, write_rows
-
-if TYPE_CHECKING:
-    from ..._spec import JobSpec
 
 __all__ = ["SQLiteStore", "Synchronous"]
 
@@ -93,14 +89,7 @@ def _check_busy_timeout(_: object, __: object, value: object) -> None:
 
 
 @define
-class _Known:
-    """What this store instance already knows about a job (ids never disappear from a file)."""
-
-    spec: JobSpec | None = None
-
-
-@define
-class SQLiteStore:
+class SQLiteStore(SQLStoreBase):
     """Jobs and records in one SQLite file, durable across crashes, readable while a job runs.
 
     Use it as an async context manager (``async with SQLiteStore("jobs.db") as store:``), or call
@@ -133,7 +122,8 @@ class SQLiteStore:
         factory=lambda: anyio.CapacityLimiter(1), init=False, repr=False
     )
     _commits: GroupCommit = field(init=False, repr=False)
-    _known: dict[str, _Known] = field(factory=dict, init=False, repr=False)
+    _known: dict[str, KnownJob] = field(factory=dict, init=False, repr=False)
+    _KIND: ClassVar[str] = "SQLite store"
 
     @_commits.default
     def _group_commit(self) -> GroupCommit:
@@ -205,65 +195,51 @@ class SQLiteStore:
         # Not named: the group commit's own error names the store, once.
         await self._call(partial(write_rows, rows), named=False)
 
-    # -- jobs -----------------------------------------------------------------------------
+    # -- the statements under the shared methods (``SQLStoreBase``) ------------------------
 
-    async def _require(self, job_id: str) -> _Known:
-        known = self._known.get(job_id)
-        if known is not None:
-            return known
+    @staticmethod
+    def _to_row(job_id: str, record: ExecutionRecord) -> Row:
+        return to_row(job_id, record)
 
+    async def _job_exists(self, job_id: str) -> bool:
         def exists(conn: sqlite3.Connection) -> bool:
             return conn.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is not None
 
-        if not await self._call(exists):
-            raise StoreError(f"unknown job id {job_id!r} in SQLite store {self._where()}")
-        return self._known.setdefault(job_id, _Known())
+        return await self._call(exists)
 
-    async def open_job(self, spec: JobSpec) -> None:
-        """Register a job (idempotent for the same spec).
-
-        Raises:
-            JobConflictError: The job id is stored with a different spec.
-        """
-        known = self._known.get(spec.id)
-        if known is not None and known.spec is not None:
-            if known.spec == spec:
-                return
-            raise spec_conflict(spec, known.spec.to_dict(), self._where())
-        document = spec.to_dict()
-        try:
-            spec_json = json.dumps(document, sort_keys=True, separators=(",", ":"))
-        except (TypeError, ValueError) as exc:
-            raise StoreError(f"job {spec.id!r}: the spec is not JSON-serialisable: {exc}") from exc
+    async def _insert_job(self, job_id: str, spec_json: str, planned: int, at: float) -> str:
         insert = partial(
-            _jobs.insert_job,
-            job_id=spec.id,
-            spec_json=spec_json,
-            planned=spec.size,
-            at=self.clock(),
+            _jobs.insert_job, job_id=job_id, spec_json=spec_json, planned=planned, at=at
         )
-        stored_json = await self._call(insert)
-        if stored_json != spec_json and not same_spec(stored_json, spec):
-            raise spec_conflict(spec, json.loads(stored_json), self._where())
-        self._known[spec.id] = _Known(spec=spec)
+        return await self._call(insert)
 
-    async def load_spec(self, job_id: str) -> JobSpec:
-        """The spec the job was opened with."""
-        known = await self._require(job_id)
-        if known.spec is None:
-            stored_json = await self._call(partial(_jobs.read_spec, job_id=job_id))
-            try:
-                known.spec = spec_from_json(stored_json)
-            except Exception as exc:
-                raise StoreError(
-                    f"job {job_id!r} in {self._where()}: the stored spec cannot be loaded: {exc}"
-                ) from exc
-        return known.spec
+    async def _read_spec(self, job_id: str) -> str:
+        return await self._call(partial(_jobs.read_spec, job_id=job_id))
 
-    async def finish_job(self, job_id: str, result: JobResult) -> None:
-        """Store the job's verdict (its records are already stored)."""
-        await self._require(job_id)
-        await self._call(partial(_jobs.store_result, job_id=job_id, result=result, at=self.clock()))
+    async def _store_result(self, job_id: str, result: JobResult, at: float) -> None:
+        await self._call(partial(_jobs.store_result, job_id=job_id, result=result, at=at))
+
+    async def _read_jobs(self) -> list[JobInfo]:
+        return await self._call(_jobs.read_jobs)
+
+    async def _acquire(self, job_id: str, holder: Holder, ttl: float, now: float) -> Lease:
+        acquire = partial(
+            _leases.acquire, job_id=job_id, holder=holder, ttl=ttl, now=now, alive=holder_alive
+        )
+        return await self._call(acquire)
+
+    async def _renew(self, lease: Lease, now: float) -> Lease:
+        return await self._call(partial(_leases.renew, lease=lease, now=now))
+
+    async def _release(self, lease: Lease) -> None:
+        await self._call(partial(_leases.release, lease=lease))
+
+    async def _read_batch(
+        self, job_id: str, f: RecordFilter, after: int, limit: int
+    ) -> tuple[list[ExecutionRecord], int]:
+        return await self._call(partial(read_batch, job_id=job_id, f=f, after=after, limit=limit))
+
+    # -- what only this store has ---------------------------------------------------------
 
     async def load_result(self, job_id: str) -> JobResult | None:
         """The verdict stored by :meth:`finish_job`, reading its records from here, or ``None``.
@@ -276,68 +252,6 @@ class SQLiteStore:
         if result is None:
             return None
         return evolve(result, records=Records(self, job_id, count=sum(result.counts.values())))
-
-    async def jobs(self) -> list[JobInfo]:
-        """Every job, oldest first, each with its lease."""
-        return await self._call(_jobs.read_jobs)
-
-    # -- leases ---------------------------------------------------------------------------
-
-    async def acquire_lease(self, job_id: str, holder: Holder, ttl: float) -> Lease:
-        """Make ``holder`` the job's one runner, in one transaction that compares and sets.
-
-        Raises:
-            JobLockedError: Another runner holds the lease and is alive.
-        """
-        await self._require(job_id)
-        # The time is read here, in the event loop (a test's clock may be bound to it), before
-        # waiting for the write lock: a lease granted after a wait is stamped at most
-        # busy_timeout early, far less than any sensible ttl.
-        acquire = partial(
-            _leases.acquire,
-            job_id=job_id,
-            holder=holder,
-            ttl=ttl,
-            now=self.clock(),
-            alive=holder_alive,
-        )
-        return await self._call(acquire)
-
-    async def renew_lease(self, lease: Lease) -> Lease:
-        """Move the lease's heartbeat to now, if it is still the job's lease.
-
-        Raises:
-            LeaseLostError: It was released or another runner took it over.
-        """
-        await self._require(lease.job_id)
-        return await self._call(partial(_leases.renew, lease=lease, now=self.clock()))
-
-    async def release_lease(self, lease: Lease) -> None:
-        """Give up the lease, if it is still the job's lease."""
-        await self._require(lease.job_id)
-        await self._call(partial(_leases.release, lease=lease))
-
-    # -- records --------------------------------------------------------------------------
-
-    async def write(self, job_id: str, record: ExecutionRecord) -> None:
-        """Store one record; returns once the transaction holding it has committed.
-
-        A ``COMPLETED`` record is never replaced by a record of another status.
-
-        Raises:
-            StoreError: Unknown job id, a record the table cannot hold (metadata that is not
-                JSON-serialisable, text that is not valid Unicode), or a failed commit.
-        """
-        if job_id not in self._known:  # known ids are checked once: this is the hot path
-            await self._require(job_id)
-        await self._commits.commit([to_row(job_id, record)])
-
-    async def write_many(self, job_id: str, records: Sequence[ExecutionRecord]) -> None:
-        """Store several records in one transaction (later ones win, as if written in order)."""
-        await self._require(job_id)
-        rows = [to_row(job_id, r) for r in records]
-        if rows:
-            await self._commits.commit(rows)
 
     async def completed_keys(self, job_id: str) -> Set[ExecutionKey]:
         """Keys with a ``COMPLETED`` record (what a resumed run must not execute again)."""
@@ -367,33 +281,6 @@ class SQLiteStore:
         await self._require(job_id)
         return await self._call(partial(_jobs.read_progress, job_id=job_id))
 
-    async def iter_records(
-        self,
-        job_id: str,
-        *,
-        status: StatusArg = None,
-        region: str | None = None,
-        model: str | None = None,
-        question: str | None = None,
-        batch: int = READ_BATCH,
-    ) -> AsyncIterator[ExecutionRecord]:
-        """The records that pass the filters, ``batch`` per query, in the order of :meth:`records`.
-
-        Each batch is read in one query of its own, so a job of any size is read in constant
-        memory and the job's writes go on between batches.
-        """
-        f = RecordFilter.of(status=status, region=region, model=model, question=question)
-        await self._require(job_id)
-        after = 0
-        while True:
-            found, after = await self._call(
-                partial(read_batch, job_id=job_id, f=f, after=after, limit=batch)
-            )
-            for record in found:
-                yield record
-            if len(found) < batch:
-                return
-
     def iter_records_sync(
         self, job_id: str, filter: RecordFilter, *, batch: int = READ_BATCH
     ) -> Iterator[ExecutionRecord]:
@@ -413,7 +300,7 @@ class SQLiteStore:
                 "a ':memory:' SQLiteStore is read asynchronously only: "
                 "use 'async for record in result.records(...)'"
             )
-        read = partial(read_batch, f=filter, limit=batch)
+        read = partial(read_batch, f=filter, limit=check_batch(batch))
         return itertools.chain.from_iterable(self._batches_sync(job_id, read, batch))
 
     def export_sync(self, job_id: str, fmt: ExportFormat, target: Target) -> int:
