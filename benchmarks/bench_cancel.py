@@ -61,6 +61,7 @@ from beacon_orchestrator import (
 from ._common import BACKENDS, Row, check, median, row
 
 TARGET_MS = 10.0
+NO_GRACE = Limits(cancel_grace=0.0)
 QUESTIONS = 5
 
 
@@ -175,7 +176,9 @@ def make_spec(models: int, regions: int, questions: int = QUESTIONS) -> JobSpec:
     )
 
 
-async def one_run(spec: JobSpec) -> tuple[float, float, float, float, float]:
+async def one_run(
+    spec: JobSpec, limits: Limits = NO_GRACE
+) -> tuple[float, float, float, float, float]:
     """Seconds from ``cancel()`` to the last end, to ``cancel()`` returning, and to the verdict.
 
     Then the first and the last of these again in CPU seconds of the event loop's thread.
@@ -183,9 +186,7 @@ async def one_run(spec: JobSpec) -> tuple[float, float, float, float, float]:
     in_flight = len(spec.endpoints)
     executor = HangingExecutor(in_flight)
     async with anyio.create_task_group() as tg:
-        handle = await start_job(
-            tg, spec, executor, store=MemoryStore(), limits=Limits(cancel_grace=0.0)
-        )
+        handle = await start_job(tg, spec, executor, store=MemoryStore(), limits=limits)
         with anyio.fail_after(60):
             await executor.all_started.wait()
         start, start_cpu = time.perf_counter(), time.thread_time()
@@ -287,11 +288,19 @@ def measure_large(
     backends: Sequence[str] = BACKENDS,
     models: int = LARGE_MODELS,
     regions: int = LARGE_REGIONS,
+    *,
+    attempt_timeout: bool = True,
 ) -> list[Row]:
     """With 10,000 in flight: the last end against a bare task group's, and the verdict.
 
     Each in wall-clock time and in CPU time of the event loop's thread (see the module's text).
+    ``attempt_timeout=False`` runs the job with ``Limits(attempt_timeout=None)``: no attempt
+    then has a cancel scope of its own, which shows what that scope costs the cancellation
+    (``--no-attempt-timeout`` on the command line; not part of the suite's figures).
     """
+    limits = Limits(
+        cancel_grace=0.0, attempt_timeout=Limits().attempt_timeout if attempt_timeout else None
+    )
     # One question: every key is in flight, so the figure is the cost of what is in flight
     # (keys that never started cost a SKIPPED record each, which grows with the job by design).
     spec = make_spec(models, regions, questions=1)
@@ -305,11 +314,15 @@ def measure_large(
             # Alternate which goes first, so a change in the machine's load hits both alike.
             if i % 2:
                 bare.append(anyio.run(bare_run, in_flight, backend=backend))
-            runs.append(anyio.run(one_run, spec, backend=backend))
+            runs.append(anyio.run(one_run, spec, limits, backend=backend))
             if not i % 2:
                 bare.append(anyio.run(bare_run, in_flight, backend=backend))
             floor.append(anyio.run(floor_run, in_flight, backend=backend))
         rows.extend(_large_rows(spec, backend, repeats, runs, bare, floor))
+    if not attempt_timeout:
+        for r in rows:
+            r["name"] = f"{r['name']}_no_attempt_timeout"
+            r["note"] = f"{r.get('note', '')}; attempt_timeout=None (no scope per attempt)"
     return rows
 
 
@@ -392,5 +405,9 @@ def run(quick: bool) -> list[Row]:
 
 
 if __name__ == "__main__":
-    for r in run(quick="--quick" in sys.argv):
+    if "--no-attempt-timeout" in sys.argv:
+        rows = measure_large(repeats=7, attempt_timeout=False)
+    else:
+        rows = run(quick="--quick" in sys.argv)
+    for r in rows:
         print(json.dumps(r))
