@@ -96,13 +96,29 @@ async def test_an_outer_cancellation_passes_through_a_deadline() -> None:
 
 async def test_a_deadline_is_the_backends_own_scope(anyio_backend: str) -> None:
     """trio's own cancel scope on trio (one frame lighter than anyio's), anyio's elsewhere."""
-    scope = deadline_factory()(None)
+    scope = deadline_factory()(anyio.current_time() + 60)
     if anyio_backend == "trio":
         import trio
 
         assert isinstance(scope, trio.CancelScope)
     else:
         assert isinstance(scope, anyio.CancelScope)
+    assert scope.deadline == pytest.approx(anyio.current_time() + 60, abs=1)
+
+
+async def test_no_deadline_enters_no_scope_and_lets_every_cancellation_through(
+    anyio_backend: str,
+) -> None:
+    """``None`` is no scope at all: nothing caught, and an outer cancellation passes through."""
+    never = deadline_factory()(None)
+    assert not isinstance(never, anyio.CancelScope)
+    with anyio.CancelScope() as outer:
+        with never as scope:
+            outer.cancel()
+            await anyio.sleep(1)
+        raise AssertionError("the outer cancellation did not pass through")
+    assert outer.cancelled_caught
+    assert scope.cancelled_caught is False
 
 
 async def test_the_worker_group_is_cancelled_by_the_scope_around_it_and_keeps_shields(

@@ -8,13 +8,14 @@ knows asyncio's and trio's internals; a test pins its answers to anyio's own fun
 Two more keep cancelling 10,000 in-flight executions cheap on trio (see
 ``docs/performance.md``): an attempt's deadline is trio's own cancel scope, and the worker pool
 is a trio nursery, whose tasks carry no cancel scope of their own (anyio's task groups give each
-task one). Every nested scope is one more layer a cancellation unwinds in every task.
+task one). Every nested scope is one more layer a cancellation unwinds in every task. On asyncio
+the workers keep anyio's per-task scopes, and the scheduler times attempts out through them
+(:func:`task_scopes`, ``_scheduler/_watch``) instead of a scope per attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -28,6 +29,7 @@ __all__ = [
     "backend_primitives",
     "deadline_factory",
     "in_event_loop",
+    "task_scopes",
     "worker_group",
 ]
 
@@ -39,9 +41,9 @@ class Deadline(Protocol):
     """A cancel scope with a deadline around one awaited call (anyio's or trio's own).
 
     ``with make(when) as scope: ...`` cancels the body at ``when`` (the event loop's clock;
-    ``None``: never); the body's cancellation stops there and ``scope.cancelled_caught`` says
-    so. A cancellation from outside passes through, and a shielded section of the body runs to
-    its end first.
+    ``None``: never, and then no scope is entered at all); the body's cancellation stops there
+    and ``scope.cancelled_caught`` says so. A cancellation from outside passes through, and a
+    shielded section of the body runs to its end first.
     """
 
     @property
@@ -101,22 +103,37 @@ def deadline_factory() -> Callable[[float | None], Deadline]:
     Raises:
         RuntimeError: Outside a running event loop.
     """
-    inf = math.inf
     trio = _running_trio()
     if trio is not None:
         trio_scope = trio.CancelScope  # type: ignore[attr-defined]
 
         def trio_deadline(when: float | None) -> Deadline:
-            return trio_scope(deadline=inf if when is None else when)  # type: ignore[no-any-return]
+            return _NEVER if when is None else trio_scope(deadline=when)
 
         return trio_deadline
     asyncio.get_running_loop()  # raises outside a loop, as the trio branch's lookup does
     anyio_scope = anyio.CancelScope
 
     def anyio_deadline(when: float | None) -> Deadline:
-        return anyio_scope(deadline=inf if when is None else when)
+        return _NEVER if when is None else anyio_scope(deadline=when)
 
     return anyio_deadline
+
+
+class _NoDeadline:
+    """A deadline that never passes: no scope at all, so nothing to unwind and nothing caught."""
+
+    __slots__ = ()
+    cancelled_caught = False
+
+    def __enter__(self) -> _NoDeadline:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+_NEVER = _NoDeadline()  # stateless, so one serves every caller
 
 
 def worker_group() -> AbstractAsyncContextManager[Any]:
@@ -132,6 +149,15 @@ def worker_group() -> AbstractAsyncContextManager[Any]:
     if trio is not None:
         return trio.open_nursery()  # type: ignore[attr-defined, no-any-return]
     return anyio.create_task_group()
+
+
+def task_scopes() -> bool:
+    """Whether :func:`worker_group`'s ``start_soon`` returns a handle that cancels that task.
+
+    True under asyncio: anyio's task group (4.14 and later) gives each task a cancel scope of
+    its own, reached through the ``TaskHandle`` it returns. A trio nursery returns nothing.
+    """
+    return _running_trio() is None
 
 
 def in_event_loop() -> bool:

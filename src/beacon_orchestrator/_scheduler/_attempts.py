@@ -26,6 +26,7 @@ from ._fleet import Fleet
 from ._journal import JobLog
 from ._ledger import AttemptTimeout, Ledger, StopReason, error_code
 from ._plan import EndpointState
+from ._watch import AttemptWatch, Carried, Handover, TimedOut, Worker
 
 __all__ = ["AttemptLoop", "Interrupted"]
 
@@ -62,6 +63,14 @@ class Interrupted:
         self.ended = ended
 
 
+def _state(carried: Carried | None, now: float) -> tuple[int, int, float, BaseException | None]:
+    """Where an execution's attempts start: ``(attempt, calls, started, error)``."""
+    if carried is None:
+        return 1, 0, now, None
+    assert isinstance(carried.outcome, Exception)  # an answer is taken by carry_on
+    return carried.attempt, carried.calls, carried.started, carried.outcome
+
+
 class AttemptLoop:
     """Runs the attempts of one execution at a time (one instance serves the whole job).
 
@@ -84,6 +93,8 @@ class AttemptLoop:
             run uses any; its executions then take :meth:`_guarded`.
         deadline: Builds an attempt's cancel scope with its deadline (from
             ``_compat.deadline_factory``: trio's own on trio, one frame lighter than anyio's).
+        watch: Times attempts out instead of a scope each, for the callers of :meth:`run`
+            that pass their ``worker`` (see ``_watch``).
     """
 
     def __init__(
@@ -105,6 +116,7 @@ class AttemptLoop:
         system_prompts: Mapping[str, str | None] | None = None,
         fleet: Fleet | None = None,
         deadline: Callable[[float | None], Deadline],
+        watch: AttemptWatch | None = None,
     ) -> None:
         self.job_id = job_id
         self.executor = executor
@@ -123,6 +135,7 @@ class AttemptLoop:
         self.system_prompts = system_prompts or {}
         self.fleet = fleet
         self.deadline = deadline
+        self.watch = watch
         self.interrupted: list[Interrupted] = []
         # One scope per backoff in progress, so cancellation can cut every one short at once.
         self.sleepers: set[anyio.CancelScope] = set()
@@ -135,67 +148,151 @@ class AttemptLoop:
             scope.cancel()
 
     async def run(
-        self, key: ExecutionKey, prompt: str, at: tuple[EndpointState, int] | None = None
+        self,
+        key: ExecutionKey,
+        prompt: str,
+        at: tuple[EndpointState, int] | None = None,
+        worker: Worker | None = None,
+        carried: Carried | None = None,
     ) -> ExecutionRecord:
         """Every attempt of the execution ``key``, to its record.
 
         ``at`` (the key's endpoint and slot in the caller's plan) is kept with the execution if
-        it is interrupted.
+        it is interrupted. With ``worker`` (the calling task, as the loop's ``watch`` knows it)
+        attempts are timed out by the watch rather than by a scope each; ``carried`` goes on
+        with an execution whose attempt timed out in another worker.
 
         Raises:
+            Handover: The attempt timed out under the watch: a new worker must go on.
             BaseException: The backend's cancellation exception, or what an ``emit`` callback
                 (or any other code outside the executor) raised, after noting the execution as
                 interrupted, with the attempts the executor was called for.
         """
         if self.fleet is not None:
             return await self._guarded(key, prompt, self.fleet, at)
-        execute = self.executor.execute
-        timeout = self.attempt_timeout
-        hard = self.hard_deadline
-        attempt = 1
-        calls = 0  # attempts handed to the executor
-        started = now = self.now()
-        err: BaseException | None = None
-        system_prompt = self.system_prompts.get(key.region)
+        execute, timeout = self.executor.execute, self.attempt_timeout
+        watch = self.watch if worker is not None and timeout is not None else None
+        now = self.now()
+        attempt, calls, started, err = _state(carried, now)
         try:
             while True:
-                deadline = None if timeout is None else now + timeout
-                if hard is not None:
-                    deadline = hard if deadline is None else min(deadline, hard)
-                request = ExecutionRequest(
-                    self.job_id, key, prompt, self.params, attempt, deadline, system_prompt
-                )
-                if self.emit is not None:
-                    # A callback that raises here stops the job before this attempt starts.
-                    self.emit(ExecutionStarted(self.job_id, key, attempt, now))
+                if err is not None:  # the last attempt failed: retry, or end with it
+                    record = await self._after_failure(key, err, attempt, started)
+                    if record is not None:
+                        return record
+                    attempt += 1
+                    now = self.now()
+                request = self._request(key, prompt, attempt, now)
                 calls = attempt
                 try:
-                    # The attempt timeout inline, not in a helper coroutine: this is the hot path.
-                    if timeout is None:
-                        response = await execute(request)
-                    else:
-                        with self.deadline(now + timeout) as scope:
+                    # Timed inline, not in a helper coroutine: this is the hot path, and every
+                    # frame here is one more for each of 10,000 cancellations to unwind.
+                    if watch is None:
+                        with self.deadline(None if timeout is None else now + timeout) as scope:
                             response = await execute(request)
                         if scope.cancelled_caught:
-                            raise AttemptTimeout(timeout)  # noqa: TRY301
+                            raise AttemptTimeout(timeout)  # type: ignore[arg-type]  # noqa: TRY301
+                    else:
+                        watch.arm(worker, now + timeout)  # type: ignore[arg-type, operator]
+                        try:
+                            response = await execute(request)
+                        except BaseException as exc:
+                            watch.ended(worker, exc)  # type: ignore[arg-type]
+                            raise
+                        watch.ended(worker, response)  # type: ignore[arg-type]
                     verify_served_region(key.region, response)  # WRONG_REGION is permanent
                 except Exception as exc:
                     err = exc
                 else:
                     return self.ledger.completed(key, response, attempt, started, self.now())
-                wait = self._retry_wait(err, attempt)
-                if wait is None:
-                    status = TIMEOUT if isinstance(err, AttemptTimeout) else FAILED
-                    return self._failed(key, status, err, attempt, started)
-                if not await self._backoff(key, err, attempt, wait):
-                    return self._failed(key, CANCELLED, err, attempt, started)
-                attempt += 1
-                now = self.now()
+        except TimedOut as timed_out:  # the watch cut the attempt: a new worker goes on
+            raise self._handover(key, prompt, at, attempt, calls, started, timed_out) from None
         except BaseException:
             # Cancelled mid-attempt or mid-backoff, or something outside the executor raised:
             # the job records this execution when it finishes.
             self.interrupted.append(Interrupted(key, err, calls, started, self.now(), at))
             raise
+
+    def _request(
+        self, key: ExecutionKey, prompt: str, attempt: int, now: float
+    ) -> ExecutionRequest:
+        """The request of one attempt starting ``now``; tells ``emit`` it starts."""
+        timeout, hard = self.attempt_timeout, self.hard_deadline
+        deadline = None if timeout is None else now + timeout
+        if hard is not None:
+            deadline = hard if deadline is None else min(deadline, hard)
+        system_prompt = self.system_prompts.get(key.region)
+        request = ExecutionRequest(
+            self.job_id, key, prompt, self.params, attempt, deadline, system_prompt
+        )
+        if self.emit is not None:
+            # A callback that raises here stops the job before this attempt starts.
+            self.emit(ExecutionStarted(self.job_id, key, attempt, now))
+        return request
+
+    async def _after_failure(
+        self, key: ExecutionKey, err: BaseException, attempt: int, started: float
+    ) -> ExecutionRecord | None:
+        """After attempt ``attempt`` failed with ``err``: its record, or ``None`` to retry."""
+        wait = self._retry_wait(err, attempt)
+        if wait is None:
+            status = TIMEOUT if isinstance(err, AttemptTimeout) else FAILED
+            return self._failed(key, status, err, attempt, started)
+        if not await self._backoff(key, err, attempt, wait):
+            return self._failed(key, CANCELLED, err, attempt, started)
+        return None
+
+    def _handover(
+        self,
+        key: ExecutionKey,
+        prompt: str,
+        at: tuple[EndpointState, int] | None,
+        attempt: int,
+        calls: int,
+        started: float,
+        timed_out: TimedOut,
+    ) -> Handover:
+        """The attempt timed out under the watch: what the next worker goes on from."""
+        watch, timeout = self.watch, self.attempt_timeout
+        if at is None or watch is None or timeout is None:
+            raise AssertionError("a watched attempt has a place in the plan and a timeout")
+        outcome = timed_out.outcome
+        if not isinstance(outcome, Response | Exception):  # the cancellation: the timeout
+            outcome = AttemptTimeout(timeout)
+        carried = Carried(key, prompt, at, attempt, calls, started, outcome)
+        watch.hold(carried)
+        return Handover(carried)
+
+    async def carry_on(self, carried: Carried, worker: Worker) -> ExecutionRecord:
+        """Go on with an execution whose attempt timed out in another worker, to its record.
+
+        Its attempt's outcome is the timeout, or what the executor answered or raised after
+        all: an answer counts as it would have in that worker.
+
+        Raises:
+            Handover: Its next attempt timed out too.
+        """
+        record = self.answered(carried)
+        if record is not None:
+            return record
+        return await self.run(carried.key, carried.prompt, carried.at, worker, carried)
+
+    def answered(self, carried: Carried) -> ExecutionRecord | None:
+        """The record of a carried execution whose executor answered after all, else ``None``.
+
+        An answer from the wrong region becomes the outcome (``WRONG_REGION``) instead.
+        """
+        outcome = carried.outcome
+        if not isinstance(outcome, Response):
+            return None
+        try:
+            verify_served_region(carried.key.region, outcome)
+        except Exception as exc:
+            carried.outcome = exc
+            return None
+        return self.ledger.completed(
+            carried.key, outcome, carried.attempt, carried.started, self.now()
+        )
 
     async def _guarded(
         self,

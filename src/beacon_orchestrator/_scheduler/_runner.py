@@ -12,28 +12,26 @@ the job's lease from before it reads earlier records until after the verdict (``
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Unpack
+from typing import Any, Unpack
 
 import anyio
 import anyio.abc
 from anyio.lowlevel import checkpoint_if_cancelled
 
-from .._compat import backend_primitives, deadline_factory, worker_group
+from .._compat import backend_primitives, deadline_factory, task_scopes, worker_group
 from .._errors import UsageError
 from .._events import (
-    ExecutionFinished,
     JobFinished,
     JobStarted,
     Progress,
-    QuestionFinished,
-    QuestionStarted,
 )
 from .._executor import Executor, SupportsPreflight, check_endpoint_regions
 from .._spec import JobSpec
 from .._status import JobResult
 from .._types import ExecutionKey, ExecutionRecord, ExecutionStatus
 from ..stores import MemoryStore, Store
-from ._attempts import AttemptLoop
+from ._attempts import AttemptLoop, Interrupted
+from ._bookkeeping import Bookkeeping
 from ._budget import Budget
 from ._ending import Accounted, JobEnd
 from ._eta import EtaEstimator
@@ -47,6 +45,7 @@ from ._plan import EndpointState, Plan
 from ._resume import KeptKeys
 from ._stopping import Stopping
 from ._threads import LoopThread
+from ._watch import AttemptWatch, Carried, Handover, Worker
 
 __all__ = ["RegionQueue"]
 
@@ -58,7 +57,7 @@ def _missing_store_methods(store: object) -> list[str]:
     return [m for m in ("keys", "iter_records") if not callable(getattr(store, m, None))]
 
 
-class RegionQueue(Stopping):
+class RegionQueue(Stopping, Bookkeeping):
     """Runs one job: schedules its executions and accounts for every one of them.
 
     Most code calls :func:`run_job` or :func:`start_job`, which build a ``RegionQueue``. Use it
@@ -106,6 +105,8 @@ class RegionQueue(Stopping):
         self._stopping = False
         self._stop = StopReason()
         self._workers_scope: anyio.CancelScope | None = None
+        self._workers_group: Any = None  # the workers' task group while they run
+        self._watch: AttemptWatch | None = None
         self._gc_threshold: tuple[int, int, int] | None = None
         self._finished_event: anyio.Event | None = None
         self._result: JobResult | None = None
@@ -277,6 +278,10 @@ class RegionQueue(Stopping):
 
     def _attempt_loop(self) -> AttemptLoop:
         deadline, grace = self._job_deadline, self.limits.cancel_grace
+        # Where each worker task has a scope of its own, one watch times the attempts out
+        # (``_watch``); a run with fleet guards has per-endpoint timeouts, so a scope each.
+        timed = self.limits.attempt_timeout is not None and self._fleet is None
+        self._watch = AttemptWatch(self._now) if timed and task_scopes() else None
         return AttemptLoop(
             job_id=self.spec.id,
             executor=self.executor,
@@ -295,6 +300,7 @@ class RegionQueue(Stopping):
             system_prompts={r: self.spec.system_prompt_for(r) for r in self.spec.regions},
             fleet=self._fleet,
             deadline=deadline_factory(),
+            watch=self._watch,
         )
 
     async def _kept_keys(self) -> KeptKeys:
@@ -318,24 +324,38 @@ class RegionQueue(Stopping):
             outer.start_soon(self._interrupt_when_asked)
             if self._fleet is not None:
                 outer.start_soon(self._fleet.watch)
+            if self._watch is not None:
+                outer.start_soon(self._watch.run)
             with anyio.CancelScope() as workers_scope:
                 self._workers_scope = workers_scope
                 if self._stopping:  # cancelled before the workers existed
                     workers_scope.cancel()
                 # Workers return when cancelled, so trio's bare nursery serves (see _compat).
                 async with worker_group() as tg:
+                    self._workers_group = tg
                     for _ in range(n_workers):
-                        tg.start_soon(self._worker)
-            self._workers_scope = None
+                        self._spawn(None)
+            self._workers_scope = self._workers_group = None
             outer.cancel_scope.cancel()
 
     async def _deadline_watch(self, deadline: float) -> None:
         await anyio.sleep_until(deadline)
         self._request_cancel("deadline", self._deadline_reason())
 
-    async def _worker(self) -> None:
+    def _spawn(self, carried: Carried | None) -> None:
+        """Start a worker; with ``carried``, one that first goes on with that execution."""
+        if self._watch is None:
+            self._workers_group.start_soon(self._worker, None, carried)
+        else:
+            worker = Worker()  # the watch cancels this task through its handle
+            worker.handle = self._workers_group.start_soon(self._worker, worker, carried)
+
+    async def _worker(self, worker: Worker | None, carried: Carried | None) -> None:
         try:
-            await self._work()
+            await self._work(worker, carried)
+        except Handover as handover:
+            # Its attempt timed out, and this task's scope with it: a new worker goes on.
+            self._spawn(handover.carried)
         except self._cancelled_exc:
             if not self._stopping:
                 # Nobody inside asked for this, so it came from the caller's cancel scope.
@@ -349,11 +369,13 @@ class RegionQueue(Stopping):
         except Exception as exc:
             self._crashed(exc)
 
-    async def _work(self) -> None:
+    async def _work(self, worker: Worker | None, carried: Carried | None) -> None:
         """Pick, execute, store, account; until nothing is left or the job stops.
 
-        One execution's path is inline here rather than in a helper coroutine: this loop runs
-        once per execution of the job, and a coroutine per execution is measurable.
+        ``carried`` (an execution whose attempt timed out in another worker) goes first, taken
+        before anything is awaited, so it is accounted for here or by the watch, never by
+        neither. One execution's path is inline here rather than in a helper coroutine: this
+        loop runs once per execution of the job, and a coroutine per execution is measurable.
         """
         picker, attempts, store = self._picker, self._attempts, self.store
         plan = self._plan
@@ -364,28 +386,40 @@ class RegionQueue(Stopping):
         # happen between this check, the pick and the call into the executor. Later iterations
         # get the same guarantee from the checkpoint that ends each one, which raises if the
         # caller's scope was cancelled while this task was suspended.
-        await checkpoint_if_cancelled()
-        while self._may_start():
-            if deadline is not None and self._now() >= deadline:
-                self._request_cancel("deadline", self._deadline_reason())
-                return
-            e = picker.pick()
-            if e is None:
-                if picker.unstarted == 0:
+        if carried is None:
+            await checkpoint_if_cancelled()
+        while carried is not None or self._may_start():
+            if carried is not None:
+                key, prompt, (e, q) = carried.key, carried.prompt, carried.at
+                self._attempts.watch.take(carried)  # type: ignore[union-attr]
+            else:
+                if deadline is not None and self._now() >= deadline:
+                    self._request_cancel("deadline", self._deadline_reason())
                     return
-                if picker.over_budget:
-                    assert picker.budget is not None
-                    self._request_cancel("budget", picker.budget.reason())
-                    return
-                await self._idle_wait()
-                continue
-            q = self._start(e)  # the slot: sample q % samples of question q // samples
-            key = plan.key(e, q)
+                picked = picker.pick()
+                if picked is None:
+                    if picker.unstarted == 0:
+                        return
+                    if picker.over_budget:
+                        assert picker.budget is not None
+                        self._request_cancel("budget", picker.budget.reason())
+                        return
+                    await self._idle_wait()
+                    continue
+                e = picked
+                q = self._start(e)  # the slot: sample q % samples of question q // samples
+                key, prompt = plan.key(e, q), prompts[q // samples]
             try:
-                record = await attempts.run(key, prompts[q // samples], (e, q))
+                if carried is None:
+                    record = await attempts.run(key, prompt, (e, q), worker)
+                else:
+                    record = await attempts.carry_on(carried, worker)  # type: ignore[arg-type]
+            except Handover:
+                raise  # the execution goes on in another worker, in the same slot
             except BaseException:  # cancelled, or a bug; the attempt loop noted the execution
                 picker.release(e, requeue=False)
                 raise
+            carried = None
             if self._stopping and self._lease.fenced:
                 # It ended at the instant the lease was found lost: the new holder runs it.
                 picker.release(e, requeue=False)
@@ -403,64 +437,6 @@ class RegionQueue(Stopping):
             # tasks (and the caller's cancellation) in.
             await self._checkpoint()
 
-    def _start(self, e: EndpointState) -> int:
-        """Take ``e``'s next slot; returns its index."""
-        started = self._ledger.question_started
-        slot = e.cursor
-        q = slot // self._plan.samples
-        if not started[q]:
-            started[q] = True
-            if self._emit is not None:  # before the picker takes it: a raise leaves it unstarted
-                qid = self._plan.question_ids[q]
-                self._emit(QuestionStarted(self.spec.id, qid, q, self._now()))
-        self._picker.start(e)
-        if self._picker.unstarted == 0 and self._idle:
-            self._wake_idle()  # nothing left to pick: let the idle workers end
-        return slot
-
-    def _wake_if_ready(self) -> None:
-        """Wake an idle worker if something may start (a slot freed, a limit grew)."""
-        if self._idle and self._picker.ready:
-            self._wake_idle()
-
-    async def _idle_wait(self) -> None:
-        """Wait until a slot frees or a group advances (or the job stops)."""
-        self._idle += 1
-        try:
-            await self._wake.wait()
-        finally:
-            self._idle -= 1
-        # A set event returns its value even if the caller's scope was cancelled meanwhile
-        # (trio), so check before going on to pick.
-        await checkpoint_if_cancelled()
-
-    def _release(self, e: EndpointState) -> None:
-        """Free an execution's slots; wake an idle worker if that made work startable."""
-        self._picker.release(e, requeue=not self._stopping)
-        self._wake_if_ready()
-
-    def _finished(self, record: ExecutionRecord, e: EndpointState, slot: int) -> None:
-        """Bookkeeping once a record is stored: counts, events, gates, early stop."""
-        ledger = self._ledger
-        last_of_question = ledger.account(record, e, slot)
-        if self._log.debug:  # asked once per job: nothing per execution unless on
-            self._log.execution(record)
-        if self._emit is not None:
-            self._emit_safely(ExecutionFinished(self.spec.id, record, self._now()))
-            if last_of_question:
-                q = self._plan.question_of(slot)
-                qid = self._plan.question_ids[q]
-                self._emit_safely(QuestionFinished(self.spec.id, qid, q, self._now()))
-        if e.group is not None:
-            self._picker.finished(e, slot)
-            self._wake_if_ready()
-        if self.options.early_stop and not self._stopping:
-            verdict = self.policy.decided(ledger.tally())
-            if verdict is not None:
-                self._request_cancel(
-                    "early_stop", f"the verdict can no longer change ({verdict.status.value})"
-                )
-
     # -- the end: account for everything, then the verdict --------------------------------
 
     def _unstarted_keys(self) -> Iterator[tuple[ExecutionKey, EndpointState, int]]:
@@ -475,6 +451,8 @@ class RegionQueue(Stopping):
         unwritten, interrupted = list(self._unwritten.values()), list(self._attempts.interrupted)
         self._unwritten.clear()
         self._attempts.interrupted.clear()
+        if self._watch is not None:
+            self._take_leftovers(self._watch, unwritten, interrupted)
         result = await self._end.finish(
             unwritten, interrupted, policy=self.policy, limits=self.limits, started_at=self._wall0
         )
@@ -482,6 +460,19 @@ class RegionQueue(Stopping):
             self._result = result
             self._log.finished(result)
             self._emit_safely(JobFinished(self.spec.id, result, self._now()))
+
+    def _take_leftovers(
+        self, watch: AttemptWatch, unwritten: list[Accounted], interrupted: list[Interrupted]
+    ) -> None:
+        """Executions that timed out while the job ended, before another worker took them."""
+        now = self._now()
+        for c in watch.leftovers():
+            record = self._attempts.answered(c)
+            if record is not None:
+                unwritten.append((record, *c.at))
+            else:
+                assert isinstance(c.outcome, Exception)
+                interrupted.append(Interrupted(c.key, c.outcome, c.calls, c.started, now, c.at))
 
     async def wait(self) -> JobResult:
         """Wait for the verdict and return the result (or raise what stopped the job)."""
