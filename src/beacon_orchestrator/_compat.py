@@ -8,9 +8,10 @@ knows asyncio's and trio's internals; a test pins its answers to anyio's own fun
 Two more keep cancelling 10,000 in-flight executions cheap on trio (see
 ``docs/performance.md``): an attempt's deadline is trio's own cancel scope, and the worker pool
 is a trio nursery, whose tasks carry no cancel scope of their own (anyio's task groups give each
-task one). Every nested scope is one more layer a cancellation unwinds in every task. On asyncio
-the workers keep anyio's per-task scopes, and the scheduler times attempts out through them
-(:func:`task_scopes`, ``_scheduler/_watch``) instead of a scope per attempt.
+task one). Every nested scope is one more layer a cancellation unwinds in every task. The
+scheduler times attempts out through a scope per worker task, not per attempt (``_watch``): on
+asyncio anyio's own per-task scope (:func:`task_scopes`), on trio one the worker enters
+(:func:`scope_factory`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "backend_primitives",
     "deadline_factory",
     "in_event_loop",
+    "scope_factory",
     "task_scopes",
     "worker_group",
 ]
@@ -149,6 +151,18 @@ def worker_group() -> AbstractAsyncContextManager[Any]:
     if trio is not None:
         return trio.open_nursery()  # type: ignore[attr-defined, no-any-return]
     return anyio.create_task_group()
+
+
+def scope_factory() -> Callable[[], Any]:
+    """The running backend's plain cancel scope (no deadline): trio's own on trio, else anyio's.
+
+    What a worker runs in where its task has no scope of its own (trio), so that the watch can
+    cancel its attempt: the scope's ``cancel()`` is the handle the watch is given.
+    """
+    trio = _running_trio()
+    if trio is not None:
+        return trio.CancelScope  # type: ignore[attr-defined, no-any-return]
+    return anyio.CancelScope
 
 
 def task_scopes() -> bool:

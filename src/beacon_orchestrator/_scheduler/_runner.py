@@ -18,7 +18,7 @@ import anyio
 import anyio.abc
 from anyio.lowlevel import checkpoint_if_cancelled
 
-from .._compat import backend_primitives, deadline_factory, task_scopes, worker_group
+from .. import _compat
 from .._errors import UsageError
 from .._events import (
     JobFinished,
@@ -204,7 +204,7 @@ class RegionQueue(Stopping, Bookkeeping):
 
     async def _prepare(self) -> None:
         spec, opts, limits = self.spec, self.options, self.limits
-        self._now, self._checkpoint = backend_primitives()
+        self._now, self._checkpoint = _compat.backend_primitives()
         self._emit = opts.on_event
         self._cancelled_exc = anyio.get_cancelled_exc_class()
         self._log = log = JobLog(spec.id)
@@ -278,10 +278,11 @@ class RegionQueue(Stopping, Bookkeeping):
 
     def _attempt_loop(self) -> AttemptLoop:
         deadline, grace = self._job_deadline, self.limits.cancel_grace
-        # Where each worker task has a scope of its own, one watch times the attempts out
-        # (``_watch``); a run with fleet guards has per-endpoint timeouts, so a scope each.
+        # One watch times the attempts out through each worker's scope (``_watch``); a run
+        # with fleet guards has per-endpoint timeouts, so a deadline scope per attempt.
         timed = self.limits.attempt_timeout is not None and self._fleet is None
-        self._watch = AttemptWatch(self._now) if timed and task_scopes() else None
+        self._watch = AttemptWatch(self._now) if timed else None
+        self._task_scopes, self._new_scope = _compat.task_scopes(), _compat.scope_factory()
         return AttemptLoop(
             job_id=self.spec.id,
             executor=self.executor,
@@ -299,7 +300,7 @@ class RegionQueue(Stopping, Bookkeeping):
             log=self._log,
             system_prompts={r: self.spec.system_prompt_for(r) for r in self.spec.regions},
             fleet=self._fleet,
-            deadline=deadline_factory(),
+            deadline=_compat.deadline_factory(),
             watch=self._watch,
         )
 
@@ -331,7 +332,7 @@ class RegionQueue(Stopping, Bookkeeping):
                 if self._stopping:  # cancelled before the workers existed
                     workers_scope.cancel()
                 # Workers return when cancelled, so trio's bare nursery serves (see _compat).
-                async with worker_group() as tg:
+                async with _compat.worker_group() as tg:
                     self._workers_group = tg
                     for _ in range(n_workers):
                         self._spawn(None)
@@ -344,11 +345,20 @@ class RegionQueue(Stopping, Bookkeeping):
 
     def _spawn(self, carried: Carried | None) -> None:
         """Start a worker; with ``carried``, one that first goes on with that execution."""
+        group = self._workers_group
         if self._watch is None:
-            self._workers_group.start_soon(self._worker, None, carried)
+            group.start_soon(self._worker, None, carried)
+        elif self._task_scopes:
+            worker = Worker()  # the watch cancels this task through its own scope (asyncio)
+            worker.handle = group.start_soon(self._worker, worker, carried)
         else:
-            worker = Worker()  # the watch cancels this task through its handle
-            worker.handle = self._workers_group.start_soon(self._worker, worker, carried)
+            group.start_soon(self._scoped_worker, carried)
+
+    async def _scoped_worker(self, carried: Carried | None) -> None:
+        """A worker in a scope of its own, for the watch to cancel (trio's tasks have none)."""
+        worker = Worker()
+        with self._new_scope() as worker.handle:
+            await self._worker(worker, carried)
 
     async def _worker(self, worker: Worker | None, carried: Carried | None) -> None:
         try:
