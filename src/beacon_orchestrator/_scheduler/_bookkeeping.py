@@ -48,14 +48,14 @@ class Bookkeeping:
     _idle: int
     _wake: anyio.Event
 
-    def _wake_idle(self) -> None:  # provided by Stopping
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by Stopping; declared for the type checker only, so that no
+        # stub here can ever stand in front of them, whatever the order of the mixins
 
-    def _emit_safely(self, event: Event) -> None:  # provided by Stopping
-        raise NotImplementedError
+        def _wake_idle(self) -> None: ...
 
-    def _request_cancel(self, source: CancelSource, reason: str) -> None:  # provided by Stopping
-        raise NotImplementedError
+        def _emit_safely(self, event: Event) -> None: ...
+
+        def _request_cancel(self, source: CancelSource, reason: str) -> None: ...
 
     def _start(self, e: EndpointState) -> int:
         """Take ``e``'s next slot; returns its index."""

@@ -205,6 +205,7 @@ class RegionQueue(Stopping, Bookkeeping):
     async def _prepare(self) -> None:
         spec, opts, limits = self.spec, self.options, self.limits
         self._now, self._checkpoint = _compat.backend_primitives()
+        self._task_scopes, self._new_scope = _compat.task_scopes(), _compat.scope_factory()
         self._emit = opts.on_event
         self._cancelled_exc = anyio.get_cancelled_exc_class()
         self._log = log = JobLog(spec.id)
@@ -282,7 +283,6 @@ class RegionQueue(Stopping, Bookkeeping):
         # with fleet guards has per-endpoint timeouts, so a deadline scope per attempt.
         timed = self.limits.attempt_timeout is not None and self._fleet is None
         self._watch = AttemptWatch(self._now) if timed else None
-        self._task_scopes, self._new_scope = _compat.task_scopes(), _compat.scope_factory()
         return AttemptLoop(
             job_id=self.spec.id,
             executor=self.executor,
@@ -401,7 +401,7 @@ class RegionQueue(Stopping, Bookkeeping):
         while carried is not None or self._may_start():
             if carried is not None:
                 key, prompt, (e, q) = carried.key, carried.prompt, carried.at
-                self._attempts.watch.take(carried)  # type: ignore[union-attr]
+                self._watch.take(carried)  # type: ignore[union-attr]
             else:
                 if deadline is not None and self._now() >= deadline:
                     self._request_cancel("deadline", self._deadline_reason())
