@@ -188,3 +188,36 @@ async def test_fleet_guards_are_refused_in_shared_mode_before_anything_runs(
             await run_job(spec, fake, store=store, **options)
         assert await store.jobs() == []
     assert fake.log == []
+
+
+async def test_a_start_let_through_before_the_process_stood_still_past_its_fence_is_not_sent(
+    postgres_dsn: str, pg_schema: str
+) -> None:
+    """The gate lets a slot start, then the whole process stalls past its fence (as under
+    SIGSTOP, the event loop blocked): on waking it must not send that request, and the slot runs
+    later, once, under the endpoint's next claim."""
+    import time
+
+    spec = make_spec("shared-stall", questions=3, models=1)
+    fake = FakeExecutor.random(seed=11, latency=(0.001, 0.003))
+    lease = 1.5
+    stalled: list[float] = []
+
+    class Stalling(PostgresStore):
+        async def start(self, claim: Any, slot: int) -> bool | None:
+            started = await super().start(claim, slot)
+            if started and not stalled:
+                time.sleep(lease)  # the event loop stands still: no timer can fire meanwhile
+                stalled.append(anyio.current_time())
+            return started
+
+    async with Stalling(postgres_dsn, schema=pg_schema) as store:
+        result = await run_shared(
+            spec, fake, store, RunOptions(), SharedOptions(lease=lease, poll=0.05)
+        )
+        records = await store.records(spec.id)
+    assert stalled, "the stall never happened"
+    assert result.status is JobStatus.COMPLETED
+    assert Counter(r.status for r in records) == {ExecutionStatus.COMPLETED: spec.size}
+    starts = Counter(c.key for c in fake.log if c.kind == "start")
+    assert max(starts.values()) == 1, f"a key was sent twice: {starts}"

@@ -271,6 +271,12 @@ class SharedRun:
                 continue
             if not started:
                 return  # cancelled, or the endpoint passed on: nothing more starts here
+            if anyio.current_time() >= held.scope.deadline:
+                # The gate let it start, then this process stood still past its own fence (a
+                # SIGSTOP, a starved machine) before the scope's timer could fire: the lease
+                # may be another worker's now, so the request must not go out. The slot runs
+                # again under the endpoint's next holder, as if this worker had died here.
+                return
             key = plan.key(endpoint, slot)
             held.running = (slot, key)
             record = await job.attempts.run(key, plan.prompts[plan.question_of(slot)])
